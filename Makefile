@@ -1,0 +1,70 @@
+# daimm: every set-up step lives here, so a fresh clone needs only `make test` or `make demo`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+SOLC_VERSION := 0.8.28
+APE := $(BIN)/ape
+PYTEST_ARGS ?=
+
+# py-solc-x (and so ape-solidity) finds the compiler as `solc-v<version>` in this folder.
+export SOLCX_BINARY_PATH := $(VENV)/solcx
+# anvil, solcjs and forge come from npm; the venv's tools come next.
+export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
+export PYTHONDONTWRITEBYTECODE := 1
+
+SOLC := $(SOLCX_BINARY_PATH)/solc-v$(SOLC_VERSION)
+
+.PHONY: help setup compile test test-python test-foundry lint demo bench fuzz console clean
+
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed node_modules/.installed $(SOLC) ## Install Python, npm and compiler tooling (idempotent).
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+$(SOLC): scripts/solc-bridge.mjs
+	mkdir -p $(SOLCX_BINARY_PATH)
+	printf '#!/bin/sh\nexec node "%s/scripts/solc-bridge.mjs" "$$@"\n' "$(CURDIR)" > $@
+	chmod +x $@
+
+compile: setup ## Compile the contracts through ape-solidity and the solcjs bridge.
+	$(APE) compile
+
+test: compile ## Run the whole test suite (ape's in-process chain, then the contract tests on anvil).
+	$(APE) test tests $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-foundry
+
+test-foundry: compile ## Run the contract tests against anvil through ape-foundry.
+	$(APE) test tests/unit/contracts --network ethereum:local:foundry $(PYTEST_ARGS)
+
+lint: setup ## ruff and mypy on the Python package.
+	$(BIN)/ruff check src tests scripts bench
+	$(BIN)/ruff format --check src tests scripts bench
+	$(BIN)/mypy src
+
+demo: compile ## The end-to-end marketplace story on a local chain and the embedded store.
+	$(APE) run demo --network ethereum:local:foundry
+
+bench: compile ## Benchmarks; results in bench/results/*.json, table in bench/README.md.
+	$(APE) run gas_bench
+
+fuzz: compile ## The long property and fuzz runs.
+	DAIMM_FUZZ=long $(APE) test tests $(PYTEST_ARGS)
+
+console: compile ## ape console with the daimm contracts and namespace loaded.
+	$(APE) console
+
+clean: ## Remove build outputs (keeps .venv and node_modules).
+	rm -rf .build contracts/.cache bench/results/*.tmp

@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title ICreditEscrow
+/// @notice Pay-per-use payment channels. A user deposits credit for one model and one relayer (in
+/// the currency of the model's offer); each request carries an EIP-712 voucher signed by the user for
+/// the cumulative amount spent so far; the relayer redeems the latest voucher in one transaction for
+/// many calls. Redeemed amounts go to the RentalEscrow as revenue, where fee, split and dispute
+/// window apply. After `timeout` seconds without a deposit the user may reclaim what was not redeemed.
+/// IMPORTANT: vouchers are monotonic: a voucher for less than what was already redeemed is refused, as
+/// is one above the deposit. The relayer must redeem before the channel times out.
+interface ICreditEscrow {
+    /// @notice The signed voucher (EIP-712 primary type `Voucher`).
+    /// @param cumulativeAmount Everything the payer has agreed to pay on this channel, in the smallest unit.
+    struct Voucher {
+        uint256 modelId;
+        address relayer;
+        uint256 cumulativeAmount;
+        uint256 chainId;
+        address escrow;
+    }
+
+    /// @notice One channel: (payer, modelId, relayer).
+    struct Channel {
+        address currency;
+        uint128 deposited;
+        uint128 redeemed;
+        uint64 expiresAt;
+    }
+
+    error NoPayPerUse(uint256 modelId);
+    error RelayerNotAuthorised(uint256 modelId, address relayer);
+    error ZeroAmount();
+    error WrongPayment(uint256 expected, uint256 received);
+    error NotRelayer(address expected, address caller);
+    error WrongDomain(uint256 chainId, address escrow);
+    error InvalidSignature();
+    error VoucherNotMonotonic(uint256 cumulativeAmount, uint256 redeemed);
+    error VoucherAboveDeposit(uint256 cumulativeAmount, uint256 deposited);
+    error ChannelExpired(uint64 expiresAt);
+    error ChannelLive(uint64 expiresAt);
+    error NothingToReclaim();
+    error EthTransferFailed(address to, uint256 amount);
+
+    event CreditDeposited(address indexed payer, uint256 indexed modelId, address indexed relayer, address currency, uint256 amount, uint64 expiresAt);
+    event VoucherRedeemed(address indexed payer, uint256 indexed modelId, address indexed relayer, uint256 cumulativeAmount, uint256 paid);
+    event CreditReclaimed(address indexed payer, uint256 indexed modelId, address indexed relayer, uint256 amount);
+
+    /// @notice Add `amount` of credit for `modelId` served by `relayer` (send `amount` as value for ETH offers).
+    function deposit(uint256 modelId, address relayer, uint256 amount) external payable;
+    /// @notice Redeem the latest voucher signed by `payer`; only the voucher's relayer, before expiry.
+    function redeem(address payer, Voucher calldata voucher, bytes calldata signature) external returns (uint256 paid);
+    /// @notice Take back unredeemed credit once the channel has timed out.
+    function reclaim(uint256 modelId, address relayer) external returns (uint256 amount);
+
+    function channelOf(address payer, uint256 modelId, address relayer) external view returns (Channel memory);
+    /// @notice EIP-712 digest of `voucher` in this contract's domain (name "daimm CreditEscrow", version "1").
+    function voucherDigest(Voucher calldata voucher) external view returns (bytes32);
+    /// @notice Seconds a channel stays redeemable after its last deposit.
+    function timeout() external view returns (uint64);
+}

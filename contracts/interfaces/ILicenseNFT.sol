@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title ILicenseNFT
+/// @notice ERC-721 licences to use a model, minted only by the marketplace (MINTER_ROLE). A licence
+/// names its model, its kind and, for a rental, its expiry. The relayer asks `hasAccess`.
+/// IMPORTANT: no one (not the model owner, not the admin) can revoke or burn a licence that was paid
+/// for; only the escrow may end one, and only when an arbiter refunds its payment in full.
+/// NOTE: a plain ERC-721 transfer moves the licence and its access to the receiver with no royalty
+/// (ERC-2981 only signals); resales through the escrow pay the royalty.
+interface ILicenseNFT {
+    /// @notice Kind of licence.
+    enum Kind {
+        Rental,
+        Perpetual
+    }
+
+    /// @notice A licence's record. Packed into one storage slot.
+    /// @param modelId The licensed model.
+    /// @param expires End of the rental in seconds; `type(uint64).max` for a perpetual licence.
+    /// @param kind Rental or perpetual.
+    struct Licence {
+        uint128 modelId;
+        uint64 expires;
+        Kind kind;
+    }
+
+    /// @notice The caller is not the marketplace.
+    error NotMarketplace(address caller);
+    /// @notice Licence `licenceId` does not exist.
+    error UnknownLicence(uint256 licenceId);
+    /// @notice A rental cannot be extended to `expires`, which is not after its current expiry.
+    error InvalidExpiry(uint256 licenceId, uint64 expires);
+    /// @notice A perpetual licence cannot be extended.
+    error NotRental(uint256 licenceId);
+
+    /// @notice A licence was minted to `holder`.
+    event LicenceMinted(uint256 indexed licenceId, uint256 indexed modelId, address indexed holder, Kind kind, uint64 expires);
+    /// @notice A rental licence was extended to `expires`.
+    event LicenceExtended(uint256 indexed licenceId, uint256 indexed modelId, uint64 expires);
+    /// @notice A licence was ended by the escrow after a full refund.
+    event LicenceTerminated(uint256 indexed licenceId, uint256 indexed modelId);
+
+    /// @notice Mint a licence for `modelId` to `holder`; marketplace only.
+    function mint(address holder, uint256 modelId, Kind kind, uint64 expires) external returns (uint256 licenceId);
+
+    /// @notice Extend a live or lapsed rental to `expires`; marketplace only.
+    function extend(uint256 licenceId, uint64 expires) external;
+
+    /// @notice End a licence whose payment was refunded in full; marketplace only.
+    function terminate(uint256 licenceId) external;
+
+    /// @notice Whether `account` may use `modelId` now: it holds a perpetual licence or an unexpired
+    /// rental for it.
+    function hasAccess(uint256 modelId, address account) external view returns (bool);
+
+    /// @notice The licence record of `licenceId`.
+    function licenceOf(uint256 licenceId) external view returns (Licence memory);
+
+    /// @notice The rental licence `account` holds for `modelId`, or 0 if none (used to extend instead
+    /// of minting a second token).
+    function rentalOf(uint256 modelId, address account) external view returns (uint256 licenceId);
+}

@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title IRelayerRegistry
+/// @notice Inference relayers and the models they may serve. An operator registers a relayer (its
+/// signing address, its X25519 public key for key envelopes, its HTTPS endpoint) and can update or
+/// retire it. A model's owner authorises relayers for that model, naming the CID of the key envelope
+/// that wraps the model's content key for that relayer.
+/// NOTE: at most `MAX_RELAYERS_PER_MODEL` relayers serve one model, so `relayersOf` is bounded.
+interface IRelayerRegistry {
+    struct Relayer {
+        address operator;
+        bytes32 x25519PublicKey;
+        string endpoint;
+        bool active;
+    }
+
+    error RelayerExists(address relayer);
+    error UnknownRelayer(address relayer);
+    error RelayerRetired(address relayer);
+    error NotOperator(address relayer, address caller);
+    error NotModelOwner(uint256 modelId, address caller);
+    error AlreadyAuthorised(uint256 modelId, address relayer);
+    error NotAuthorised(uint256 modelId, address relayer);
+    error TooManyRelayers(uint256 modelId, uint256 max);
+    error EmptyEndpoint();
+    error EmptyCid();
+    error ZeroKey();
+
+    event RelayerRegistered(address indexed relayer, address indexed operator, bytes32 x25519PublicKey, string endpoint);
+    event RelayerUpdated(address indexed relayer, bytes32 x25519PublicKey, string endpoint);
+    event RelayerRetiredEvent(address indexed relayer);
+    event RelayerAuthorised(uint256 indexed modelId, address indexed relayer, string envelopeCid);
+    event EnvelopeUpdated(uint256 indexed modelId, address indexed relayer, string envelopeCid);
+    event RelayerDeauthorised(uint256 indexed modelId, address indexed relayer);
+
+    /// @notice Register `relayer` with the caller as its operator.
+    function register(address relayer, bytes32 x25519PublicKey, string calldata endpoint) external;
+    /// @notice Change a relayer's key or endpoint; operator only.
+    function update(address relayer, bytes32 x25519PublicKey, string calldata endpoint) external;
+    /// @notice Retire a relayer for good; operator only. Retired relayers serve no model.
+    function retire(address relayer) external;
+
+    /// @notice Authorise `relayer` for `modelId` with the CID of its key envelope; model owner only.
+    function authorise(uint256 modelId, address relayer, string calldata envelopeCid) external;
+    /// @notice Publish a new key envelope CID for an authorised relayer; model owner only.
+    function setEnvelope(uint256 modelId, address relayer, string calldata envelopeCid) external;
+    /// @notice Withdraw `relayer`'s authorisation for `modelId`; model owner only.
+    function deauthorise(uint256 modelId, address relayer) external;
+
+    function relayerOf(address relayer) external view returns (Relayer memory);
+    /// @notice Whether `relayer` is active and authorised for `modelId` by the model's current owner.
+    function isAuthorised(uint256 modelId, address relayer) external view returns (bool);
+    function envelopeOf(uint256 modelId, address relayer) external view returns (string memory);
+    function relayersOf(uint256 modelId) external view returns (address[] memory);
+    function MAX_RELAYERS_PER_MODEL() external view returns (uint256);
+}

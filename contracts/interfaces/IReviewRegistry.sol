@@ -1,0 +1,19 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title IReviewRegistry
+/// @notice Ratings from licence holders: 1 to 5 stars once per licence, with a comment stored by CID.
+/// Aggregates (count, sum) live on chain; reputation is derived off chain by the catalog.
+interface IReviewRegistry {
+    error NotLicenceHolder(uint256 licenceId, address caller);
+    error AlreadyReviewed(uint256 licenceId);
+    error InvalidRating(uint8 rating);
+
+    event Reviewed(uint256 indexed modelId, uint256 indexed licenceId, address indexed reviewer, uint8 rating, string commentCid);
+
+    /// @notice Rate the model of `licenceId`, which the caller holds; once per licence.
+    function review(uint256 licenceId, uint8 rating, string calldata commentCid) external;
+    /// @notice Number of ratings and their sum for `modelId`.
+    function ratingOf(uint256 modelId) external view returns (uint64 count, uint64 sum);
+    function reviewed(uint256 licenceId) external view returns (bool);
+}

@@ -1,0 +1,11 @@
+"""Small informational commands."""
+
+import click
+
+import daimm
+
+
+@click.command()
+def version() -> None:
+    """Print the daimm version."""
+    click.echo(daimm.__version__)
