@@ -59,6 +59,7 @@ demo: compile ## The end-to-end marketplace story on a local chain and the embed
 
 bench: compile ## Benchmarks; results in bench/results/*.json, table in bench/README.md.
 	$(APE) run gas_bench
+	$(BIN)/python bench/storage_bench.py
 
 fuzz: compile ## The long property and fuzz runs.
 	DAIMM_FUZZ=long $(APE) test tests $(PYTEST_ARGS)

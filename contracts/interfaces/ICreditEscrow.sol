@@ -41,12 +41,23 @@ interface ICreditEscrow {
     error ChannelLive(uint64 expiresAt);
     error NothingToReclaim();
     error EthTransferFailed(address to, uint256 amount);
+    /// @notice The model's offer is now in `offerCurrency`, but this channel holds `channelCurrency`;
+    /// a channel keeps the currency of its first deposit for life (vouchers do not name a currency).
+    error CurrencyChanged(address channelCurrency, address offerCurrency);
+    /// @notice A constructor argument was the zero address.
+    error ZeroAddress();
+    /// @notice The offer's currency is no longer allowed by the RentalEscrow (it could not be redeemed).
+    error CurrencyNotAllowed(address currency);
+    /// @notice The channel timeout must be more than zero seconds.
+    error InvalidTimeout(uint64 timeout);
 
     event CreditDeposited(address indexed payer, uint256 indexed modelId, address indexed relayer, address currency, uint256 amount, uint64 expiresAt);
     event VoucherRedeemed(address indexed payer, uint256 indexed modelId, address indexed relayer, uint256 cumulativeAmount, uint256 paid);
     event CreditReclaimed(address indexed payer, uint256 indexed modelId, address indexed relayer, uint256 amount);
 
-    /// @notice Add `amount` of credit for `modelId` served by `relayer` (send `amount` as value for ETH offers).
+    /// @notice Add `amount` of credit for `modelId` served by `relayer` (send `amount` as value for ETH
+    /// offers); the offer must be active with a `pricePerCall`, and `relayer` authorised for the model.
+    /// Extends the channel's expiry to now + `timeout`. An ERC-20 is credited at the amount received.
     function deposit(uint256 modelId, address relayer, uint256 amount) external payable;
     /// @notice Redeem the latest voucher signed by `payer`; only the voucher's relayer, before expiry.
     function redeem(address payer, Voucher calldata voucher, bytes calldata signature) external returns (uint256 paid);
@@ -58,4 +69,8 @@ interface ICreditEscrow {
     function voucherDigest(Voucher calldata voucher) external view returns (bytes32);
     /// @notice Seconds a channel stays redeemable after its last deposit.
     function timeout() external view returns (uint64);
+    /// @notice The RentalEscrow that redeemed amounts are paid into.
+    function rentalEscrow() external view returns (address);
+    /// @notice The RelayerRegistry consulted at deposit.
+    function relayerRegistry() external view returns (address);
 }

@@ -33,22 +33,48 @@ interface ILicenseNFT {
     error InvalidExpiry(uint256 licenceId, uint64 expires);
     /// @notice A perpetual licence cannot be extended.
     error NotRental(uint256 licenceId);
+    /// @notice `account` already holds rental `licenceId` for `modelId`; an account holds at most one
+    /// rental per model (so `rentalOf` is a single id), so a second one cannot be minted or sent to it.
+    error RentalAlreadyHeld(uint256 modelId, address account, uint256 licenceId);
+    /// @notice Licence `licenceId` is locked by an open dispute: it cannot move or be extended.
+    error LicenceLocked(uint256 licenceId);
+    /// @notice Licence `licenceId` is not locked.
+    error LicenceNotLocked(uint256 licenceId);
 
     /// @notice A licence was minted to `holder`.
     event LicenceMinted(uint256 indexed licenceId, uint256 indexed modelId, address indexed holder, Kind kind, uint64 expires);
     /// @notice A rental licence was extended to `expires`.
     event LicenceExtended(uint256 indexed licenceId, uint256 indexed modelId, uint64 expires);
+    /// @notice Licence `licenceId` was locked (`locked`) by an open dispute, or unlocked when it was resolved.
+    event LicenceLockSet(uint256 indexed licenceId, bool locked);
     /// @notice A licence was ended by the escrow after a full refund.
     event LicenceTerminated(uint256 indexed licenceId, uint256 indexed modelId);
 
     /// @notice Mint a licence for `modelId` to `holder`; marketplace only.
     function mint(address holder, uint256 modelId, Kind kind, uint64 expires) external returns (uint256 licenceId);
 
+    /// @notice Extend `holder`'s rental of `modelId` by `duration` seconds from its expiry (or from now
+    /// if it has lapsed), or mint one ending `duration` seconds from now if `holder` has none;
+    /// marketplace only. One call instead of `rentalOf` + `mint`/`extend` (gas).
+    /// @param duration Rental time bought, in seconds.
+    /// @return licenceId The rental licence (new or existing).
+    /// @return expires Its new expiry, in seconds.
+    function mintOrExtendRental(address holder, uint256 modelId, uint64 duration)
+        external
+        returns (uint256 licenceId, uint64 expires);
+
     /// @notice Extend a live or lapsed rental to `expires`; marketplace only.
     function extend(uint256 licenceId, uint64 expires) external;
 
     /// @notice End a licence whose payment was refunded in full; marketplace only.
     function terminate(uint256 licenceId) external;
+
+    /// @notice Lock (while a dispute over its payment is open) or unlock licence `licenceId`; marketplace
+    /// only. A locked licence keeps its access but cannot be transferred or extended.
+    function setLocked(uint256 licenceId, bool locked) external;
+
+    /// @notice Whether licence `licenceId` is locked by an open dispute.
+    function isLocked(uint256 licenceId) external view returns (bool);
 
     /// @notice Whether `account` may use `modelId` now: it holds a perpetual licence or an unexpired
     /// rental for it.

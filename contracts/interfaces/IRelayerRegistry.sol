@@ -26,6 +26,8 @@ interface IRelayerRegistry {
     error EmptyEndpoint();
     error EmptyCid();
     error ZeroKey();
+    /// @notice The zero address was given as a relayer.
+    error ZeroAddress();
 
     event RelayerRegistered(address indexed relayer, address indexed operator, bytes32 x25519PublicKey, string endpoint);
     event RelayerUpdated(address indexed relayer, bytes32 x25519PublicKey, string endpoint);
@@ -52,6 +54,11 @@ interface IRelayerRegistry {
     /// @notice Whether `relayer` is active and authorised for `modelId` by the model's current owner.
     function isAuthorised(uint256 modelId, address relayer) external view returns (bool);
     function envelopeOf(uint256 modelId, address relayer) external view returns (string memory);
+    /// @notice The relayers holding one of `modelId`'s slots (at most `MAX_RELAYERS_PER_MODEL`), in no
+    /// particular order. Includes retired relayers and ones authorised by a previous owner until the
+    /// owner deauthorises them: filter with `isAuthorised`.
     function relayersOf(uint256 modelId) external view returns (address[] memory);
     function MAX_RELAYERS_PER_MODEL() external view returns (uint256);
+    /// @notice The ModelRegistry whose token owners authorise relayers.
+    function modelRegistry() external view returns (address);
 }

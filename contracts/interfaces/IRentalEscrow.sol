@@ -79,6 +79,14 @@ interface IRentalEscrow {
     error NothingOwed(address account, address currency);
     error EthTransferFailed(address to, uint256 amount);
     error ZeroAddress();
+    /// @notice Model `modelId` does not exist in the registry.
+    error UnknownModel(uint256 modelId);
+    /// @notice The escrow is not approved to move licence `licenceId` (approve it before listing).
+    error NotApproved(uint256 licenceId);
+    /// @notice Nothing is held for `payeeSet` in `currency` released at `releaseAt`.
+    /// @notice The admin already allowed `max` distinct currencies.
+    error TooManyCurrencies(uint256 max);
+    error NothingHeld(uint256 payeeSet, address currency, uint64 releaseAt);
 
     // ---------------------------------------------------------------- events
     event OfferSet(uint256 indexed modelId, Offer offer);
@@ -104,6 +112,11 @@ interface IRentalEscrow {
     event Delisted(uint256 indexed licenceId);
     event Resold(uint256 indexed licenceId, uint256 indexed modelId, address indexed buyer, address seller, uint256 price, uint256 royalty);
     event DisputeOpened(uint256 indexed disputeId, uint256 indexed licenceId, address indexed payer, uint256 amount);
+    /// @notice Dispute `disputeId` took `amount` (of which `fee` is the platform fee) out of the held
+    /// payments of `payeeSet` in `currency` released at `releaseAt`.
+    event PaymentDisputed(
+        uint256 indexed disputeId, uint256 indexed payeeSet, address indexed currency, uint64 releaseAt, uint256 amount, uint256 fee
+    );
     event DisputeResolved(uint256 indexed disputeId, Resolution resolution, uint256 refunded, uint256 released);
     event Settled(uint256 indexed payeeSet, address indexed currency, uint64 indexed releaseAt, uint256 amount, uint256 fee);
     event Credited(address indexed account, address indexed currency, uint256 amount);
@@ -145,6 +158,11 @@ interface IRentalEscrow {
     /// only the payer, who must still hold the licence.
     function openDispute(uint256 licenceId) external returns (uint256 disputeId);
 
+    /// @notice Open a dispute over the caller's latest held payment for `licenceId` made to `payeeSet` in
+    /// `currency` (as in its `PaymentHeld` event): for when the model's payees or currency changed
+    /// since the payment, so the one-argument form no longer finds it.
+    function openDispute(uint256 licenceId, uint256 payeeSet, address currency) external returns (uint256 disputeId);
+
     /// @notice Resolve dispute `disputeId`; ARBITER_ROLE only. `refundBps` is used with `Split`.
     function resolveDispute(uint256 disputeId, Resolution resolution, uint16 refundBps) external;
 
@@ -182,4 +200,18 @@ interface IRentalEscrow {
     function disputeWindow() external view returns (uint64);
     function MAX_FEE_BPS() external view returns (uint16);
     function MAX_PAYEES() external view returns (uint256);
+    /// @notice The payee set that a payment for `modelId` made now carries (its split, or its owner).
+    function payeeSetOf(uint256 modelId) external view returns (uint256);
+    /// @notice The disputable held payment of `payer` for `licenceId` to `payeeSet` in `currency`.
+    /// @return amount Held amount in the smallest unit (0 if none).
+    /// @return fee Its platform fee part.
+    /// @return releaseAt When it is released (seconds); disputes must open before.
+    function receiptOf(uint256 licenceId, address payer, uint256 payeeSet, address currency)
+        external
+        view
+        returns (uint256 amount, uint256 fee, uint64 releaseAt);
+    /// @notice The `releaseAt` (seconds) a payment made now is held until.
+    function currentReleaseAt() external view returns (uint64);
+    /// @notice Number of disputes opened so far (the highest dispute id).
+    function disputeCount() external view returns (uint256);
 }

@@ -8,6 +8,8 @@ interface IReviewRegistry {
     error NotLicenceHolder(uint256 licenceId, address caller);
     error AlreadyReviewed(uint256 licenceId);
     error InvalidRating(uint8 rating);
+    /// @notice A constructor argument was the zero address.
+    error ZeroAddress();
 
     event Reviewed(uint256 indexed modelId, uint256 indexed licenceId, address indexed reviewer, uint8 rating, string commentCid);
 
@@ -16,4 +18,6 @@ interface IReviewRegistry {
     /// @notice Number of ratings and their sum for `modelId`.
     function ratingOf(uint256 modelId) external view returns (uint64 count, uint64 sum);
     function reviewed(uint256 licenceId) external view returns (bool);
+    /// @notice The LicenseNFT whose holders may review.
+    function licenceNFT() external view returns (address);
 }

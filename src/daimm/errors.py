@@ -49,3 +49,114 @@ class ChainUnavailableError(ChainError):
 
 class TransactionError(ChainError):
     """A transaction reverted or would revert; the message names the contract's custom error."""
+
+
+# ------------------------------------------------------------------ marketplace (daimm.market)
+class DeploymentNotFoundError(ConfigError):
+    """The deployments file has no daimm deployment for the connected network, or the wrong chain."""
+
+
+class ContractRevertError(TransactionError):
+    """A contract reverted with a custom error; `error_name` and `error_args` say which.
+
+    Args:
+        contract: Name of the contract that reverted (e.g. ``RentalEscrow``).
+        error_name: The custom error's name (e.g. ``PriceAboveMax``).
+        error_args: The custom error's arguments, in ABI order.
+    """
+
+    def __init__(self, contract: str, error_name: str, error_args: dict[str, object]) -> None:
+        self.contract = contract
+        self.error_name = error_name
+        self.error_args = dict(error_args)
+        shown = ", ".join(f"{k}={v}" for k, v in self.error_args.items())
+        super().__init__(f"{contract} reverted with {error_name}({shown})")
+
+
+class PreflightError(TransactionError):
+    """A check before sending a transaction failed, so nothing was sent; the message says what to do."""
+
+
+class AllowanceError(PreflightError):
+    """The spender may not move enough of the caller's tokens: approve first."""
+
+
+class InsufficientBalanceError(PreflightError):
+    """The caller holds less than the transaction needs."""
+
+
+class OfferError(PreflightError):
+    """The model's offer does not allow this purchase (inactive, currency, duration, price)."""
+
+
+class NoLicenceError(PreflightError):
+    """The caller holds no (live) licence that this action requires."""
+
+
+class NotOwnerError(PreflightError):
+    """The caller does not own the model, relayer or licence the action needs."""
+
+
+class ModelValidationError(ValidationError):
+    """An ONNX model failed validation against its metadata (load, schema, sample run)."""
+
+
+__all__ += [
+    "AllowanceError",
+    "ContractRevertError",
+    "DeploymentNotFoundError",
+    "InsufficientBalanceError",
+    "ModelValidationError",
+    "NoLicenceError",
+    "NotOwnerError",
+    "OfferError",
+    "PreflightError",
+]
+
+
+# ------------------------------------------------------------------ signatures (daimm.eip712)
+class SignatureError(CryptoError):
+    """A signature is malformed, uses the high-s form, or was not made by the expected signer."""
+
+
+__all__ += ["SignatureError"]
+
+
+# ------------------------------------------------------------------ catalog (daimm.catalog)
+class CatalogError(DaimmError):
+    """The catalog database cannot be opened or used, or does not hold what was asked for."""
+
+
+__all__ += ["CatalogError"]
+
+
+# ------------------------------------------------------------------ relayer (daimm.relayer)
+class RelayerError(DaimmError):
+    """The inference relayer (or a client talking to one) failed; the message says what to do."""
+
+
+class RequestRefusedError(RelayerError):
+    """The relayer refuses one request; `status` is the HTTP status and `code` the JSON error code.
+
+    Args:
+        status: HTTP status code (401, 402, 403, 413, 422, 429, 503, ...).
+        code: Short machine-readable code, e.g. ``no_licence``.
+        detail: One sentence saying what happened and what to do.
+    """
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        self.status = status
+        self.code = code
+        self.detail = detail
+        super().__init__(f"{code} ({status}): {detail}")
+
+
+class ModelUnavailableError(RelayerError):
+    """A model cannot be served right now (failed to load, its worker crashed, budget exhausted)."""
+
+
+class ReceiptError(SignatureError):
+    """A relayer receipt does not verify: wrong signer, or hashes that do not match the answer."""
+
+
+__all__ += ["ModelUnavailableError", "ReceiptError", "RelayerError", "RequestRefusedError"]

@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+
+import {ICreditEscrow} from "./interfaces/ICreditEscrow.sol";
+import {IRelayerRegistry} from "./interfaces/IRelayerRegistry.sol";
+import {IRentalEscrow} from "./interfaces/IRentalEscrow.sol";
+
+/// @title CreditEscrow
+/// @notice Pay-per-use payment channels, one per (payer, model, relayer), in the currency of the
+/// model's offer at the channel's first deposit.
+/// @dev Invariants, per channel:
+/// - `redeemed <= deposited` at all times, and `redeemed` only grows;
+/// - this contract holds, per currency, exactly the sum of `deposited - redeemed` over its channels;
+/// - a redeemed amount leaves for the RentalEscrow in the same transaction and is booked there with
+///   `depositRevenue`, so the platform fee, the model's split and the dispute window apply to it.
+/// `deposited` is the credit put in minus the credit reclaimed; `cumulativeAmount` in a voucher is
+/// everything the payer has agreed to pay on the channel, so a voucher the relayer failed to redeem
+/// before a reclaim stays payable from a later deposit on the same channel.
+/// IMPORTANT: this contract must hold the RentalEscrow's REVENUE_SOURCE_ROLE, or every redemption
+/// reverts (the payer can still reclaim after the timeout).
+/// IMPORTANT: ERC-20 amounts are booked at the balance actually received, as the RentalEscrow does:
+/// a fee-on-transfer token credits the channel with what arrived (the payer bears the fee of their
+/// deposit), and a redemption books at the RentalEscrow what arrived there (the payees bear that fee).
+/// Every wei booked was received; `CreditDeposited.amount` is the credited amount.
+/// NOTE: signatures are checked with OpenZeppelin's SignatureChecker: ECDSA (refusing high-s and
+/// malformed signatures) for accounts without code, ERC-1271 for contract wallets.
+contract CreditEscrow is ICreditEscrow, EIP712, ReentrancyGuard {
+    using SafeERC20 for IERC20;
+
+    // ---------------------------------------------------------------- types
+
+    /// @dev EIP-712 type hash of `Voucher`.
+    bytes32 private constant VOUCHER_TYPEHASH =
+        keccak256("Voucher(uint256 modelId,address relayer,uint256 cumulativeAmount,uint256 chainId,address escrow)");
+
+    // ---------------------------------------------------------------- storage
+
+    IRentalEscrow private immutable _escrow;
+    IRelayerRegistry private immutable _relayers;
+    uint64 private immutable _timeout;
+
+    mapping(address payer => mapping(uint256 modelId => mapping(address relayer => Channel))) private _channels;
+
+    // ---------------------------------------------------------------- constructor
+
+    /// @param escrow The RentalEscrow that receives redeemed amounts as revenue.
+    /// @param relayers The RelayerRegistry that says which relayers serve a model.
+    /// @param timeout_ Seconds a channel stays redeemable after its last deposit.
+    constructor(address escrow, address relayers, uint64 timeout_) EIP712("daimm CreditEscrow", "1") {
+        if (escrow == address(0) || relayers == address(0)) revert ZeroAddress();
+        if (timeout_ == 0) revert InvalidTimeout(timeout_);
+        _escrow = IRentalEscrow(escrow);
+        _relayers = IRelayerRegistry(relayers);
+        _timeout = timeout_;
+    }
+
+    // ---------------------------------------------------------------- external
+
+    /// @inheritdoc ICreditEscrow
+    function deposit(uint256 modelId, address relayer, uint256 amount) external payable nonReentrant {
+        IRentalEscrow.Offer memory offer = _escrow.offerOf(modelId);
+        if (!offer.active || offer.pricePerCall == 0) revert NoPayPerUse(modelId);
+        if (!_relayers.isAuthorised(modelId, relayer)) revert RelayerNotAuthorised(modelId, relayer);
+        if (amount == 0) revert ZeroAmount();
+
+        Channel storage channel = _channels[msg.sender][modelId][relayer];
+        address currency = offer.currency;
+        if (!_escrow.isCurrencyAllowed(currency)) revert CurrencyNotAllowed(currency);
+        if (channel.expiresAt == 0) {
+            channel.currency = currency;
+        } else if (channel.currency != currency) {
+            revert CurrencyChanged(channel.currency, currency);
+        }
+
+        // NOTE: interaction before effects, on purpose: an ERC-20 is credited at the balance actually
+        // received (as the RentalEscrow books payments), which is only known after the transfer.
+        // `nonReentrant` guards the gap, and the token is one the RentalEscrow allows.
+        uint256 received = _collect(currency, amount);
+        channel.deposited += SafeCast.toUint128(received);
+        uint64 expiresAt = uint64(block.timestamp) + _timeout;
+        channel.expiresAt = expiresAt;
+        emit CreditDeposited(msg.sender, modelId, relayer, currency, received, expiresAt);
+    }
+
+    /// @inheritdoc ICreditEscrow
+    function redeem(address payer, Voucher calldata voucher, bytes calldata signature)
+        external
+        nonReentrant
+        returns (uint256 paid)
+    {
+        if (voucher.chainId != block.chainid || voucher.escrow != address(this)) {
+            revert WrongDomain(voucher.chainId, voucher.escrow);
+        }
+        if (msg.sender != voucher.relayer) revert NotRelayer(voucher.relayer, msg.sender);
+        Channel storage channel = _channels[payer][voucher.modelId][voucher.relayer];
+        if (block.timestamp >= channel.expiresAt) revert ChannelExpired(channel.expiresAt);
+        uint256 redeemed = channel.redeemed;
+        uint256 deposited = channel.deposited;
+        if (voucher.cumulativeAmount <= redeemed) revert VoucherNotMonotonic(voucher.cumulativeAmount, redeemed);
+        if (voucher.cumulativeAmount > deposited) revert VoucherAboveDeposit(voucher.cumulativeAmount, deposited);
+        if (!SignatureChecker.isValidSignatureNow(payer, _voucherDigest(voucher), signature)) {
+            revert InvalidSignature();
+        }
+
+        // NOTE: the cast cannot truncate: cumulativeAmount <= deposited, which is a uint128.
+        channel.redeemed = uint128(voucher.cumulativeAmount);
+        unchecked {
+            // Cannot underflow: cumulativeAmount > redeemed was checked above.
+            paid = voucher.cumulativeAmount - redeemed;
+        }
+        address currency = channel.currency;
+        emit VoucherRedeemed(payer, voucher.modelId, voucher.relayer, voucher.cumulativeAmount, paid);
+
+        if (currency == address(0)) {
+            _escrow.depositRevenue{value: paid}(voucher.modelId, payer, currency, paid);
+        } else {
+            // The RentalEscrow books what it actually received (less than `paid` for a
+            // fee-on-transfer token: the token's fee costs the payees, as in the RentalEscrow).
+            IERC20 token = IERC20(currency);
+            uint256 before = token.balanceOf(address(_escrow));
+            token.safeTransfer(address(_escrow), paid);
+            uint256 received = token.balanceOf(address(_escrow)) - before;
+            _escrow.depositRevenue(voucher.modelId, payer, currency, received);
+        }
+    }
+
+    /// @inheritdoc ICreditEscrow
+    function reclaim(uint256 modelId, address relayer) external nonReentrant returns (uint256 amount) {
+        Channel storage channel = _channels[msg.sender][modelId][relayer];
+        if (block.timestamp < channel.expiresAt) revert ChannelLive(channel.expiresAt);
+        unchecked {
+            // Cannot underflow: redeemed <= deposited (invariant).
+            amount = uint256(channel.deposited) - channel.redeemed;
+        }
+        if (amount == 0) revert NothingToReclaim();
+
+        channel.deposited = channel.redeemed;
+        address currency = channel.currency;
+        emit CreditReclaimed(msg.sender, modelId, relayer, amount);
+
+        if (currency == address(0)) {
+            (bool ok,) = payable(msg.sender).call{value: amount}("");
+            if (!ok) revert EthTransferFailed(msg.sender, amount);
+        } else {
+            IERC20(currency).safeTransfer(msg.sender, amount);
+        }
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// @inheritdoc ICreditEscrow
+    function channelOf(address payer, uint256 modelId, address relayer) external view returns (Channel memory) {
+        return _channels[payer][modelId][relayer];
+    }
+
+    /// @inheritdoc ICreditEscrow
+    function voucherDigest(Voucher calldata voucher) external view returns (bytes32) {
+        return _voucherDigest(voucher);
+    }
+
+    /// @inheritdoc ICreditEscrow
+    function timeout() external view returns (uint64) {
+        return _timeout;
+    }
+
+    /// @inheritdoc ICreditEscrow
+    function rentalEscrow() external view returns (address) {
+        return address(_escrow);
+    }
+
+    /// @inheritdoc ICreditEscrow
+    function relayerRegistry() external view returns (address) {
+        return address(_relayers);
+    }
+
+    // ---------------------------------------------------------------- internal
+
+    /// @dev Take `amount` of `currency` from the caller; returns what this contract received.
+    function _collect(address currency, uint256 amount) internal returns (uint256 received) {
+        if (currency == address(0)) {
+            if (msg.value != amount) revert WrongPayment(amount, msg.value);
+            return amount;
+        }
+        if (msg.value != 0) revert WrongPayment(0, msg.value);
+        IERC20 token = IERC20(currency);
+        uint256 before = token.balanceOf(address(this));
+        token.safeTransferFrom(msg.sender, address(this), amount);
+        received = token.balanceOf(address(this)) - before;
+        if (received == 0) revert ZeroAmount();
+    }
+
+    function _voucherDigest(Voucher calldata voucher) internal view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    VOUCHER_TYPEHASH,
+                    voucher.modelId,
+                    voucher.relayer,
+                    voucher.cumulativeAmount,
+                    voucher.chainId,
+                    voucher.escrow
+                )
+            )
+        );
+    }
+}

@@ -1,0 +1,265 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {ERC721} from "@openzeppelin/contracts/token/ERC721/ERC721.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+
+import {IERC4907} from "./interfaces/IERC4907.sol";
+import {ILicenseNFT} from "./interfaces/ILicenseNFT.sol";
+
+/// @title LicenseNFT
+/// @notice ERC-721 licences to use daimm models, minted by the marketplace (MINTER_ROLE).
+/// @dev Access is answered in O(1) from one slot per (model, account): the number of perpetual
+/// licences the account holds for the model, and its single rental licence with that rental's expiry.
+/// Invariants:
+/// - `_access[m][a].perpetualCount` equals the number of perpetual licences of model `m` owned by `a`;
+/// - `_access[m][a].rentalId` is the only rental licence of model `m` owned by `a` (or 0), and
+///   `rentalExpires` is that licence's expiry (0 when `rentalId` is 0);
+/// - a licence is only ever destroyed by `terminate`, called by the marketplace after a full refund;
+/// - a locked licence (open dispute) neither moves nor is extended until the marketplace unlocks it.
+/// Plain ERC-721 transfers (`transferFrom`, `safeTransferFrom`) move the licence and its access to the
+/// receiver, pay no royalty, and revert with `RentalAlreadyHeld` if the receiver already holds a
+/// rental of the same model (live or lapsed).
+/// IMPORTANT: the admin can grant MINTER_ROLE; a minter can mint, extend and terminate licences. Grant
+/// it only to the RentalEscrow. No role can burn or take a licence from its holder otherwise.
+/// NOTE: only the read side of ERC-4907 is implemented (`setUser` is not: the holder is the user), so
+/// `supportsInterface` reports this contract's own `IERC4907` id, not the standard's 0xad092b5c.
+contract LicenseNFT is ERC721, AccessControl, ILicenseNFT, IERC4907 {
+    // ---------------------------------------------------------------- types
+    /// @dev What one account holds of one model. One storage slot.
+    struct Access {
+        uint64 rentalId;
+        uint64 rentalExpires;
+        uint32 perpetualCount;
+        bool rentalLocked;
+    }
+
+    // ---------------------------------------------------------------- storage
+    /// @notice The role of the marketplace (the RentalEscrow).
+    bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
+
+    uint64 private _licenceCount;
+    /// @dev For rentals the `expires` field is not kept here but in `_access` (see `licenceOf`).
+    mapping(uint256 licenceId => Licence) private _licences;
+    mapping(uint256 modelId => mapping(address account => Access)) private _access;
+    /// @dev Locks of perpetual licences; a rental's lock lives in its `Access` slot (read on extend anyway).
+    mapping(uint256 licenceId => bool) private _perpetualLocked;
+
+    // ---------------------------------------------------------------- constructor
+    /// @param admin Receives DEFAULT_ADMIN_ROLE (grants MINTER_ROLE to the escrow).
+    constructor(address admin) ERC721("daimm Model Licence", "DAIMM-LIC") {
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    }
+
+    // ---------------------------------------------------------------- external
+    /// @inheritdoc ILicenseNFT
+    function mint(address holder, uint256 modelId, Kind kind, uint64 expires) external returns (uint256 licenceId) {
+        _checkMarketplace();
+        if (kind == Kind.Perpetual) {
+            licenceId = _mintLicence(holder, modelId, Kind.Perpetual, type(uint64).max);
+        } else {
+            Access storage access = _access[modelId][holder];
+            if (access.rentalId != 0) revert RentalAlreadyHeld(modelId, holder, access.rentalId);
+            if (expires <= block.timestamp) revert InvalidExpiry(_licenceCount + 1, expires);
+            licenceId = _mintLicence(holder, modelId, Kind.Rental, expires);
+        }
+    }
+
+    /// @inheritdoc ILicenseNFT
+    function mintOrExtendRental(address holder, uint256 modelId, uint64 duration)
+        external
+        returns (uint256 licenceId, uint64 expires)
+    {
+        _checkMarketplace();
+        Access storage access = _access[modelId][holder];
+        licenceId = access.rentalId;
+        if (licenceId == 0) {
+            expires = uint64(block.timestamp) + duration;
+            licenceId = _mintLicence(holder, modelId, Kind.Rental, expires);
+        } else {
+            if (access.rentalLocked) revert LicenceLocked(licenceId);
+            uint64 current = access.rentalExpires;
+            expires = (current > block.timestamp ? current : uint64(block.timestamp)) + duration;
+            access.rentalExpires = expires;
+            emit LicenceExtended(licenceId, modelId, expires);
+            emit UpdateUser(licenceId, holder, expires);
+        }
+    }
+
+    /// @inheritdoc ILicenseNFT
+    function extend(uint256 licenceId, uint64 expires) external {
+        _checkMarketplace();
+        address holder = _requireLicence(licenceId);
+        Licence storage licence = _licences[licenceId];
+        if (licence.kind != Kind.Rental) revert NotRental(licenceId);
+        uint256 modelId = licence.modelId;
+        Access storage access = _access[modelId][holder];
+        if (access.rentalLocked) revert LicenceLocked(licenceId);
+        if (expires <= access.rentalExpires) revert InvalidExpiry(licenceId, expires);
+        access.rentalExpires = expires;
+        emit LicenceExtended(licenceId, modelId, expires);
+        emit UpdateUser(licenceId, holder, expires);
+    }
+
+    /// @inheritdoc ILicenseNFT
+    function setLocked(uint256 licenceId, bool locked) external {
+        _checkMarketplace();
+        address holder = _requireLicence(licenceId);
+        Licence storage licence = _licences[licenceId];
+        bool current;
+        if (licence.kind == Kind.Perpetual) {
+            current = _perpetualLocked[licenceId];
+            _perpetualLocked[licenceId] = locked;
+        } else {
+            Access storage access = _access[licence.modelId][holder];
+            current = access.rentalLocked;
+            access.rentalLocked = locked;
+        }
+        if (current == locked) {
+            if (locked) revert LicenceLocked(licenceId);
+            revert LicenceNotLocked(licenceId);
+        }
+        emit LicenceLockSet(licenceId, locked);
+    }
+
+    /// @inheritdoc ILicenseNFT
+    function terminate(uint256 licenceId) external {
+        _checkMarketplace();
+        _requireLicence(licenceId);
+        uint256 modelId = _licences[licenceId].modelId;
+        // `_burn` runs `_update`, which removes the licence from its holder's access record.
+        _burn(licenceId);
+        delete _licences[licenceId];
+        emit LicenceTerminated(licenceId, modelId);
+    }
+
+    // ---------------------------------------------------------------- view
+    /// @inheritdoc ILicenseNFT
+    function hasAccess(uint256 modelId, address account) external view returns (bool) {
+        Access storage access = _access[modelId][account];
+        return access.perpetualCount != 0 || access.rentalExpires > block.timestamp;
+    }
+
+    /// @inheritdoc ILicenseNFT
+    function licenceOf(uint256 licenceId) external view returns (Licence memory licence) {
+        address holder = _requireLicence(licenceId);
+        licence = _licences[licenceId];
+        if (licence.kind == Kind.Rental) licence.expires = _access[licence.modelId][holder].rentalExpires;
+    }
+
+    /// @inheritdoc ILicenseNFT
+    function isLocked(uint256 licenceId) external view returns (bool) {
+        address holder = _requireLicence(licenceId);
+        Licence storage licence = _licences[licenceId];
+        if (licence.kind == Kind.Perpetual) return _perpetualLocked[licenceId];
+        return _access[licence.modelId][holder].rentalLocked;
+    }
+
+    /// @inheritdoc ILicenseNFT
+    function rentalOf(uint256 modelId, address account) external view returns (uint256 licenceId) {
+        return _access[modelId][account].rentalId;
+    }
+
+    /// @notice Number of perpetual licences `account` holds for `modelId`.
+    function perpetualCountOf(uint256 modelId, address account) external view returns (uint256) {
+        return _access[modelId][account].perpetualCount;
+    }
+
+    /// @notice Number of licences minted so far (the highest licence id; terminated ones included).
+    function licenceCount() external view returns (uint256) {
+        return _licenceCount;
+    }
+
+    /// @inheritdoc IERC4907
+    function userOf(uint256 tokenId) external view returns (address) {
+        address holder = _requireLicence(tokenId);
+        return _expiresOf(tokenId, holder) > block.timestamp ? holder : address(0);
+    }
+
+    /// @inheritdoc IERC4907
+    function userExpires(uint256 tokenId) external view returns (uint256) {
+        return _expiresOf(tokenId, _requireLicence(tokenId));
+    }
+
+    /// @inheritdoc ERC721
+    function supportsInterface(bytes4 interfaceId) public view override(ERC721, AccessControl) returns (bool) {
+        return interfaceId == type(ILicenseNFT).interfaceId || interfaceId == type(IERC4907).interfaceId
+            || super.supportsInterface(interfaceId);
+    }
+
+    // ---------------------------------------------------------------- internal
+    /// @dev Moves the access of a transferred or burnt licence from its holder to the receiver. Mints
+    /// set access themselves (`_mintLicence`).
+    function _update(address to, uint256 tokenId, address auth) internal override returns (address from) {
+        from = super._update(to, tokenId, auth);
+        if (from == address(0)) return from;
+        Licence storage licence = _licences[tokenId];
+        uint256 modelId = licence.modelId;
+        uint64 expires;
+        if (licence.kind == Kind.Perpetual) {
+            expires = type(uint64).max;
+            if (to == address(0)) {
+                delete _perpetualLocked[tokenId];
+            } else if (_perpetualLocked[tokenId]) {
+                revert LicenceLocked(tokenId);
+            }
+            unchecked {
+                // `from` owned this perpetual licence, so its count is at least 1.
+                --_access[modelId][from].perpetualCount;
+            }
+            if (to != address(0)) ++_access[modelId][to].perpetualCount;
+        } else {
+            Access storage fromAccess = _access[modelId][from];
+            if (to != address(0) && fromAccess.rentalLocked) revert LicenceLocked(tokenId);
+            expires = fromAccess.rentalExpires;
+            fromAccess.rentalId = 0;
+            fromAccess.rentalExpires = 0;
+            fromAccess.rentalLocked = false;
+            if (to != address(0)) {
+                Access storage toAccess = _access[modelId][to];
+                if (toAccess.rentalId != 0) revert RentalAlreadyHeld(modelId, to, toAccess.rentalId);
+                toAccess.rentalId = uint64(tokenId);
+                toAccess.rentalExpires = expires;
+            }
+        }
+        emit UpdateUser(tokenId, to, to == address(0) ? 0 : expires);
+    }
+
+    // ---------------------------------------------------------------- private
+    function _mintLicence(address holder, uint256 modelId, Kind kind, uint64 expires)
+        private
+        returns (uint256 licenceId)
+    {
+        unchecked {
+            // One id per mint; 2**64 mints cannot happen.
+            licenceId = ++_licenceCount;
+        }
+        _licences[licenceId] = Licence(SafeCast.toUint128(modelId), kind == Kind.Perpetual ? expires : 0, kind);
+        // NOTE: `_mint`, not `_safeMint`: no receiver callback runs inside the escrow's payment flow.
+        _mint(holder, licenceId);
+        Access storage access = _access[modelId][holder];
+        if (kind == Kind.Perpetual) {
+            ++access.perpetualCount;
+        } else {
+            access.rentalId = uint64(licenceId);
+            access.rentalExpires = expires;
+        }
+        emit LicenceMinted(licenceId, modelId, holder, kind, expires);
+        emit UpdateUser(licenceId, holder, expires);
+    }
+
+    function _checkMarketplace() private view {
+        if (!hasRole(MINTER_ROLE, msg.sender)) revert NotMarketplace(msg.sender);
+    }
+
+    function _requireLicence(uint256 licenceId) private view returns (address holder) {
+        holder = _ownerOf(licenceId);
+        if (holder == address(0)) revert UnknownLicence(licenceId);
+    }
+
+    function _expiresOf(uint256 licenceId, address holder) private view returns (uint64) {
+        Licence storage licence = _licences[licenceId];
+        return licence.kind == Kind.Perpetual ? type(uint64).max : _access[licence.modelId][holder].rentalExpires;
+    }
+}

@@ -1,0 +1,654 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
+import {IERC2981} from "@openzeppelin/contracts/interfaces/IERC2981.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+
+import {ILicenseNFT} from "./interfaces/ILicenseNFT.sol";
+import {IRentalEscrow} from "./interfaces/IRentalEscrow.sol";
+import {PayeeSets} from "./libraries/PayeeSets.sol";
+import {Payments} from "./libraries/Payments.sol";
+
+/// @title RentalEscrow
+/// @notice daimm's marketplace: offers, rentals, perpetual sales, licence resales, revenue splits,
+/// escrow for the dispute window, disputes and pull payments.
+/// @dev Money flow: payment -> settlement bucket (payeeSet, currency, releaseAt) -> `settle` after
+/// `releaseAt` -> `owed` balances -> `withdraw`. A dispute moves a payment out of its bucket into the
+/// dispute until an arbiter resolves it.
+/// Invariants (per currency):
+/// - balance == sum(buckets.amount) + sum(open disputes.amount) + sum(owed) (+ what was sent to it
+///   outside these functions);
+/// - a bucket's `fee <= amount`; a bucket only pays out once, after its `releaseAt`;
+/// - each licence receipt (what its payer may dispute) is part of exactly one unsettled bucket.
+/// IMPORTANT: ERC-20 payments are booked at the balance actually received, so a fee-on-transfer token
+/// costs the payees its fee, not the payer. Only allow tokens whose `transfer` cannot be blocked for
+/// the escrow; a token that blocks transfers out freezes withdrawals in that token only.
+/// NOTE: licence resales are held for the dispute window but are not disputable (the licence is an
+/// on-chain token the buyer can inspect); rentals and perpetual sales are.
+contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow {
+    using SafeERC20 for IERC20;
+    using SafeCast for uint256;
+
+    // ---------------------------------------------------------------- types
+    /// @dev An offer as stored, with the model's split reference. Slot 0 and 1 are all a rental reads.
+    struct Terms {
+        // slot 0
+        address currency;
+        uint96 pricePerPeriod;
+        // slot 1
+        uint32 periodSeconds;
+        uint16 minPeriods;
+        uint16 maxPeriods;
+        bool active;
+        address splitOwner; // the owner who set the current split; the split lapses when the model moves
+        uint24 splitNonce; // the current split is `PayeeSets.splitId(modelId, splitNonce)`
+        // slot 2
+        uint128 perpetualPrice;
+        uint128 pricePerCall;
+    }
+
+    /// @dev Held payments of one (payeeSet, currency, releaseAt). One slot.
+    struct Bucket {
+        uint128 amount; // gross, fee included
+        uint128 fee;
+    }
+
+    /// @dev What a payer may dispute for one licence: its payments in its latest bucket. One slot.
+    struct Receipt {
+        uint112 amount;
+        uint112 fee;
+        uint32 releaseHour; // releaseAt / SETTLEMENT_GRANULARITY
+    }
+
+    struct Split {
+        address[] payees;
+        uint16[] bps;
+    }
+
+    struct Config {
+        address treasury;
+        uint16 feeBps;
+    }
+
+    /// @dev One slot per currency, read once per payment. The platform fee is copied here (see `setFee`).
+    struct CurrencyConfig {
+        bool allowed;
+        bool listed; // in `_currencyList`
+        uint16 feeBps;
+    }
+
+    // ---------------------------------------------------------------- storage
+    bytes32 public constant ARBITER_ROLE = keccak256("ARBITER_ROLE");
+    bytes32 public constant REVENUE_SOURCE_ROLE = keccak256("REVENUE_SOURCE_ROLE");
+    /// @inheritdoc IRentalEscrow
+    uint16 public constant MAX_FEE_BPS = 1_000;
+    /// @inheritdoc IRentalEscrow
+    uint256 public constant MAX_PAYEES = 8;
+    /// @notice Payments are released at multiples of this, in seconds, so payments share buckets.
+    uint64 public constant SETTLEMENT_GRANULARITY = 1 hours;
+    /// @notice Most currencies the admin may ever allow (bounds the loop in `setFee`).
+    uint256 public constant MAX_CURRENCIES = 32;
+
+    /// @notice The ModelRegistry (ERC-721 + ERC-2981).
+    address public immutable registry;
+    /// @notice The LicenseNFT this escrow mints (needs its MINTER_ROLE).
+    address public immutable licences;
+    /// @notice The utility token (AIMT): a plain ERC-20 without transfer fee, booked at the price
+    /// without measuring the balance received (gas); every other ERC-20 is measured.
+    address public immutable utilityToken;
+    /// @inheritdoc IRentalEscrow
+    uint64 public immutable disputeWindow;
+
+    Config private _config;
+    uint256 private _disputeCount;
+    address[] private _currencyList;
+    mapping(address currency => CurrencyConfig) private _currencies;
+    mapping(uint256 modelId => Terms) private _terms;
+    mapping(uint256 payeeSet => Split) private _splits;
+    mapping(bytes32 bucketKey => Bucket) private _buckets;
+    mapping(bytes32 receiptKey => Receipt) private _receipts;
+    mapping(uint256 licenceId => Listing) private _listings;
+    mapping(uint256 disputeId => Dispute) private _disputes;
+    mapping(address account => mapping(address currency => uint256)) private _owed;
+
+    // ---------------------------------------------------------------- constructor
+    /// @param registry_ The ModelRegistry.
+    /// @param licences_ The LicenseNFT.
+    /// @param utilityToken_ The AIModelToken (AIMT); it still has to be allowed as a currency.
+    /// @param admin Receives DEFAULT_ADMIN_ROLE.
+    /// @param treasury_ Receives the platform fee.
+    /// @param feeBps_ Platform fee in basis points (at most `MAX_FEE_BPS`).
+    /// @param disputeWindow_ How long payments are held, in seconds.
+    constructor(
+        address registry_,
+        address licences_,
+        address utilityToken_,
+        address admin,
+        address treasury_,
+        uint16 feeBps_,
+        uint64 disputeWindow_
+    ) {
+        if (
+            registry_ == address(0) || licences_ == address(0) || utilityToken_ == address(0) || admin == address(0)
+                || treasury_ == address(0)
+        ) revert ZeroAddress();
+        if (feeBps_ > MAX_FEE_BPS) revert FeeTooHigh(feeBps_, MAX_FEE_BPS);
+        registry = registry_;
+        licences = licences_;
+        utilityToken = utilityToken_;
+        disputeWindow = disputeWindow_;
+        _config = Config(treasury_, feeBps_);
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        emit TreasurySet(treasury_);
+        emit FeeSet(feeBps_);
+    }
+
+    // ---------------------------------------------------------------- external: model owner
+    /// @inheritdoc IRentalEscrow
+    function setOffer(uint256 modelId, Offer calldata offer) external {
+        _requireModelOwner(modelId);
+        if (!_currencies[offer.currency].allowed) revert CurrencyNotAllowed(offer.currency);
+        if (
+            offer.pricePerPeriod != 0
+                && (offer.periodSeconds == 0 || offer.minPeriods == 0 || offer.minPeriods > offer.maxPeriods)
+        ) revert InvalidOffer(modelId);
+        Terms storage terms = _terms[modelId];
+        terms.currency = offer.currency;
+        terms.pricePerPeriod = offer.pricePerPeriod;
+        terms.periodSeconds = offer.periodSeconds;
+        terms.minPeriods = offer.minPeriods;
+        terms.maxPeriods = offer.maxPeriods;
+        terms.active = offer.active;
+        terms.perpetualPrice = offer.perpetualPrice;
+        terms.pricePerCall = offer.pricePerCall;
+        emit OfferSet(modelId, offer);
+    }
+
+    /// @inheritdoc IRentalEscrow
+    /// @dev Empty arrays clear the split: payments go to the owner again.
+    function setSplit(uint256 modelId, address[] calldata payees, uint16[] calldata bps)
+        external
+        returns (uint256 payeeSet)
+    {
+        address owner = _requireModelOwner(modelId);
+        uint256 n = payees.length;
+        if (n != bps.length) revert InvalidSplit();
+        if (n > MAX_PAYEES) revert TooManyPayees(n, MAX_PAYEES);
+        Terms storage terms = _terms[modelId];
+        if (n == 0) {
+            terms.splitOwner = address(0);
+            payeeSet = PayeeSets.single(owner);
+        } else {
+            uint256 total;
+            for (uint256 i; i < n; ++i) {
+                if (payees[i] == address(0)) revert ZeroAddress();
+                if (bps[i] == 0) revert InvalidSplit();
+                total += bps[i];
+            }
+            if (total != Payments.BPS) revert InvalidSplit();
+            uint24 nonce = terms.splitNonce + 1;
+            payeeSet = PayeeSets.splitId(modelId, nonce);
+            _splits[payeeSet] = Split(payees, bps);
+            terms.splitOwner = owner;
+            terms.splitNonce = nonce;
+        }
+        emit SplitSet(modelId, payeeSet, payees, bps);
+    }
+
+    // ---------------------------------------------------------------- external: buyers
+    /// @inheritdoc IRentalEscrow
+    function rent(uint256 modelId, uint256 periods, uint256 maxPrice)
+        external
+        payable
+        nonReentrant
+        returns (uint256 licenceId)
+    {
+        Terms storage terms = _terms[modelId];
+        address currency = terms.currency;
+        uint256 pricePerPeriod = terms.pricePerPeriod;
+        if (!terms.active) revert OfferInactive(modelId);
+        if (pricePerPeriod == 0) revert NotForSale(modelId);
+        if (periods < terms.minPeriods || periods > terms.maxPeriods) {
+            revert DurationOutOfRange(modelId, periods, terms.minPeriods, terms.maxPeriods);
+        }
+        uint256 price;
+        unchecked {
+            // periods <= maxPeriods < 2**16 and pricePerPeriod < 2**96: the product is below 2**112.
+            price = periods * pricePerPeriod;
+        }
+        if (price > maxPrice) revert PriceAboveMax(price, maxPrice);
+        uint256 payeeSet = _currentPayeeSet(modelId, terms);
+        uint64 expires;
+        unchecked {
+            // periods < 2**16 and periodSeconds < 2**32: the duration is below 2**48.
+            (licenceId, expires) =
+                ILicenseNFT(licences).mintOrExtendRental(msg.sender, modelId, uint64(periods * terms.periodSeconds));
+        }
+        // NOTE: the payment is pulled before it is booked because an ERC-20 is booked at the balance
+        // actually received; `nonReentrant` and the licence minted first keep this safe.
+        (uint256 received, uint256 fee) = _collect(currency, price);
+        _hold(modelId, licenceId, msg.sender, payeeSet, currency, received, fee, true);
+        emit Rented(modelId, licenceId, msg.sender, periods, expires, price);
+    }
+
+    /// @inheritdoc IRentalEscrow
+    function buy(uint256 modelId, uint256 maxPrice) external payable nonReentrant returns (uint256 licenceId) {
+        Terms storage terms = _terms[modelId];
+        if (!terms.active) revert OfferInactive(modelId);
+        uint256 price = terms.perpetualPrice;
+        if (price == 0) revert NotForSale(modelId);
+        if (price > maxPrice) revert PriceAboveMax(price, maxPrice);
+        address currency = terms.currency;
+        uint256 payeeSet = _currentPayeeSet(modelId, terms);
+        licenceId = ILicenseNFT(licences).mint(msg.sender, modelId, ILicenseNFT.Kind.Perpetual, type(uint64).max);
+        (uint256 received, uint256 fee) = _collect(currency, price);
+        _hold(modelId, licenceId, msg.sender, payeeSet, currency, received, fee, true);
+        emit Bought(modelId, licenceId, msg.sender, price);
+    }
+
+    /// @inheritdoc IRentalEscrow
+    function list(uint256 licenceId, address currency, uint128 price) external {
+        address holder = _licenceHolder(licenceId);
+        if (holder != msg.sender) revert NotLicenceHolder(licenceId, msg.sender);
+        if (!_currencies[currency].allowed) revert CurrencyNotAllowed(currency);
+        if (
+            IERC721(licences).getApproved(licenceId) != address(this)
+                && !IERC721(licences).isApprovedForAll(holder, address(this))
+        ) revert NotApproved(licenceId);
+        _listings[licenceId] = Listing(holder, currency, price);
+        emit Listed(licenceId, holder, currency, price);
+    }
+
+    /// @inheritdoc IRentalEscrow
+    /// @dev The seller of the listing or the licence's current holder may delist.
+    function delist(uint256 licenceId) external {
+        address seller = _listings[licenceId].seller;
+        if (seller == address(0)) revert NotListed(licenceId);
+        if (msg.sender != seller && msg.sender != _licenceHolder(licenceId)) {
+            revert NotLicenceHolder(licenceId, msg.sender);
+        }
+        delete _listings[licenceId];
+        emit Delisted(licenceId);
+    }
+
+    /// @inheritdoc IRentalEscrow
+    /// @dev The fee is taken from the seller's part; the royalty receiver's part carries no fee.
+    function buyListed(uint256 licenceId, uint256 maxPrice) external payable nonReentrant {
+        Listing memory listing = _listings[licenceId];
+        // A listing whose seller no longer holds the licence is stale.
+        if (listing.seller == address(0) || _licenceHolder(licenceId) != listing.seller) revert NotListed(licenceId);
+        if (listing.price > maxPrice) revert PriceAboveMax(listing.price, maxPrice);
+        delete _listings[licenceId];
+        uint256 modelId = ILicenseNFT(licences).licenceOf(licenceId).modelId;
+        (uint256 received, uint256 fee) = _collect(listing.currency, listing.price);
+        (address receiver, uint256 royalty) = IERC2981(registry).royaltyInfo(modelId, received);
+        _hold(modelId, licenceId, msg.sender, PayeeSets.single(listing.seller), listing.currency, received - royalty, fee, false);
+        if (royalty != 0) {
+            _hold(modelId, licenceId, msg.sender, PayeeSets.single(receiver), listing.currency, royalty, 0, false);
+        }
+        // NOTE: `transferFrom`, not `safeTransferFrom`: no receiver callback runs in a paid flow.
+        IERC721(licences).transferFrom(listing.seller, msg.sender, licenceId);
+        emit Delisted(licenceId);
+        emit Resold(licenceId, modelId, msg.sender, listing.seller, received, royalty);
+    }
+
+    // ---------------------------------------------------------------- external: disputes
+    /// @inheritdoc IRentalEscrow
+    function openDispute(uint256 licenceId) external returns (uint256 disputeId) {
+        if (_licenceHolder(licenceId) != msg.sender) revert NotLicenceHolder(licenceId, msg.sender);
+        uint256 modelId = ILicenseNFT(licences).licenceOf(licenceId).modelId;
+        Terms storage terms = _terms[modelId];
+        return _openDispute(licenceId, _currentPayeeSet(modelId, terms), terms.currency);
+    }
+
+    /// @inheritdoc IRentalEscrow
+    function openDispute(uint256 licenceId, uint256 payeeSet, address currency) external returns (uint256 disputeId) {
+        return _openDispute(licenceId, payeeSet, currency);
+    }
+
+    /// @inheritdoc IRentalEscrow
+    function resolveDispute(uint256 disputeId, Resolution resolution, uint16 refundBps)
+        external
+        onlyRole(ARBITER_ROLE)
+    {
+        Dispute storage dispute = _disputes[disputeId];
+        if (!dispute.open) revert DisputeNotOpen(disputeId);
+        uint256 amount = dispute.amount;
+        uint256 fee = dispute.fee;
+        uint256 refund;
+        uint256 refundFee;
+        if (resolution == Resolution.Refund) {
+            (refund, refundFee) = (amount, fee);
+        } else if (resolution == Resolution.Split) {
+            if (refundBps == 0 || refundBps >= Payments.BPS) revert InvalidRefund(refundBps);
+            (refund, refundFee) = Payments.splitRefund(amount, fee, refundBps);
+        }
+        dispute.open = false;
+        address currency = dispute.currency;
+        uint256 licenceId = dispute.licenceId;
+        _credit(dispute.payer, currency, refund);
+        _release(dispute.payeeSet, currency, amount - refund, fee - refundFee);
+        emit DisputeResolved(disputeId, resolution, refund, amount - refund);
+        if (resolution == Resolution.Refund) {
+            ILicenseNFT(licences).terminate(licenceId);
+        } else {
+            ILicenseNFT(licences).setLocked(licenceId, false);
+        }
+    }
+
+    // ---------------------------------------------------------------- external: settlement and withdrawal
+    /// @inheritdoc IRentalEscrow
+    function settle(uint256 payeeSet, address currency, uint64 releaseAt) external {
+        if (releaseAt > block.timestamp) revert NotMatured(releaseAt, block.timestamp);
+        bytes32 key = _bucketKey(payeeSet, currency, releaseAt);
+        Bucket memory bucket = _buckets[key];
+        if (bucket.amount == 0) revert NothingHeld(payeeSet, currency, releaseAt);
+        delete _buckets[key];
+        emit Settled(payeeSet, currency, releaseAt, bucket.amount, bucket.fee);
+        _release(payeeSet, currency, bucket.amount, bucket.fee);
+    }
+
+    /// @inheritdoc IRentalEscrow
+    function withdraw(address currency) external nonReentrant returns (uint256 amount) {
+        amount = _owed[msg.sender][currency];
+        if (amount == 0) revert NothingOwed(msg.sender, currency);
+        delete _owed[msg.sender][currency];
+        emit Withdrawn(msg.sender, currency, amount);
+        _pay(msg.sender, currency, amount);
+    }
+
+    /// @inheritdoc IRentalEscrow
+    function depositRevenue(uint256 modelId, address payer, address currency, uint256 amount)
+        external
+        payable
+        onlyRole(REVENUE_SOURCE_ROLE)
+    {
+        CurrencyConfig memory config = _currencies[currency];
+        if (!config.allowed) revert CurrencyNotAllowed(currency);
+        uint256 expected = currency == address(0) ? amount : 0;
+        if (msg.value != expected) revert WrongPayment(expected, msg.value);
+        _requireModel(modelId);
+        uint256 fee = Payments.fee(amount, config.feeBps);
+        _hold(modelId, 0, payer, _currentPayeeSet(modelId, _terms[modelId]), currency, amount, fee, false);
+        emit RevenueDeposited(modelId, msg.sender, currency, amount, fee);
+    }
+
+    // ---------------------------------------------------------------- external: admin
+    /// @inheritdoc IRentalEscrow
+    /// @dev Reverts `TooManyCurrencies` when allowing a `MAX_CURRENCIES + 1`-th distinct currency.
+    function setCurrencyAllowed(address currency, bool allowed) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        CurrencyConfig storage config = _currencies[currency];
+        if (!config.listed) {
+            if (_currencyList.length == MAX_CURRENCIES) revert TooManyCurrencies(MAX_CURRENCIES);
+            _currencyList.push(currency);
+            config.listed = true;
+            config.feeBps = _config.feeBps;
+        }
+        config.allowed = allowed;
+        emit CurrencyAllowed(currency, allowed);
+    }
+
+    /// @inheritdoc IRentalEscrow
+    function setFee(uint16 feeBps_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (feeBps_ > MAX_FEE_BPS) revert FeeTooHigh(feeBps_, MAX_FEE_BPS);
+        _config.feeBps = feeBps_;
+        // NOTE: the fee is copied into each currency's slot so that a payment reads one slot for both
+        // the allow-list and the fee; this loop is bounded by MAX_CURRENCIES and runs over admin data.
+        uint256 n = _currencyList.length;
+        for (uint256 i; i < n; ++i) {
+            _currencies[_currencyList[i]].feeBps = feeBps_;
+        }
+        emit FeeSet(feeBps_);
+    }
+
+    /// @inheritdoc IRentalEscrow
+    function setTreasury(address treasury_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (treasury_ == address(0)) revert ZeroAddress();
+        _config.treasury = treasury_;
+        emit TreasurySet(treasury_);
+    }
+
+    // ---------------------------------------------------------------- view
+    /// @inheritdoc IRentalEscrow
+    function offerOf(uint256 modelId) external view returns (Offer memory) {
+        Terms storage t = _terms[modelId];
+        return Offer(
+            t.currency, t.pricePerPeriod, t.periodSeconds, t.minPeriods, t.maxPeriods, t.active, t.perpetualPrice, t.pricePerCall
+        );
+    }
+
+    /// @inheritdoc IRentalEscrow
+    function listingOf(uint256 licenceId) external view returns (Listing memory) {
+        return _listings[licenceId];
+    }
+
+    /// @inheritdoc IRentalEscrow
+    function disputeOf(uint256 disputeId) external view returns (Dispute memory) {
+        return _disputes[disputeId];
+    }
+
+    /// @inheritdoc IRentalEscrow
+    function payeesOf(uint256 payeeSet) external view returns (address[] memory payees, uint16[] memory bps) {
+        if (!PayeeSets.isSplit(payeeSet)) {
+            payees = new address[](1);
+            bps = new uint16[](1);
+            payees[0] = PayeeSets.account(payeeSet);
+            bps[0] = uint16(Payments.BPS);
+        } else {
+            Split storage split = _splits[payeeSet];
+            (payees, bps) = (split.payees, split.bps);
+        }
+    }
+
+    /// @inheritdoc IRentalEscrow
+    function owed(address account, address currency) external view returns (uint256) {
+        return _owed[account][currency];
+    }
+
+    /// @inheritdoc IRentalEscrow
+    function held(uint256 payeeSet, address currency, uint64 releaseAt) external view returns (uint128, uint128) {
+        Bucket memory bucket = _buckets[_bucketKey(payeeSet, currency, releaseAt)];
+        return (bucket.amount, bucket.fee);
+    }
+
+    /// @inheritdoc IRentalEscrow
+    function isCurrencyAllowed(address currency) external view returns (bool) {
+        return _currencies[currency].allowed;
+    }
+
+    /// @notice Every currency the admin has ever allowed (some may be disallowed since).
+    function currencies() external view returns (address[] memory) {
+        return _currencyList;
+    }
+
+    /// @inheritdoc IRentalEscrow
+    function feeBps() external view returns (uint16) {
+        return _config.feeBps;
+    }
+
+    /// @inheritdoc IRentalEscrow
+    function treasury() external view returns (address) {
+        return _config.treasury;
+    }
+
+    /// @inheritdoc IRentalEscrow
+    function payeeSetOf(uint256 modelId) external view returns (uint256) {
+        _requireModel(modelId);
+        return _currentPayeeSet(modelId, _terms[modelId]);
+    }
+
+    /// @inheritdoc IRentalEscrow
+    function receiptOf(uint256 licenceId, address payer, uint256 payeeSet, address currency)
+        external
+        view
+        returns (uint256 amount, uint256 fee, uint64 releaseAt)
+    {
+        Receipt memory receipt = _receipts[_receiptKey(licenceId, payer, payeeSet, currency)];
+        return (receipt.amount, receipt.fee, uint64(receipt.releaseHour) * SETTLEMENT_GRANULARITY);
+    }
+
+    /// @inheritdoc IRentalEscrow
+    function currentReleaseAt() external view returns (uint64) {
+        return Payments.releaseAt(block.timestamp, disputeWindow, SETTLEMENT_GRANULARITY);
+    }
+
+    /// @inheritdoc IRentalEscrow
+    function disputeCount() external view returns (uint256) {
+        return _disputeCount;
+    }
+
+    // ---------------------------------------------------------------- private
+    function _openDispute(uint256 licenceId, uint256 payeeSet, address currency) private returns (uint256 disputeId) {
+        if (_licenceHolder(licenceId) != msg.sender) revert NotLicenceHolder(licenceId, msg.sender);
+        bytes32 receiptKey = _receiptKey(licenceId, msg.sender, payeeSet, currency);
+        Receipt memory receipt = _receipts[receiptKey];
+        if (receipt.amount == 0) revert NothingToDispute(licenceId);
+        uint64 releaseAt = uint64(receipt.releaseHour) * SETTLEMENT_GRANULARITY;
+        if (block.timestamp >= releaseAt) revert DisputeWindowClosed(licenceId);
+        delete _receipts[receiptKey];
+        Bucket storage bucket = _buckets[_bucketKey(payeeSet, currency, releaseAt)];
+        // The receipt is part of this unsettled bucket (it cannot settle before `releaseAt`).
+        bucket.amount -= receipt.amount;
+        bucket.fee -= receipt.fee;
+        unchecked {
+            // One id per dispute; cannot overflow.
+            disputeId = ++_disputeCount;
+        }
+        _disputes[disputeId] = Dispute(licenceId, msg.sender, currency, payeeSet, receipt.amount, receipt.fee, true);
+        emit PaymentDisputed(disputeId, payeeSet, currency, releaseAt, receipt.amount, receipt.fee);
+        emit DisputeOpened(disputeId, licenceId, msg.sender, receipt.amount);
+        // Locks the licence until resolution; reverts `LicenceLocked` if a dispute is already open.
+        ILicenseNFT(licences).setLocked(licenceId, true);
+    }
+
+    /// @dev Book `amount` (of which `fee` is the platform's) for `payeeSet`, held until the current
+    /// release time; with `disputable`, also on the payer's receipt for the licence.
+    function _hold(
+        uint256 modelId,
+        uint256 licenceId,
+        address payer,
+        uint256 payeeSet,
+        address currency,
+        uint256 amount,
+        uint256 fee,
+        bool disputable
+    ) private {
+        uint64 releaseAt = Payments.releaseAt(block.timestamp, disputeWindow, SETTLEMENT_GRANULARITY);
+        Bucket storage bucket = _buckets[_bucketKey(payeeSet, currency, releaseAt)];
+        bucket.amount = (bucket.amount + amount).toUint128();
+        bucket.fee = (bucket.fee + fee).toUint128();
+        if (disputable) {
+            Receipt storage receipt = _receipts[_receiptKey(licenceId, payer, payeeSet, currency)];
+            uint32 releaseHour = uint32(releaseAt / SETTLEMENT_GRANULARITY);
+            if (receipt.releaseHour == releaseHour) {
+                (receipt.amount, receipt.fee) = ((receipt.amount + amount).toUint112(), (receipt.fee + fee).toUint112());
+            } else {
+                // A payment in a later bucket replaces the receipt: only the latest bucket is disputable.
+                (receipt.amount, receipt.fee, receipt.releaseHour) = (amount.toUint112(), fee.toUint112(), releaseHour);
+            }
+        }
+        emit PaymentHeld(modelId, licenceId, payer, currency, amount, fee, payeeSet, releaseAt);
+    }
+
+    /// @dev Credit `fee` to the treasury and `amount - fee` to the payees of `payeeSet`.
+    function _release(uint256 payeeSet, address currency, uint256 amount, uint256 fee) private {
+        _credit(_config.treasury, currency, fee);
+        uint256 net = amount - fee;
+        if (!PayeeSets.isSplit(payeeSet)) {
+            _credit(PayeeSets.account(payeeSet), currency, net);
+            return;
+        }
+        Split storage split = _splits[payeeSet];
+        address[] memory payees = split.payees;
+        uint256[] memory amounts = Payments.shares(net, split.bps);
+        // At most MAX_PAYEES iterations.
+        for (uint256 i; i < payees.length; ++i) {
+            _credit(payees[i], currency, amounts[i]);
+        }
+    }
+
+    function _credit(address account, address currency, uint256 amount) private {
+        if (amount == 0) return;
+        _owed[account][currency] += amount;
+        emit Credited(account, currency, amount);
+    }
+
+    /// @dev Take `price` from the caller. Returns what arrived (other ERC-20s than the utility token are
+    /// measured by balance, so fee-on-transfer tokens are booked at what they deliver) and its fee.
+    function _collect(address currency, uint256 price) private returns (uint256 received, uint256 fee) {
+        CurrencyConfig memory config = _currencies[currency];
+        if (!config.allowed) revert CurrencyNotAllowed(currency);
+        if (currency == address(0)) {
+            if (msg.value != price) revert WrongPayment(price, msg.value);
+            received = price;
+        } else {
+            if (msg.value != 0) revert WrongPayment(0, msg.value);
+            IERC20 token = IERC20(currency);
+            if (currency == utilityToken) {
+                token.safeTransferFrom(msg.sender, address(this), price);
+                received = price;
+            } else {
+                uint256 before = token.balanceOf(address(this));
+                token.safeTransferFrom(msg.sender, address(this), price);
+                received = token.balanceOf(address(this)) - before;
+            }
+        }
+        fee = Payments.fee(received, config.feeBps);
+    }
+
+    function _pay(address to, address currency, uint256 amount) private {
+        if (currency == address(0)) {
+            (bool ok,) = to.call{value: amount}("");
+            if (!ok) revert EthTransferFailed(to, amount);
+        } else {
+            IERC20(currency).safeTransfer(to, amount);
+        }
+    }
+
+    function _currentPayeeSet(uint256 modelId, Terms storage terms) private view returns (uint256) {
+        address owner = IERC721(registry).ownerOf(modelId);
+        address splitOwner = terms.splitOwner;
+        // A split lapses when the model changes hands: it only counts while its setter owns the model.
+        if (splitOwner == owner && splitOwner != address(0)) return PayeeSets.splitId(modelId, terms.splitNonce);
+        return PayeeSets.single(owner);
+    }
+
+    function _requireModelOwner(uint256 modelId) private view returns (address owner) {
+        owner = _requireModel(modelId);
+        if (owner != msg.sender) revert NotModelOwner(modelId, msg.sender);
+    }
+
+    function _requireModel(uint256 modelId) private view returns (address owner) {
+        try IERC721(registry).ownerOf(modelId) returns (address o) {
+            owner = o;
+        } catch {
+            revert UnknownModel(modelId);
+        }
+    }
+
+    /// @dev The holder of `licenceId`, or zero if it does not exist (never minted or terminated).
+    function _licenceHolder(uint256 licenceId) private view returns (address holder) {
+        try IERC721(licences).ownerOf(licenceId) returns (address h) {
+            holder = h;
+        } catch {
+            holder = address(0);
+        }
+    }
+
+    function _bucketKey(uint256 payeeSet, address currency, uint64 releaseAt) private pure returns (bytes32) {
+        return keccak256(abi.encode(payeeSet, currency, releaseAt));
+    }
+
+    function _receiptKey(uint256 licenceId, address payer, uint256 payeeSet, address currency)
+        private
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(licenceId, payer, payeeSet, currency));
+    }
+}

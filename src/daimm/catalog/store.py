@@ -1,0 +1,426 @@
+"""The catalog's tables: SQLAlchemy Core, embedded SQLite by default, PostgreSQL by URL.
+
+Three kinds of table live here (the schema is described in ``docs/CATALOG.md``):
+
+- the **log** of decoded events (``events``) with the indexer's checkpoint (``meta``) and the hashes
+  of the last blocks it read (``blocks``); the log is the catalog's source of truth;
+- **projections** folded from the log in chain order (``models``, ``offers``, ``licences``,
+  ``listings``, ``disputes``, ``reviews``, ``relayers``, ``model_relayers``, ``channels``,
+  ``currencies``, and the SQLite full-text index ``catalog_fts``); after a reorganisation they are
+  cleared and folded again from what is left of the log;
+- **caches** of immutable things fetched off chain (``metadata`` by CID, ``tokens`` by address),
+  which a reorganisation does not touch.
+
+Amounts are uint256 and do not fit SQL integers, so they are stored as zero-padded 78-digit strings
+(:class:`U256`): equal width makes string order equal numeric order, so ``price <= :max`` and
+``ORDER BY price`` work in SQL on both SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.types import TypeDecorator
+
+from daimm.errors import CatalogError
+
+__all__ = [
+    "PROJECTIONS",
+    "U256",
+    "CatalogStore",
+    "default_db_url",
+    "insert_ignore",
+    "upsert",
+]
+
+log = logging.getLogger(__name__)
+
+_U256_DIGITS = 78  # len(str(2**256 - 1))
+
+
+class U256(TypeDecorator[int]):
+    """An unsigned 256-bit integer stored as a zero-padded decimal string (order-preserving)."""
+
+    impl = String(_U256_DIGITS)
+    cache_ok = True
+
+    def process_bind_param(self, value: int | None, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        number = int(value)
+        if number < 0:
+            raise ValueError(f"U256 cannot hold a negative number ({number})")
+        return f"{number:0{_U256_DIGITS}d}"
+
+    def process_result_value(self, value: str | None, dialect: Any) -> int | None:
+        return None if value is None else int(value)
+
+
+metadata = MetaData()
+
+#: Key/value state of the indexer: ``last_block``, ``chain_id``, ``contracts``, ``fee_bps``, ...
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+#: Hashes of the last blocks read (the reorganisation window).
+blocks = Table(
+    "blocks",
+    metadata,
+    Column("number", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", String(66), nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+)
+
+#: Every followed event, decoded; ``model_id`` is resolved when it is folded (None if no model).
+events = Table(
+    "events",
+    metadata,
+    Column("block_number", BigInteger, primary_key=True, autoincrement=False),
+    Column("log_index", Integer, primary_key=True, autoincrement=False),
+    Column("block_hash", String(66), nullable=False),
+    Column("tx_hash", String(66), nullable=False),
+    Column("contract", String(32), nullable=False),
+    Column("event", String(48), nullable=False),
+    Column("args", Text, nullable=False),  # JSON; uint256 values as decimal strings
+    Column("timestamp", BigInteger, nullable=False),
+    Column("model_id", BigInteger, nullable=True),
+    Index("ix_events_model", "model_id", "block_number", "log_index"),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("model_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("creator", String(42), nullable=False),
+    Column("owner", String(42), nullable=False),
+    Column("weights_cid", Text, nullable=False),
+    Column("metadata_cid", Text, nullable=False),
+    Column("versions", Integer, nullable=False),
+    Column("royalty_bps", Integer, nullable=False, default=0),
+    Column("published_block", BigInteger, nullable=False),
+    Column("published_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("rating_count", Integer, nullable=False, default=0),
+    Column("rating_sum", Integer, nullable=False, default=0),
+    Index("ix_models_creator", "creator"),
+)
+
+offers = Table(
+    "offers",
+    metadata,
+    Column("model_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("currency", String(42), nullable=False),
+    Column("price_per_period", U256, nullable=False),
+    Column("period_seconds", BigInteger, nullable=False),
+    Column("min_periods", Integer, nullable=False),
+    Column("max_periods", Integer, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("perpetual_price", U256, nullable=False),
+    Column("price_per_call", U256, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+licences = Table(
+    "licences",
+    metadata,
+    Column("licence_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("model_id", BigInteger, nullable=False),
+    Column("holder", String(42), nullable=False),
+    Column("kind", String(16), nullable=False),  # rental | perpetual
+    Column("expires", BigInteger, nullable=True),  # seconds; None for perpetual
+    Column("terminated", Boolean, nullable=False, default=False),
+    Index("ix_licences_model", "model_id"),
+)
+
+listings = Table(
+    "listings",
+    metadata,
+    Column("licence_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("seller", String(42), nullable=False),
+    Column("currency", String(42), nullable=False),
+    Column("price", U256, nullable=False),
+)
+
+disputes = Table(
+    "disputes",
+    metadata,
+    Column("dispute_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("licence_id", BigInteger, nullable=False),
+    Column("model_id", BigInteger, nullable=True),
+    Column("payer", String(42), nullable=False),
+    Column("amount", U256, nullable=False),
+    Column("open", Boolean, nullable=False),
+    Column("resolution", String(16), nullable=True),  # refund | release | split
+    Column("refunded", U256, nullable=True),
+    Column("released", U256, nullable=True),
+    Index("ix_disputes_model", "model_id"),
+)
+
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("licence_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("model_id", BigInteger, nullable=False),
+    Column("reviewer", String(42), nullable=False),
+    Column("rating", Integer, nullable=False),
+    Column("comment_cid", Text, nullable=False),
+    Column("block_number", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Index("ix_reviews_model", "model_id"),
+)
+
+relayers = Table(
+    "relayers",
+    metadata,
+    Column("address", String(42), primary_key=True),
+    Column("operator", String(42), nullable=False),
+    Column("x25519_key", String(66), nullable=False),
+    Column("endpoint", Text, nullable=False),
+    Column("active", Boolean, nullable=False),
+)
+
+model_relayers = Table(
+    "model_relayers",
+    metadata,
+    Column("model_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("relayer", String(42), primary_key=True),
+    Column("envelope_cid", Text, nullable=False),
+    Column("authorised", Boolean, nullable=False),
+)
+
+channels = Table(
+    "channels",
+    metadata,
+    Column("payer", String(42), primary_key=True),
+    Column("model_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("relayer", String(42), primary_key=True),
+    Column("currency", String(42), nullable=False),
+    Column("deposited", U256, nullable=False),
+    Column("redeemed", U256, nullable=False),
+    Column("reclaimed", U256, nullable=False),
+)
+
+currencies = Table(
+    "currencies",
+    metadata,
+    Column("address", String(42), primary_key=True),
+    Column("allowed", Boolean, nullable=False),
+)
+
+#: Cache: ERC-20 symbol and decimals by address (never changes, survives reorganisations).
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("address", String(42), primary_key=True),
+    Column("symbol", String(32), nullable=False),
+    Column("decimals", Integer, nullable=False),
+)
+
+#: Cache: metadata documents by CID. ``status``: pending | ok | unavailable | invalid.
+metadata_docs = Table(
+    "metadata",
+    metadata,
+    Column("cid", String(128), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("name", Text, nullable=True),
+    Column("description", Text, nullable=True),
+    Column("task", String(64), nullable=True),
+    Column("framework", String(32), nullable=True),
+    Column("tags", Text, nullable=True),  # space-separated, lower case
+    Column("document", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", BigInteger, nullable=False, default=0),  # unix seconds, wall clock
+    Column("fetched_at", BigInteger, nullable=True),
+)
+
+#: Tables folded from the event log (cleared and refolded after a reorganisation), in FK-free order.
+PROJECTIONS: tuple[Table, ...] = (
+    models,
+    offers,
+    licences,
+    listings,
+    disputes,
+    reviews,
+    relayers,
+    model_relayers,
+    channels,
+    currencies,
+)
+
+_FTS_DDL = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS catalog_fts USING fts5("
+    "name, description, task, tags, tokenize='porter unicode61')"
+)
+
+
+def default_db_url(network: str | None = None) -> str:
+    """``$DAIMM_CATALOG_URL``, else a SQLite file per network under ``$DAIMM_HOME`` (``~/.daimm``).
+
+    Args:
+        network: The deployment's network key (``ethereum:local:foundry``); one file per network,
+            since a catalog describes one chain.
+    """
+    url = os.environ.get("DAIMM_CATALOG_URL")
+    if url:
+        return url
+    home = Path(os.environ.get("DAIMM_HOME") or Path.home() / ".daimm")
+    slug = (network or "default").replace(":", "-").replace("/", "-")
+    return f"sqlite:///{home / f'catalog-{slug}.sqlite'}"
+
+
+def _dialect_insert(conn: Connection, table: Table) -> Any:
+    name = conn.dialect.name
+    if name == "sqlite":
+        return sqlite.insert(table)
+    if name == "postgresql":
+        return postgresql.insert(table)
+    raise CatalogError(f"database {name!r} is not supported: use SQLite or PostgreSQL")
+
+
+def insert_ignore(conn: Connection, table: Table, row: dict[str, Any]) -> bool:
+    """Insert ``row`` unless its primary key exists; True when it was inserted."""
+    stmt = _dialect_insert(conn, table).values(**row).on_conflict_do_nothing()
+    return bool(conn.execute(stmt).rowcount)
+
+
+def upsert(conn: Connection, table: Table, row: dict[str, Any]) -> None:
+    """Insert ``row`` or update every non-key column of the existing row."""
+    keys = [c.name for c in table.primary_key.columns]
+    stmt = _dialect_insert(conn, table).values(**row)
+    updates = {k: stmt.excluded[k] for k in row if k not in keys}
+    conn.execute(
+        stmt.on_conflict_do_update(index_elements=keys, set_=updates)
+        if updates
+        else stmt.on_conflict_do_nothing()
+    )
+
+
+class CatalogStore:
+    """The catalog database.
+
+    Args:
+        url: A SQLAlchemy URL: ``sqlite:///path/catalog.sqlite`` (the default kind, created with its
+            folder) or ``postgresql+psycopg://user@host/db``.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            Path(url[len("sqlite:///") :]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine: Engine = create_engine(url, future=True)
+        except Exception as exc:  # noqa: BLE001 - a bad URL or a missing driver
+            raise CatalogError(f"cannot open catalog database {url!r}: {exc}") from exc
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._create()
+
+    def _create(self) -> None:
+        try:
+            metadata.create_all(self.engine)
+            if self.is_sqlite:
+                with self.engine.begin() as conn:
+                    conn.exec_driver_sql(_FTS_DDL)
+        except Exception as exc:  # noqa: BLE001 - unreachable server, no permission, ...
+            raise CatalogError(f"cannot create the catalog tables in {self.url!r}: {exc}") from exc
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A connection inside one transaction: committed on success, rolled back on any error."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A read connection."""
+        with self.engine.connect() as conn:
+            yield conn
+
+    def get_meta(self, conn: Connection, key: str) -> str | None:
+        """The indexer state ``key``, or None."""
+        return conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar_one_or_none()
+
+    def set_meta(self, conn: Connection, key: str, value: str) -> None:
+        """Set the indexer state ``key``."""
+        upsert(conn, meta, {"key": key, "value": value})
+
+    def last_block(self) -> int | None:
+        """The checkpoint: every event up to this block is in the catalog (None before any sync)."""
+        with self.connect() as conn:
+            value = self.get_meta(conn, "last_block")
+        return None if value is None else int(value)
+
+    def refresh_fts(self, conn: Connection, model_id: int) -> None:
+        """Re-index the searchable text of ``model_id`` (SQLite FTS5; a no-op elsewhere)."""
+        if not self.is_sqlite:
+            return
+        conn.execute(text("DELETE FROM catalog_fts WHERE rowid = :id"), {"id": model_id})
+        row = conn.execute(
+            select(
+                metadata_docs.c.name,
+                metadata_docs.c.description,
+                metadata_docs.c.task,
+                metadata_docs.c.tags,
+            )
+            .select_from(models.join(metadata_docs, models.c.metadata_cid == metadata_docs.c.cid))
+            .where(models.c.model_id == model_id, metadata_docs.c.status == "ok")
+        ).first()
+        if row is not None:
+            conn.execute(
+                text(
+                    "INSERT INTO catalog_fts(rowid, name, description, task, tags)"
+                    " VALUES (:id, :name, :description, :task, :tags)"
+                ),
+                {
+                    "id": model_id,
+                    "name": row.name or "",
+                    "description": row.description or "",
+                    "task": (row.task or "").replace("-", " "),
+                    "tags": row.tags or "",
+                },
+            )
+
+    def clear_projections(self, conn: Connection) -> None:
+        """Empty every table folded from the event log (before refolding it)."""
+        for table in PROJECTIONS:
+            conn.execute(table.delete())
+        if self.is_sqlite:
+            conn.exec_driver_sql("DELETE FROM catalog_fts")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL: `daimm search` can read while `daimm catalog sync` writes; busy_timeout waits for a lock.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()

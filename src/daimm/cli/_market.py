@@ -1,0 +1,203 @@
+"""What the marketplace verbs share: network, account and confirmation options, and printing.
+
+Every marketplace command connects to the network given with ``--network`` (ape's syntax, e.g.
+``ethereum:local:foundry`` or ``ethereum:sepolia:alchemy``), loads the deployment of that network
+from the deployments file, signs with the ape account given by ``--account`` (an alias from
+``ape accounts list``, or ``TEST::0`` for a test account), prints what the transaction will cost and
+asks before sending unless ``--yes``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from daimm.errors import DaimmError
+
+if TYPE_CHECKING:
+    from daimm.market import Marketplace, Plan
+
+__all__ = [
+    "account_option",
+    "confirm_and_execute",
+    "deployments_option",
+    "emit",
+    "json_option",
+    "market_command",
+    "open_market",
+    "parse_duration",
+    "yes_option",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+def _errors(func: F) -> F:
+    """DaimmError and ape errors become one ``Error: ...`` line and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ape.exceptions import ApeException
+
+        try:
+            return func(*args, **kwargs)
+        except DaimmError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except ApeException as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise click.ClickException(first) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def account_option(*, required: bool = True) -> Callable[[F], F]:
+    """``--account ALIAS``: an ape account alias, or ``TEST::<n>`` (env ``DAIMM_ACCOUNT``)."""
+
+    def decorator(func: F) -> F:
+        from ape.cli.choices import AccountAliasPromptChoice
+
+        def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+            if value is None and required:
+                assert isinstance(param.type, AccountAliasPromptChoice)
+                return param.type.select_account()
+            return value
+
+        return click.option(
+            "--account",
+            type=AccountAliasPromptChoice(),
+            envvar="DAIMM_ACCOUNT",
+            callback=callback,
+            help="Ape account alias that signs (`ape accounts list`; TEST::0 for a test account)."
+            " [env: DAIMM_ACCOUNT]",
+        )(func)
+
+    return decorator
+
+
+deployments_option = click.option(
+    "--deployments",
+    "deployments",
+    type=click.Path(dir_okay=False),
+    envvar="DAIMM_DEPLOYMENTS",
+    default=None,
+    help="Deployments file written by `ape run deploy`. [env: DAIMM_DEPLOYMENTS;"
+    " default: ./deployments.json]",
+)
+
+yes_option = click.option(
+    "--yes", "-y", is_flag=True, help="Send without asking (the cost is still printed)."
+)
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+def market_command(group: click.Group | None = None, name: str | None = None, **kwargs: Any) -> Any:
+    """A click command that connects to ``--network`` (ape's syntax) for its duration.
+
+    Args:
+        group: Register the command on this group (else a standalone command).
+        name: The command's name.
+        kwargs: Passed to click.
+    """
+    from ape.cli import ConnectedProviderCommand, network_option
+
+    def decorator(func: F) -> click.Command:
+        wrapped = _errors(func)
+        wrapped = network_option(
+            envvar="DAIMM_NETWORK",
+            help="Network in ape's syntax, e.g. ethereum:local:foundry or"
+            " ethereum:sepolia:alchemy. [env: DAIMM_NETWORK]",
+        )(wrapped)
+        if group is not None:
+            return group.command(name, cls=ConnectedProviderCommand, **kwargs)(wrapped)
+        return click.command(name, cls=ConnectedProviderCommand, **kwargs)(wrapped)
+
+    return decorator
+
+
+def open_market(deployments: str | None) -> Marketplace:
+    """The marketplace of the connected network.
+
+    Raises:
+        DeploymentNotFoundError: No deployment for it.
+    """
+    from daimm.market import Marketplace
+
+    return Marketplace.connect(deployments)
+
+
+def confirm_and_execute(plan: Plan[T], *, yes: bool) -> T:
+    """Print what the plan does and costs, ask unless ``yes``, then send it.
+
+    Raises:
+        click.Abort: The user said no.
+        TransactionError: It would revert (named custom error) or reverted.
+    """
+    click.echo(f"About to {plan.description}:", err=True)
+    for step in plan.steps:
+        click.echo(f"  - {step.label}", err=True)
+    cost = plan.cost()
+    click.echo(f"Cost: {cost.describe()}", err=True)
+    if not yes:
+        click.confirm("Send?", abort=True, err=True)
+    return plan.execute()
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.name.lower()
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def emit(title: str, value: Any, *, as_json: bool, extra: dict[str, str] | None = None) -> None:
+    """Print a result: ``key: value`` lines under a title, or one JSON object with ``--json``.
+
+    Args:
+        title: One line saying what happened.
+        value: A dataclass (or dict) of result fields.
+        as_json: Print JSON instead.
+        extra: Human-formatted fields (amounts with units) shown in place of raw ones.
+    """
+    data = _plain(value)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    click.echo(title)
+    shown = {**data, **(extra or {})}
+    width = max((len(k) for k in shown), default=0)
+    for key, item in shown.items():
+        if isinstance(item, list):
+            item = ", ".join(str(i) for i in item) or "-"
+        click.echo(f"  {key.ljust(width)}  {item}")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds from ``"3600"``, ``"90s"``, ``"30m"``, ``"12h"``, ``"1d"`` or ``"2w"``.
+
+    Raises:
+        click.BadParameter: Anything else.
+    """
+    body = text.strip().lower()
+    factor = _UNITS.get(body[-1:])
+    number = body[:-1] if factor else body
+    if not number.isdigit() or int(number) <= 0:
+        raise click.BadParameter(f"{text!r} is not a duration: write e.g. 3600, 30m, 12h, 1d, 2w")
+    return int(number) * (factor or 1)

@@ -1,0 +1,95 @@
+"""`daimm keys ...`: X25519 key pairs for receiving wrapped model keys."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from daimm.cli.ipfs import os_errors
+from daimm.errors import ValidationError
+
+__all__ = ["keys", "passphrase_options", "read_passphrase"]
+
+_PASSPHRASE_ENV = "DAIMM_KEY_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
+
+
+def passphrase_options(func):  # type: ignore[no-untyped-def]
+    """--passphrase-file / --ask-passphrase (or DAIMM_KEY_PASSPHRASE) for protected key files."""
+    func = click.option(
+        "--ask-passphrase", is_flag=True, help="Prompt for the key file's passphrase."
+    )(func)
+    func = click.option(
+        "--passphrase-file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help=f"Read the key file's passphrase from this file. [env: {_PASSPHRASE_ENV}]",
+    )(func)
+    return func
+
+
+def read_passphrase(
+    passphrase_file: Path | None, ask: bool, *, confirm: bool = False
+) -> str | None:
+    """The passphrase from a file, a prompt or the environment; None when none is given."""
+    if passphrase_file is not None and ask:
+        raise click.UsageError("choose one of --passphrase-file and --ask-passphrase")
+    if passphrase_file is not None:
+        text = passphrase_file.read_text(encoding="utf-8").rstrip("\r\n")
+        if not text:
+            raise ValidationError(f"{passphrase_file} is empty")
+        return text
+    if ask:
+        return str(click.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm))
+    return os.environ.get(_PASSPHRASE_ENV) or None
+
+
+@click.group()
+def keys() -> None:
+    """X25519 key pairs: a relayer or licensee publishes the public key, keeps the file."""
+
+
+@keys.command("new")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The private key file to create (mode 0600; never overwritten).",
+)
+@passphrase_options
+@os_errors
+def new(output: Path, passphrase_file: Path | None, ask_passphrase: bool) -> None:
+    """Create a key pair in OUTPUT and print its public key on stdout.
+
+    With a passphrase (--ask-passphrase, --passphrase-file or DAIMM_KEY_PASSPHRASE) the private
+    key is encrypted with a scrypt-derived key.
+
+    \b
+    Example:
+      daimm keys new -o relayer.key
+      daimm keys new -o relayer.key --ask-passphrase
+    """
+    from daimm.crypto.keys import generate_private_key, public_key_of, save_private_key
+
+    passphrase = read_passphrase(passphrase_file, ask_passphrase, confirm=True)
+    private = generate_private_key()
+    save_private_key(output, private, passphrase)
+    click.echo(str(public_key_of(private)))
+
+
+@keys.command("show")
+@click.argument("keyfile", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@passphrase_options
+@os_errors
+def show(keyfile: Path, passphrase_file: Path | None, ask_passphrase: bool) -> None:
+    """Print the public key of KEYFILE (checking the file and its passphrase).
+
+    \b
+    Example:
+      daimm keys show relayer.key
+    """
+    from daimm.crypto.keys import load_private_key, public_key_of
+
+    private = load_private_key(keyfile, read_passphrase(passphrase_file, ask_passphrase))
+    click.echo(str(public_key_of(private)))

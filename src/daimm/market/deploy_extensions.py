@@ -1,0 +1,153 @@
+"""Deploy the extension contracts (RelayerRegistry, CreditEscrow, ReviewRegistry) onto a core.
+
+The core (AIModelToken, ModelRegistry, LicenseNFT, RentalEscrow) is the
+:class:`~daimm.market.deploy.Deployment` returned by :func:`daimm.market.deploy.deploy_all`; this
+module adds the three contracts that build on it and grants CreditEscrow the RentalEscrow's
+``REVENUE_SOURCE_ROLE``, so redeemed vouchers are booked as revenue (fee, split and dispute window
+apply). The deployer must hold the RentalEscrow's ``DEFAULT_ADMIN_ROLE``.
+
+Example:
+    >>> core = deploy_all(project, deployer, ...)
+    >>> ext = deploy_extensions(project, deployer, core)
+    >>> ext.credit_escrow.timeout()
+    604800
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from daimm.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ape.api.accounts import AccountAPI
+    from ape.contracts import ContractInstance
+
+    from daimm.market.deploy import Deployment
+
+__all__ = ["DEFAULT_CREDIT_TIMEOUT", "Extensions", "deploy_extensions", "verify_extensions"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds a pay-per-use channel stays redeemable after its last deposit (7 days).
+DEFAULT_CREDIT_TIMEOUT = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Extensions:
+    """The deployed extension contracts.
+
+    Attributes:
+        relayer_registry: RelayerRegistry, reading model owners from the core ModelRegistry.
+        credit_escrow: CreditEscrow, paying redeemed vouchers into the core RentalEscrow.
+        review_registry: ReviewRegistry, reading licence holders from the core LicenseNFT.
+        gas_used: Gas used by the deployment and wiring transactions, in gas units.
+    """
+
+    relayer_registry: ContractInstance
+    credit_escrow: ContractInstance
+    review_registry: ContractInstance
+    gas_used: int = 0
+
+    def addresses(self) -> dict[str, str]:
+        """Contract name to address, as the deployments file records them."""
+        return {
+            "RelayerRegistry": str(self.relayer_registry.address),
+            "CreditEscrow": str(self.credit_escrow.address),
+            "ReviewRegistry": str(self.review_registry.address),
+        }
+
+
+def deploy_extensions(
+    project: Any,
+    deployer: AccountAPI,
+    core: Deployment,
+    *,
+    credit_timeout: int = DEFAULT_CREDIT_TIMEOUT,
+) -> Extensions:
+    """Deploy RelayerRegistry, CreditEscrow and ReviewRegistry against ``core`` and wire them.
+
+    Args:
+        project: ape's project manager (``ape.project``), holding the compiled contract types.
+        deployer: The account that deploys; it must hold the RentalEscrow's ``DEFAULT_ADMIN_ROLE``.
+        core: The core deployment returned by ``deploy_all``.
+        credit_timeout: Seconds a pay-per-use channel stays redeemable after its last deposit.
+
+    Returns:
+        The three deployed contracts.
+
+    Raises:
+        ConfigError: ``credit_timeout`` is out of range, the deployer cannot grant the role, or the
+            wiring check fails afterwards.
+    """
+    if not 0 < credit_timeout < 2**64:
+        raise ConfigError(f"credit_timeout must be 1..2**64-1 seconds, got {credit_timeout}")
+    escrow = core.escrow
+    if not escrow.hasRole(escrow.DEFAULT_ADMIN_ROLE(), deployer):
+        raise ConfigError(
+            f"{deployer.address} cannot grant REVENUE_SOURCE_ROLE on RentalEscrow "
+            f"{escrow.address}: deploy with the account that holds its DEFAULT_ADMIN_ROLE"
+        )
+
+    receipts: list[Any] = []
+
+    def deploy(contract_type: Any, *args: Any) -> Any:
+        instance = contract_type.deploy(*args, sender=deployer)
+        receipts.append(deployer.provider.get_receipt(instance.txn_hash))
+        return instance
+
+    relayer_registry = deploy(project.RelayerRegistry, core.registry.address)
+    credit_escrow = deploy(
+        project.CreditEscrow, escrow.address, relayer_registry.address, credit_timeout
+    )
+    review_registry = deploy(project.ReviewRegistry, core.licences.address)
+    receipts.append(
+        escrow.grantRole(escrow.REVENUE_SOURCE_ROLE(), credit_escrow.address, sender=deployer)
+    )
+
+    ext = Extensions(
+        relayer_registry=relayer_registry,
+        credit_escrow=credit_escrow,
+        review_registry=review_registry,
+        gas_used=sum(int(r.gas_used) for r in receipts),
+    )
+    verify_extensions(core, ext)
+    log.info("deployed extensions %s (gas %d)", ext.addresses(), ext.gas_used)
+    return ext
+
+
+def verify_extensions(core: Deployment, ext: Extensions) -> None:
+    """Check that ``ext`` points at ``core`` and CreditEscrow holds its role.
+
+    Args:
+        core: The core deployment returned by ``deploy_all``.
+        ext: The extension contracts.
+
+    Raises:
+        ConfigError: A contract points elsewhere, or CreditEscrow lacks its role.
+    """
+    escrow = core.escrow
+    checks = [
+        (
+            "RelayerRegistry.modelRegistry",
+            ext.relayer_registry.modelRegistry(),
+            core.registry.address,
+        ),
+        ("CreditEscrow.rentalEscrow", ext.credit_escrow.rentalEscrow(), escrow.address),
+        (
+            "CreditEscrow.relayerRegistry",
+            ext.credit_escrow.relayerRegistry(),
+            ext.relayer_registry.address,
+        ),
+        ("ReviewRegistry.licenceNFT", ext.review_registry.licenceNFT(), core.licences.address),
+    ]
+    for what, actual, expected in checks:
+        if str(actual).lower() != str(expected).lower():
+            raise ConfigError(f"{what} is {actual}, expected {expected}: redeploy the extensions")
+    if not escrow.hasRole(escrow.REVENUE_SOURCE_ROLE(), ext.credit_escrow.address):
+        raise ConfigError(
+            f"CreditEscrow {ext.credit_escrow.address} lacks RentalEscrow's REVENUE_SOURCE_ROLE: "
+            "grant it with the admin account, or every voucher redemption reverts"
+        )

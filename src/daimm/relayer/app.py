@@ -1,0 +1,358 @@
+"""The relayer's HTTP API (FastAPI on uvicorn).
+
+- ``GET /v1/health``: liveness, the relayer's address, chain id and contracts, latest block seen.
+- ``GET /v1/models``: models loaded now, with input and output schemas.
+- ``GET /v1/models/{model_id}/credit/{payer}``: a payer's spent total and price per call.
+- ``POST /v1/models/{model_id}/predict``: a signed request ``{"inputs": {name: nested list}}``;
+  the answer is ``{"outputs": ..., "receipt": {...}}`` with a receipt the relayer signed.
+- ``GET /metrics``: Prometheus metrics.
+
+Every error is ``{"error": code, "detail": message}`` with a fitting status, never a traceback.
+Logs are one JSON object per line and carry no keys, signatures or inputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from daimm import eip712
+from daimm.errors import ModelUnavailableError, RequestRefusedError
+from daimm.relayer.access import (
+    AccessPolicy,
+    RateLimiter,
+    claimed_address,
+    parse_signed_headers,
+)
+from daimm.relayer.chain import ChainReader, LogWatcher
+from daimm.relayer.models import ModelManager, validate_inputs
+from daimm.relayer.vouchers import Redeemer, VoucherStore
+
+__all__ = ["RelayerServices", "create_app", "error_body"]
+
+log = logging.getLogger("daimm.relayer")
+
+
+@dataclass
+class RelayerServices:
+    """Everything the app uses, built by ``runner.build_services`` (or by tests).
+
+    Attributes:
+        policy: Signature, licence and voucher checks.
+        models: The model manager.
+        store: Nonces and vouchers.
+        reader: The chain reader.
+        private_key: The relayer's Ethereum key (signs receipts).
+        max_body_bytes: Largest accepted body.
+        ip_limiter: Rate limits per client IP.
+        address_limiter: Rate limits per claimed address.
+        watcher: The log watcher (started and stopped with the app), if any.
+        redeemer: The voucher redeemer (started and stopped with the app), if any.
+    """
+
+    policy: AccessPolicy
+    models: ModelManager
+    store: VoucherStore
+    reader: ChainReader
+    private_key: bytes
+    max_body_bytes: int = 1 << 20
+    ip_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(200.0, 400))
+    address_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(100.0, 200))
+    watcher: LogWatcher | None = None
+    redeemer: Redeemer | None = None
+    started_at: float = field(default_factory=time.time)
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "daimm_relayer_requests_total",
+            "Predict requests by outcome.",
+            ["code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "daimm_relayer_predict_seconds",
+            "Latency of served predictions, in seconds.",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
+            registry=self.registry,
+        )
+        self.loaded = Gauge(
+            "daimm_relayer_models_loaded", "Models loaded in workers.", registry=self.registry
+        )
+        self.memory = Gauge(
+            "daimm_relayer_model_memory_bytes",
+            "Memory charged to the model cache budget.",
+            registry=self.registry,
+        )
+        self.evictions = Gauge(
+            "daimm_relayer_model_evictions", "Models evicted so far.", registry=self.registry
+        )
+        self.crashes = Gauge(
+            "daimm_relayer_worker_crashes", "Worker crashes seen so far.", registry=self.registry
+        )
+        self.chain_healthy = Gauge(
+            "daimm_relayer_chain_healthy",
+            "1 when the log watcher's last poll succeeded.",
+            registry=self.registry,
+        )
+
+
+def error_body(status: int, code: str, detail: str) -> JSONResponse:
+    """The one error shape: ``{"error": code, "detail": detail}``."""
+    return JSONResponse({"error": code, "detail": detail}, status_code=status)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise RequestRefusedError(
+                    413, "body_too_large", f"the body is {declared} bytes; the limit is {limit}"
+                )
+        except ValueError:
+            raise RequestRefusedError(400, "bad_request", "Content-Length is not a number") from None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestRefusedError(
+                413, "body_too_large", f"the body exceeds the limit of {limit} bytes"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(services: RelayerServices) -> FastAPI:
+    """The FastAPI application over ``services``; starts and stops watcher, redeemer, workers."""
+    metrics = _Metrics()
+    policy = services.policy
+
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> Any:
+        if services.watcher is not None:
+            await asyncio.to_thread(services.watcher.start)
+        if services.redeemer is not None:
+            services.redeemer.start()
+        log.info(
+            "relayer started",
+            extra={"relayer": policy.relayer, "chain_id": policy.chain_id},
+        )
+        try:
+            yield
+        finally:
+            # uvicorn has already finished the in-flight requests when this runs.
+            if services.watcher is not None:
+                await asyncio.to_thread(services.watcher.stop)
+            if services.redeemer is not None:
+                await asyncio.to_thread(services.redeemer.stop)
+            services.models.close()
+            services.store.close()
+            log.info("relayer stopped")
+
+    app = FastAPI(
+        title="daimm relayer",
+        version="1",
+        summary="Serves ONNX predictions to wallets that hold a live licence or credit.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(RequestRefusedError)
+    async def _refused(_request: Request, exc: RequestRefusedError) -> JSONResponse:
+        metrics.requests.labels(exc.code).inc()
+        return error_body(exc.status, exc.code, exc.detail)
+
+    @app.exception_handler(ModelUnavailableError)
+    async def _unavailable(_request: Request, exc: ModelUnavailableError) -> JSONResponse:
+        metrics.requests.labels("model_unavailable").inc()
+        return error_body(503, "model_unavailable", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return error_body(422, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_body(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _crash(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error", extra={"error_type": type(exc).__name__})
+        return error_body(500, "internal_error", "the relayer failed unexpectedly; see its logs")
+
+    @app.get("/v1/health")
+    async def health() -> dict[str, Any]:
+        """Liveness and identity of this relayer."""
+        watcher = services.watcher
+        return {
+            "status": "ok" if watcher is None or watcher.healthy else "chain_unavailable",
+            "relayer": policy.relayer,
+            "chain_id": policy.chain_id,
+            "contracts": {"RelayerRegistry": policy.registry, "CreditEscrow": policy.escrow},
+            "block": services.reader.latest_block,
+            "models_loaded": len(services.models.loaded()),
+            "uptime_s": round(time.time() - services.started_at, 1),
+        }
+
+    @app.get("/v1/models")
+    async def list_models() -> dict[str, Any]:
+        """Models loaded now, with their schemas (others load on their first request)."""
+        return {
+            "models": [
+                {
+                    "model_id": m.ref.model_id,
+                    "version": m.ref.version,
+                    "weights_cid": m.ref.weights_cid,
+                    **m.schema.to_json(),
+                }
+                for m in services.models.loaded()
+            ]
+        }
+
+    @app.get("/v1/models/{model_id}/credit/{payer}")
+    async def credit(model_id: int, payer: str) -> dict[str, Any]:
+        """What ``payer`` has spent on ``model_id`` here, and the price of the next call."""
+        from eth_utils import is_address, to_checksum_address
+
+        if not is_address(payer):
+            raise RequestRefusedError(422, "invalid_request", "payer: not an address")
+        stored = services.store.get(to_checksum_address(payer), model_id)
+        try:
+            price = await asyncio.to_thread(services.reader.price_per_call, model_id)
+        except Exception as exc:  # noqa: BLE001 - ChainError and friends
+            raise RequestRefusedError(503, "chain_unavailable", str(exc)) from None
+        return {
+            "model_id": model_id,
+            "payer": to_checksum_address(payer),
+            "spent": str(stored.spent if stored else 0),
+            "cumulative": str(stored.cumulative if stored else 0),
+            "price_per_call": str(price),
+        }
+
+    @app.post(
+        "/v1/models/{model_id}/predict",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["inputs"],
+                            "properties": {"inputs": {"type": "object"}},
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def predict(model_id: int, request: Request) -> Response:
+        """Run ``model_id`` on the signed request's inputs; the answer carries a signed receipt."""
+        started = time.perf_counter()
+        # 1. Rate limits, before any signature recovery or chain call.
+        ip = request.client.host if request.client else "unknown"
+        if not services.ip_limiter.allow(ip):
+            raise RequestRefusedError(429, "rate_limited", "too many requests from this address")
+        claimed = claimed_address(request.headers)
+        if claimed is not None and not services.address_limiter.allow(claimed):
+            raise RequestRefusedError(429, "rate_limited", "too many requests for this wallet")
+        # 2. Size, then the signature (CPU only).
+        body = await _read_body(request, services.max_body_bytes)
+        signed = parse_signed_headers(request.headers)
+        body_hash = eip712.keccak256(body)
+        policy.verify_request(model_id, body_hash, signed)
+        try:
+            document = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise RequestRefusedError(422, "invalid_json", "body: not valid JSON") from None
+        if not isinstance(document, dict) or "inputs" not in document:
+            raise RequestRefusedError(
+                422, "invalid_input", 'body: expected {"inputs": {name: array}}'
+            )
+        # 3. The chain (cached): authorisation, licence or voucher.
+        decision = await _off_loop(policy.decide, model_id, signed)
+        model = await services.models.get(decision.ref)
+        arrays = validate_inputs(model.schema, document["inputs"])
+        # 4. Spend the nonce (exactly one of two identical requests passes), run, charge, sign.
+        policy.use_nonce(signed)
+        outputs = await services.models.run(model, arrays)
+        policy.charge(decision, signed)
+        receipt = eip712.Receipt(
+            model_id=model_id,
+            weights_cid=decision.ref.weights_cid,
+            inputs_hash=body_hash,
+            outputs_hash=eip712.keccak256(outputs),
+            timestamp=int(time.time()),
+        )
+        signature = eip712.sign_receipt(
+            receipt, policy.chain_id, policy.registry, services.private_key
+        )
+        receipt_json = json.dumps(
+            {
+                "modelId": receipt.model_id,
+                "weightsCid": receipt.weights_cid,
+                "inputsHash": "0x" + receipt.inputs_hash.hex(),
+                "outputsHash": "0x" + receipt.outputs_hash.hex(),
+                "timestamp": receipt.timestamp,
+                "chainId": policy.chain_id,
+                "verifyingContract": policy.registry,
+                "relayer": policy.relayer,
+                "signature": "0x" + signature.hex(),
+            },
+            separators=(",", ":"),
+        ).encode()
+        extra = b""
+        if decision.paid_by == "voucher":
+            extra = b',"charged":"%d"' % decision.price
+        content = b'{"outputs":' + outputs + b',"receipt":' + receipt_json + extra + b"}"
+        elapsed = time.perf_counter() - started
+        metrics.requests.labels("ok").inc()
+        metrics.latency.observe(elapsed)
+        log.info(
+            "served",
+            extra={"model_id": model_id, "address": signed.address, "paid_by": decision.paid_by,
+                   "ms": round(elapsed * 1000, 2)},
+        )  # fmt: skip
+        return Response(content, media_type="application/json")
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        """Prometheus metrics."""
+        loaded = services.models.loaded()
+        metrics.loaded.set(len(loaded))
+        metrics.memory.set(services.models.used_bytes)
+        metrics.evictions.set(services.models.evictions)
+        metrics.crashes.set(services.models.crashes)
+        if services.watcher is not None:
+            metrics.chain_healthy.set(1 if services.watcher.healthy else 0)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def _off_loop(fn: Any, *args: Any) -> Any:
+    """Run a (possibly blocking) chain-reading call without stalling the event loop.
+
+    NOTE: a warm cache answers in microseconds, so the thread hop is only paid on a miss; the
+    reader tells us by exposing nothing, so we always hop when the watcher has no block yet.
+    """
+    return await asyncio.to_thread(fn, *args)

@@ -1,0 +1,519 @@
+"""The relayer's one chain reader, its log watcher and its one transaction sender.
+
+The daemon reads the chain through web3.py's HTTP provider with a short timeout (not ape, so the
+daemon stays light). The failure mode is a single exception: any timeout, HTTP error (429, 5xx),
+refused connection, malformed JSON or undecodable return value raises
+:class:`~daimm.errors.ChainUnavailableError`, and callers fail closed (503). A call the contract
+itself reverts raises :class:`~daimm.errors.ChainError` (an answer, not an outage).
+
+Answers are cached for ``access_ttl_s`` seconds and only while no newer block has been seen: the
+log watcher polls ``eth_blockNumber``/``eth_getLogs``; on a licence, relayer, version, offer or
+credit event for a model it drops that model's entries at once, and any new block retires every
+older entry (``hasAccess`` "at the latest block" depends on the block's time, so a rental that
+expires without any event stops being served at the first block past its expiry). When the
+watcher cannot poll, the whole cache is dropped: no access is granted on stale belief.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils import keccak, to_checksum_address
+
+from daimm.errors import ChainError, ChainUnavailableError, TransactionError
+
+__all__ = [
+    "ChainReader",
+    "Channel",
+    "LogWatcher",
+    "ModelVersion",
+    "TransactionSender",
+    "make_web3",
+]
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------- minimal ABIs
+def _fn(name: str, inputs: list[tuple[str, str]], outputs: list[Any]) -> dict[str, Any]:
+    def param(item: Any) -> dict[str, Any]:
+        if isinstance(item, tuple) and isinstance(item[1], list):  # (name, [components])
+            return {"name": item[0], "type": "tuple", "components": [param(c) for c in item[1]]}
+        return {"name": item[0], "type": item[1]}
+
+    return {
+        "type": "function",
+        "name": name,
+        "stateMutability": "view",
+        "inputs": [param(i) for i in inputs],
+        "outputs": [param(o) for o in outputs],
+    }
+
+
+# NOTE: hand-written fragments of contracts/interfaces/*.sol, only what the relayer calls, so the
+# daemon needs no compiled artifacts; tests/unit/relayer/test_chain.py checks them against the
+# compiled interfaces when those exist.
+ABIS: dict[str, list[dict[str, Any]]] = {
+    "LicenseNFT": [_fn("hasAccess", [("modelId", "uint256"), ("account", "address")],
+                       [("", "bool")])],
+    "RelayerRegistry": [
+        _fn("isAuthorised", [("modelId", "uint256"), ("relayer", "address")], [("", "bool")]),
+        _fn("envelopeOf", [("modelId", "uint256"), ("relayer", "address")], [("", "string")]),
+    ],
+    "ModelRegistry": [
+        _fn("versionCount", [("modelId", "uint256")], [("", "uint256")]),
+        _fn("versionOf", [("modelId", "uint256"), ("version", "uint256")],
+            [("", [("weightsCid", "string"), ("metadataCid", "string"),
+                   ("publishedAt", "uint64")])]),
+    ],
+    "RentalEscrow": [
+        _fn("offerOf", [("modelId", "uint256")],
+            [("", [("currency", "address"), ("pricePerPeriod", "uint96"),
+                   ("periodSeconds", "uint32"), ("minPeriods", "uint16"),
+                   ("maxPeriods", "uint16"), ("active", "bool"),
+                   ("perpetualPrice", "uint128"), ("pricePerCall", "uint128")])]),
+    ],
+    "CreditEscrow": [
+        _fn("channelOf", [("payer", "address"), ("modelId", "uint256"), ("relayer", "address")],
+            [("", [("currency", "address"), ("deposited", "uint128"), ("redeemed", "uint128"),
+                   ("expiresAt", "uint64")])]),
+        {
+            "type": "function",
+            "name": "redeem",
+            "stateMutability": "nonpayable",
+            "inputs": [
+                {"name": "payer", "type": "address"},
+                {"name": "voucher", "type": "tuple", "components": [
+                    {"name": "modelId", "type": "uint256"},
+                    {"name": "relayer", "type": "address"},
+                    {"name": "cumulativeAmount", "type": "uint256"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "escrow", "type": "address"},
+                ]},
+                {"name": "signature", "type": "bytes"},
+            ],
+            "outputs": [{"name": "paid", "type": "uint256"}],
+        },
+    ],
+}  # fmt: skip
+
+
+def _topic(signature: str) -> bytes:
+    return bytes(keccak(text=signature))
+
+
+# Events that change what the relayer may answer, by topic0 -> (kind, which topic is the model id).
+_MODEL_EVENTS: dict[bytes, tuple[str, int]] = {
+    _topic("LicenceMinted(uint256,uint256,address,uint8,uint64)"): ("licence", 2),
+    _topic("LicenceExtended(uint256,uint256,uint64)"): ("licence", 2),
+    _topic("LicenceTerminated(uint256,uint256)"): ("licence", 2),
+    _topic("RelayerAuthorised(uint256,address,string)"): ("relayer", 1),
+    _topic("EnvelopeUpdated(uint256,address,string)"): ("relayer", 1),
+    _topic("RelayerDeauthorised(uint256,address)"): ("relayer", 1),
+    _topic("VersionPublished(uint256,uint256,string,string)"): ("version", 1),
+    _topic("OfferSet(uint256,(address,uint96,uint32,uint16,uint16,bool,uint128,uint128))"): (
+        "offer",
+        1,
+    ),
+    _topic("CreditDeposited(address,uint256,address,address,uint256,uint64)"): ("credit", 2),
+    _topic("VoucherRedeemed(address,uint256,address,uint256,uint256)"): ("credit", 2),
+    _topic("CreditReclaimed(address,uint256,address,uint256)"): ("credit", 2),
+}
+_TRANSFER = _topic("Transfer(address,address,uint256)")
+_RELAYER_CHANGED = {
+    _topic("RelayerUpdated(address,bytes32,string)"),
+    _topic("RelayerRetiredEvent(address)"),
+}
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """The version of a model the relayer serves.
+
+    Attributes:
+        model_id: The model's token id.
+        version: Index of the latest version (0 for the first).
+        weights_cid: CID of its encrypted weights.
+    """
+
+    model_id: int
+    version: int
+    weights_cid: str
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A pay-per-use credit channel as the chain records it (amounts in the smallest unit)."""
+
+    currency: str
+    deposited: int
+    redeemed: int
+    expires_at: int
+
+
+def make_web3(rpc_url: str, timeout_s: float) -> Any:
+    """A web3 instance on an HTTP provider that fails fast: short timeout and no retries."""
+    from web3 import HTTPProvider, Web3
+
+    provider = HTTPProvider(
+        rpc_url, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None
+    )
+    return Web3(provider)
+
+
+@dataclass
+class _Entry:
+    value: Any
+    block: int
+    at: float
+
+
+class ChainReader:
+    """Cached, fail-closed reads of the daimm contracts.
+
+    Args:
+        rpc_url: The JSON-RPC endpoint (HTTP).
+        contracts: Contract name -> address (see ``settings.CONTRACT_NAMES``).
+        timeout_s: Timeout of one RPC call, in seconds.
+        ttl_s: How long an answer is reused, in seconds (0 disables the cache).
+    """
+
+    def __init__(
+        self, rpc_url: str, contracts: dict[str, str], *, timeout_s: float = 2.0, ttl_s: float = 3.0
+    ) -> None:
+        self.rpc_url = rpc_url
+        self.ttl_s = ttl_s
+        self.w3 = make_web3(rpc_url, timeout_s)
+        self.addresses = {name: to_checksum_address(a) for name, a in contracts.items()}
+        self._contracts = {
+            name: self.w3.eth.contract(address=self.addresses[name], abi=abi)
+            for name, abi in ABIS.items()
+            if name in self.addresses
+        }
+        self._cache: dict[tuple[Hashable, ...], _Entry] = {}
+        self._lock = threading.Lock()
+        #: Latest block the watcher has seen (None when no watcher runs: TTL alone applies).
+        self.latest_block: int | None = None
+        #: Timestamp of that block, in seconds.
+        self.latest_block_time: int | None = None
+
+    # ------------------------------------------------------------------ raw calls
+    def _guard(self, what: str, fn: Callable[[], Any]) -> Any:
+        from web3.exceptions import ContractLogicError
+
+        try:
+            return fn()
+        except ContractLogicError as exc:
+            raise ChainError(f"{what} reverted: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - every other failure is an outage: fail closed
+            raise ChainUnavailableError(
+                f"cannot read {what} from {self.rpc_url} ({type(exc).__name__}: {exc}); "
+                "the relayer refuses requests until the chain answers again"
+            ) from None
+
+    def _call(self, contract: str, function: str, *args: Any) -> Any:
+        fn = getattr(self._contracts[contract].functions, function)
+        return self._guard(f"{contract}.{function}", lambda: fn(*args).call())
+
+    def chain_id(self) -> int:
+        """The chain's id (``eth_chainId``)."""
+        value = self._guard("eth_chainId", lambda: self.w3.eth.chain_id)
+        if not isinstance(value, int):
+            raise ChainUnavailableError(f"eth_chainId returned {value!r}, not a number")
+        return value
+
+    def block(self) -> tuple[int, int]:
+        """Number and timestamp (seconds) of the latest block."""
+        block = self._guard("the latest block", lambda: self.w3.eth.get_block("latest"))
+        try:
+            return int(block["number"]), int(block["timestamp"])
+        except (KeyError, TypeError, ValueError):
+            raise ChainUnavailableError("the latest block came back malformed") from None
+
+    def chain_time(self) -> int:
+        """Timestamp of the latest block, in seconds (the watcher's, else read now)."""
+        if self.latest_block_time is not None:
+            return self.latest_block_time
+        return self.block()[1]
+
+    # ------------------------------------------------------------------ cache
+    def _cached(self, key: tuple[Hashable, ...], read: Callable[[], Any]) -> Any:
+        now = time.monotonic()
+        with self._lock:
+            entry = self._cache.get(key)
+            block = self.latest_block
+            if (
+                entry is not None
+                and now - entry.at < self.ttl_s
+                and (block is None or entry.block == block)
+            ):
+                return entry.value
+        value = read()
+        if self.ttl_s > 0:
+            with self._lock:
+                self._cache[key] = _Entry(value, -1 if block is None else block, now)
+        return value
+
+    def drop(self, predicate: Callable[[tuple[Hashable, ...]], bool] | None = None) -> int:
+        """Drop cached answers (all, or those whose key matches); return how many."""
+        with self._lock:
+            if predicate is None:
+                count = len(self._cache)
+                self._cache.clear()
+                return count
+            doomed = [key for key in self._cache if predicate(key)]
+            for key in doomed:
+                del self._cache[key]
+            return len(doomed)
+
+    def drop_model(self, model_id: int, kinds: tuple[str, ...] | None = None) -> int:
+        """Drop the cached answers about ``model_id`` (of the given kinds, or all)."""
+        return self.drop(
+            lambda key: key[1] == model_id and (kinds is None or key[0] in kinds)
+        )
+
+    def drop_account(self, account: str) -> int:
+        """Drop cached ``hasAccess`` answers about ``account`` for every model."""
+        account = to_checksum_address(account)
+        return self.drop(lambda key: key[0] == "access" and key[2] == account)
+
+    # ------------------------------------------------------------------ reads
+    def has_access(self, model_id: int, account: str) -> bool:
+        """``LicenseNFT.hasAccess(modelId, account)`` at the latest block."""
+        account = to_checksum_address(account)
+        value = self._cached(
+            ("access", model_id, account),
+            lambda: self._call("LicenseNFT", "hasAccess", model_id, account),
+        )
+        return _typed(value, bool, "hasAccess")
+
+    def is_authorised(self, model_id: int, relayer: str) -> bool:
+        """``RelayerRegistry.isAuthorised(modelId, relayer)``."""
+        relayer = to_checksum_address(relayer)
+        value = self._cached(
+            ("relayer", model_id, relayer, "auth"),
+            lambda: self._call("RelayerRegistry", "isAuthorised", model_id, relayer),
+        )
+        return _typed(value, bool, "isAuthorised")
+
+    def envelope_of(self, model_id: int, relayer: str) -> str:
+        """CID of the key envelope the model's owner published for ``relayer``."""
+        relayer = to_checksum_address(relayer)
+        value = self._cached(
+            ("relayer", model_id, relayer, "envelope"),
+            lambda: self._call("RelayerRegistry", "envelopeOf", model_id, relayer),
+        )
+        return _typed(value, str, "envelopeOf")
+
+    def latest_version(self, model_id: int) -> ModelVersion:
+        """The latest version of ``model_id`` (its index and weights CID)."""
+
+        def read() -> ModelVersion:
+            count = _typed(self._call("ModelRegistry", "versionCount", model_id), int, "count")
+            if count < 1:
+                raise ChainError(f"model {model_id} has no version")
+            record = self._call("ModelRegistry", "versionOf", model_id, count - 1)
+            try:
+                cid = record[0]
+            except (TypeError, IndexError):
+                raise ChainUnavailableError("versionOf returned a malformed record") from None
+            return ModelVersion(model_id, count - 1, _typed(cid, str, "weightsCid"))
+
+        return self._cached(("version", model_id), read)
+
+    def price_per_call(self, model_id: int) -> int:
+        """The offer's price of one pay-per-use call (0 if the model has none)."""
+
+        def read() -> int:
+            offer = self._call("RentalEscrow", "offerOf", model_id)
+            try:
+                return _typed(offer[7], int, "pricePerCall")
+            except (TypeError, IndexError):
+                raise ChainUnavailableError("offerOf returned a malformed offer") from None
+
+        return self._cached(("offer", model_id), read)
+
+    def channel_of(self, payer: str, model_id: int, relayer: str) -> Channel:
+        """The credit channel (payer, model, relayer)."""
+        payer, relayer = to_checksum_address(payer), to_checksum_address(relayer)
+
+        def read() -> Channel:
+            raw = self._call("CreditEscrow", "channelOf", payer, model_id, relayer)
+            try:
+                return Channel(str(raw[0]), int(raw[1]), int(raw[2]), int(raw[3]))
+            except (TypeError, IndexError, ValueError):
+                raise ChainUnavailableError("channelOf returned a malformed channel") from None
+
+        return self._cached(("credit", model_id, payer, relayer), read)
+
+    # ------------------------------------------------------------------ logs
+    def poll(self, from_block: int) -> int:
+        """Read logs from ``from_block`` to the latest block, drop what they touch; return latest.
+
+        Raises:
+            ChainUnavailableError: The chain could not be read (the caller drops the whole cache).
+        """
+        number, timestamp = self.block()
+        if number >= from_block:
+            logs = self._guard(
+                "eth_getLogs",
+                lambda: self.w3.eth.get_logs(
+                    {
+                        "fromBlock": from_block,
+                        "toBlock": number,
+                        "address": list(self.addresses.values()),
+                    }
+                ),
+            )
+            for entry in logs:
+                self._apply_log(entry)
+        with self._lock:
+            self.latest_block, self.latest_block_time = number, timestamp
+        return number
+
+    def _apply_log(self, entry: Any) -> None:
+        try:
+            topics = [bytes(t) for t in entry["topics"]]
+        except (KeyError, TypeError):
+            raise ChainUnavailableError("eth_getLogs returned a malformed log") from None
+        if not topics:
+            return
+        head = topics[0]
+        if head in _MODEL_EVENTS:
+            kind, index = _MODEL_EVENTS[head]
+            model_id = int.from_bytes(topics[index], "big")
+            kinds = ("access",) if kind == "licence" else (kind,)
+            if kind == "relayer":
+                kinds = ("relayer", "version")
+            dropped = self.drop_model(model_id, kinds)
+            log.info(
+                "chain event dropped cache",
+                extra={"event_kind": kind, "model_id": model_id, "dropped": dropped},
+            )
+        elif head == _TRANSFER and len(topics) == 4:
+            # A licence changed hands: both accounts' answers are stale. (The model NFT's own
+            # Transfer lands here too: dropping is harmless and ownership changes authorisation.)
+            for topic in topics[1:3]:
+                self.drop_account("0x" + topic[-20:].hex())
+            self.drop(lambda key: key[0] == "relayer")
+        elif head in _RELAYER_CHANGED:
+            self.drop(lambda key: key[0] == "relayer")
+
+
+def _typed(value: Any, kind: type, what: str) -> Any:
+    if kind is int and isinstance(value, bool):
+        raise ChainUnavailableError(f"{what} came back as {value!r}, not a number")
+    if not isinstance(value, kind):
+        raise ChainUnavailableError(f"{what} came back as {type(value).__name__}, not {kind}")
+    return value
+
+
+class LogWatcher:
+    """A background thread that keeps :class:`ChainReader`'s cache honest.
+
+    Args:
+        reader: The reader whose cache it maintains.
+        interval_s: Seconds between polls.
+    """
+
+    def __init__(self, reader: ChainReader, interval_s: float = 1.0) -> None:
+        self.reader = reader
+        self.interval_s = interval_s
+        self.healthy = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_block: int | None = None
+
+    def poll_once(self) -> None:
+        """One poll: on failure drop the whole cache and mark the chain unhealthy."""
+        try:
+            if self._next_block is None:
+                self._next_block = self.reader.block()[0]
+            latest = self.reader.poll(self._next_block)
+            self._next_block = latest + 1
+            if not self.healthy:
+                log.info("chain reachable", extra={"block": latest})
+            self.healthy = True
+        except ChainError as exc:
+            if self.healthy or self.reader.latest_block is not None:
+                log.warning("chain unreachable; cache dropped", extra={"error": str(exc)})
+            self.healthy = False
+            self.reader.drop()
+            with self.reader._lock:
+                # NOTE: an impossible block number: every cached entry is stale until a poll
+                # succeeds, so reads go to the chain (and fail closed while it is down).
+                self.reader.latest_block = -2
+
+    def start(self) -> None:
+        """Poll once now (so the cache starts honest), then every ``interval_s`` in a thread."""
+        self.poll_once()
+        self._thread = threading.Thread(target=self._run, name="daimm-log-watcher", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.poll_once()
+
+    def stop(self) -> None:
+        """Stop the thread (returns after the current poll)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+class TransactionSender:
+    """The relayer's only transaction path: ``CreditEscrow.redeem`` signed with the relayer's key.
+
+    NOTE: DESIGN.md routes transactions through ``market/``, which is built on ape; the daemon
+    stays on plain web3 (no ape import) so this one small class is its whole sending code.
+
+    Args:
+        reader: The chain reader (its web3 and addresses are reused).
+        private_key: The relayer's Ethereum key, 32 bytes.
+        timeout_s: How long to wait for a receipt, in seconds.
+    """
+
+    def __init__(self, reader: ChainReader, private_key: bytes, timeout_s: float = 60.0) -> None:
+        from eth_account import Account
+
+        self.reader = reader
+        self.account = Account.from_key(private_key)
+        self.timeout_s = timeout_s
+        self._lock = threading.Lock()
+
+    def redeem(self, payer: str, voucher: tuple[Any, ...], signature: bytes) -> str:
+        """Send ``redeem(payer, voucher, signature)`` and wait for it; return the tx hash.
+
+        Raises:
+            TransactionError: The call reverts (message names the error) or the tx failed.
+            ChainUnavailableError: The chain could not be reached.
+        """
+        from web3.exceptions import ContractLogicError
+
+        contract = self.reader._contracts["CreditEscrow"]
+        w3 = self.reader.w3
+        call = contract.functions.redeem(to_checksum_address(payer), voucher, signature)
+        with self._lock:  # one nonce at a time
+            try:
+                tx = call.build_transaction(
+                    {
+                        "from": self.account.address,
+                        "nonce": w3.eth.get_transaction_count(self.account.address, "pending"),
+                        "chainId": w3.eth.chain_id,
+                    }
+                )
+                signed = self.account.sign_transaction(tx)
+                tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+                receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout_s)
+            except ContractLogicError as exc:
+                raise TransactionError(f"CreditEscrow.redeem would revert: {exc}") from None
+            except Exception as exc:  # noqa: BLE001 - the chain is unreachable or garbled
+                raise ChainUnavailableError(f"cannot send redeem: {exc}") from None
+        if receipt["status"] != 1:
+            raise TransactionError(f"redeem transaction {tx_hash.hex()} reverted")
+        return "0x" + bytes(tx_hash).hex().removeprefix("0x")

@@ -1,0 +1,317 @@
+"""Worker processes: one per loaded model, so a model that crashes ONNX Runtime kills only its worker.
+
+Each worker is started with ``multiprocessing``'s *spawn* method (a fresh interpreter that
+inherits no keys or sockets from the relayer), lowers its own resource limits
+(``resource.setrlimit``: address space, no core dumps, no file writes), then receives the model's
+ciphertext and content key, decrypts it in memory, validates it and builds an ONNX Runtime session.
+Plaintext weights therefore exist only in the worker's memory.
+
+The parent and the worker speak length-framed messages over a pipe with ``send_bytes`` and
+``recv_bytes`` only: a JSON header plus raw tensor bytes. NOTE: ``Connection.recv`` is never used,
+because it unpickles, and a worker running an untrusted model must not be able to make the relayer
+unpickle anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import multiprocessing
+import os
+import resource
+import struct
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from daimm.errors import ModelUnavailableError, RequestRefusedError
+
+__all__ = ["WorkerLimits", "WorkerProcess", "decode_frame", "encode_frame", "worker_main"]
+
+log = logging.getLogger(__name__)
+
+_LEN = struct.Struct(">I")
+
+
+def encode_frame(header: dict[str, Any], *payload: bytes | memoryview) -> bytes:
+    """``len(header) || header JSON || payload...`` as one message."""
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return b"".join([_LEN.pack(len(head)), head, *payload])
+
+
+def decode_frame(message: bytes) -> tuple[dict[str, Any], memoryview]:
+    """Split a message from :func:`encode_frame` into its header and payload."""
+    (size,) = _LEN.unpack_from(message)
+    header = json.loads(message[4 : 4 + size])
+    if not isinstance(header, dict):
+        raise ValueError("frame header is not an object")
+    return header, memoryview(message)[4 + size :]
+
+
+@dataclass(frozen=True)
+class WorkerLimits:
+    """Resource limits a worker sets on itself before touching a model.
+
+    Attributes:
+        address_space_mb: ``RLIMIT_AS`` in MiB (0 leaves it unlimited).
+        max_open_files: ``RLIMIT_NOFILE``.
+        threads: ONNX Runtime intra-op threads.
+    """
+
+    address_space_mb: int = 0
+    max_open_files: int = 256
+    threads: int = 1
+
+
+def _apply_limits(limits: WorkerLimits) -> None:
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # The worker never writes files: a model cannot make it fill the disk.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    cap = limits.max_open_files if hard == resource.RLIM_INFINITY else min(hard, limits.max_open_files)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, cap), cap))
+    if limits.address_space_mb > 0:
+        size = limits.address_space_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (size, size))
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+def _jsonable(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):  # ZipMap-style outputs: maps with int or str keys
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def canonical_json(value: Any) -> bytes:
+    """The canonical JSON bytes of outputs (sorted keys, no spaces): what ``outputsHash`` hashes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+def worker_main(conn: Any, limits: WorkerLimits) -> None:
+    """The worker's loop: ``load`` once, then ``run`` until the pipe closes."""
+    _apply_limits(limits)
+    import numpy as np
+    import onnxruntime as ort
+
+    from daimm.relayer.models import build_session, decrypt_model, schema_of
+
+    session = None
+    while True:
+        try:
+            message = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        header, payload = decode_frame(message)
+        reply: dict[str, Any] = {"id": header.get("id"), "ok": True}
+        out: bytes = b""
+        try:
+            if header["op"] == "load":
+                data = bytes(payload)
+                if header.get("content_key"):
+                    data = decrypt_model(
+                        data,
+                        bytes.fromhex(header["content_key"]),
+                        bytes.fromhex(header["associated_data"]),
+                    )
+                session = build_session(data, threads=limits.threads)
+                del data
+                reply["schema"] = schema_of(session).to_json()
+                reply["rss_bytes"] = _rss_bytes()
+            elif header["op"] == "run":
+                if session is None:
+                    raise RuntimeError("no model loaded")
+                feeds: dict[str, Any] = {}
+                offset = 0
+                for spec in header["inputs"]:
+                    dtype = np.dtype(spec["dtype"])
+                    count = int(np.prod(spec["shape"], dtype=np.int64))
+                    size = count * dtype.itemsize
+                    feeds[spec["name"]] = np.frombuffer(
+                        payload[offset : offset + size], dtype=dtype
+                    ).reshape(spec["shape"])
+                    offset += size
+                names = [o.name for o in session.get_outputs()]
+                values = session.run(names, feeds)
+                out = canonical_json({n: _jsonable(v) for n, v in zip(names, values, strict=True)})
+            elif header["op"] == "ping":
+                reply["rss_bytes"] = _rss_bytes()
+            else:
+                raise ValueError(f"unknown op {header['op']!r}")
+        except (ort.capi.onnxruntime_pybind11_state.Fail,
+                ort.capi.onnxruntime_pybind11_state.InvalidArgument) as exc:  # fmt: skip
+            reply = {"id": header.get("id"), "ok": False, "kind": "input", "error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
+            reply = {
+                "id": header.get("id"),
+                "ok": False,
+                "kind": type(exc).__name__,
+                "error": str(exc),
+            }
+        try:
+            conn.send_bytes(encode_frame(reply, out))
+        except (EOFError, OSError):
+            return
+
+
+class WorkerProcess:
+    """The parent's handle on one worker: send a frame, await the reply.
+
+    Args:
+        label: A name for logs (e.g. ``model-3``).
+        limits: Resource limits the worker applies to itself.
+    """
+
+    def __init__(self, label: str, limits: WorkerLimits) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.label = label
+        self._conn, child = ctx.Pipe(duplex=True)
+        self.process = ctx.Process(
+            target=worker_main, args=(child, limits), name=f"daimm-{label}", daemon=True
+        )
+        self.process.start()
+        child.close()
+        self._ids = itertools.count(1)
+        self._pending: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = {}
+        self._send_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self.alive = True
+        self._reader = threading.Thread(target=self._read, name=f"{label}-reader", daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id."""
+        return self.process.pid
+
+    def _read(self) -> None:
+        while True:
+            try:
+                message = self._conn.recv_bytes()
+                header, payload = decode_frame(message)
+            except (EOFError, OSError, ValueError):
+                break
+            with self._state_lock:
+                waiter = self._pending.pop(int(header.get("id") or 0), None)
+            if waiter is not None:
+                loop, future = waiter
+                loop.call_soon_threadsafe(_resolve, future, (header, bytes(payload)))
+        self._die("its process exited")
+
+    def _die(self, why: str) -> None:
+        with self._state_lock:
+            if not self.alive and not self._pending:
+                return
+            self.alive = False
+            pending, self._pending = self._pending, {}
+        self.process.join(timeout=1)
+        code = self.process.exitcode
+        log.warning("worker died", extra={"worker": self.label, "exit_code": code, "why": why})
+        error = ModelUnavailableError(
+            f"the worker serving {self.label} crashed ({why}, exit code {code}); it will be"
+            " restarted on the next request"
+        )
+        for loop, future in pending.values():
+            loop.call_soon_threadsafe(_fail, future, error)
+
+    async def call(
+        self, header: dict[str, Any], *payload: bytes | memoryview, timeout_s: float
+    ) -> tuple[dict[str, Any], bytes]:
+        """Send one request and await its reply.
+
+        Raises:
+            ModelUnavailableError: The worker is dead, dies meanwhile, or exceeds ``timeout_s``
+                (it is then killed).
+        """
+        if not self.alive:
+            raise ModelUnavailableError(f"the worker serving {self.label} is not running")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        request_id = next(self._ids)
+        with self._state_lock:
+            self._pending[request_id] = (loop, future)
+        message = encode_frame({**header, "id": request_id}, *payload)
+        try:
+            if len(message) > 1 << 20:  # large (a model): do not block the event loop
+                await asyncio.to_thread(self._send, message)
+            else:
+                self._send(message)
+        except (OSError, ValueError):
+            self._die("its pipe broke")
+        try:
+            reply: tuple[dict[str, Any], bytes] = await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            self.kill()
+            self._die(f"no answer within {timeout_s} s")
+            raise ModelUnavailableError(
+                f"{self.label} took longer than {timeout_s} s; its worker was stopped"
+            ) from None
+        return reply
+
+    def _send(self, message: bytes) -> None:
+        with self._send_lock:
+            self._conn.send_bytes(message)
+
+    def kill(self) -> None:
+        """Stop the worker at once (SIGKILL)."""
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            self.process.kill()
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Close the pipe (the worker exits) and reap it; kill it if it lingers."""
+        self.alive = False
+        with contextlib.suppress(OSError):
+            self._conn.close()
+        self.process.join(timeout=timeout_s)
+        if self.process.is_alive():
+            self.kill()
+            self.process.join(timeout=timeout_s)
+
+
+def _resolve(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _fail(future: asyncio.Future[Any], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)
+
+
+def check_reply(header: dict[str, Any], label: str) -> None:
+    """Turn a worker's error reply into the right exception.
+
+    Raises:
+        RequestRefusedError: 422 when ONNX Runtime refused the inputs.
+        ModelUnavailableError: Any other failure in the worker.
+    """
+    if header.get("ok"):
+        return
+    if header.get("kind") == "input":
+        raise RequestRefusedError(422, "invalid_input", f"the model refused the inputs: "
+                                  f"{_first_line(header.get('error', ''))}")  # fmt: skip
+    raise ModelUnavailableError(
+        f"{label}: {header.get('kind')}: {_first_line(header.get('error', ''))}"
+    )
+
+
+def _first_line(text: str) -> str:
+    return str(text).strip().splitlines()[0][:300] if text else "unknown error"
+

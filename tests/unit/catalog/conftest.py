@@ -1,0 +1,175 @@
+"""Fixtures for the catalog tests: the whole marketplace on ape's local chain, a real local block
+store holding metadata documents, and an indexer over both.
+
+The core comes from tests/conftest.py (`deploy_all`), the extensions from `deploy_extensions`; the
+chain state a test needs is arranged with raw contract calls (the catalog is what is under test).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daimm.catalog import CatalogContracts, CatalogStore, ChainReader, Indexer, ipfs_fetcher
+from daimm.ipfs import LocalBlockstore, add_file
+
+ETH = "0x0000000000000000000000000000000000000000"
+AIMT = 10**18
+HOUR = 3600
+
+
+# deployer, treasury, arbiter, creator, renter (AIMT funded, escrow approved) and buyer come from
+# tests/conftest.py, with `contracts` (the core deployed by `deploy_all`).
+
+
+@pytest.fixture(scope="session")
+def rival(accounts: Any) -> Any:
+    """A second creator."""
+    return accounts[6]
+
+
+@pytest.fixture(scope="session")
+def relayer(accounts: Any) -> Any:
+    """A relayer's signing account (it registers itself as its own operator)."""
+    return accounts[7]
+
+
+@pytest.fixture(scope="session")
+def market(project: Any, chain: Any, deployer: Any, contracts: Any) -> Any:
+    """Core (from tests/conftest.py) + extensions, and the block the deployment started at."""
+    from daimm.market.deploy_extensions import deploy_extensions
+
+    ext = deploy_extensions(project, deployer, contracts)
+    core = contracts
+
+    class Market:
+        token = core.token
+        registry = core.registry
+        licences = core.licences
+        escrow = core.escrow
+        relayers = ext.relayer_registry
+        credit = ext.credit_escrow
+        reviews = ext.review_registry
+        # Everything before the extensions is core deployment and funding: start at block 1.
+        start_block = 1
+        addresses = {**core.addresses(), **ext.addresses()}
+
+    return Market
+
+
+@pytest.fixture
+def blockstore(tmp_path: Path) -> LocalBlockstore:
+    return LocalBlockstore(tmp_path / "blocks")
+
+
+@pytest.fixture
+def put_json(blockstore: LocalBlockstore) -> Callable[[dict[str, Any]], str]:
+    """Store a JSON document in the block store; returns its CID."""
+
+    def put(doc: dict[str, Any]) -> str:
+        return str(add_file(io.BytesIO(json.dumps(doc).encode()), blockstore).cid)
+
+    return put
+
+
+@pytest.fixture
+def publish(market: Any, put_json: Callable[[dict[str, Any]], str]) -> Callable[..., int]:
+    """Publish a model whose metadata is stored; returns its id."""
+
+    def publish_model(
+        owner: Any,
+        doc: dict[str, Any] | None = None,
+        *,
+        cid: str | None = None,
+        royalty_bps: int = 500,
+    ) -> int:
+        metadata_cid = cid if cid is not None else put_json(doc or {"name": "unnamed"})
+        market.registry.publishModel(
+            "bafyweights" + metadata_cid[-8:], metadata_cid, royalty_bps, sender=owner
+        )
+        return int(market.registry.modelCount())
+
+    return publish_model
+
+
+@pytest.fixture
+def set_offer(market: Any) -> Callable[..., None]:
+    """Set a model's offer in AIMT (prices in whole AIMT unless `currency` says otherwise)."""
+
+    def offer(
+        owner: Any,
+        model_id: int,
+        *,
+        rent: int = 0,
+        buy: int = 0,
+        call: int = 0,
+        currency: str | None = None,
+        period: int = HOUR,
+        active: bool = True,
+        unit: int = AIMT,
+    ) -> None:
+        market.escrow.setOffer(
+            model_id,
+            (
+                currency or market.token.address,
+                rent * unit,
+                period,
+                1,
+                100,
+                active,
+                buy * unit,
+                call * unit,
+            ),
+            sender=owner,
+        )
+
+    return offer
+
+
+@pytest.fixture
+def fund(market: Any, treasury: Any) -> Callable[[Any, int], None]:
+    """Give an account AIMT (whole tokens) and approve the escrows to spend it."""
+
+    def give(account: Any, tokens: int) -> None:
+        if int(market.token.balanceOf(account)) >= tokens * AIMT:
+            market.token.approve(market.credit.address, 2**256 - 1, sender=account)
+            return
+        market.token.transfer(account, tokens * AIMT, sender=treasury)
+        market.token.approve(market.escrow.address, 2**256 - 1, sender=account)
+        market.token.approve(market.credit.address, 2**256 - 1, sender=account)
+
+    return give
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> CatalogStore:
+    return CatalogStore(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+
+
+@pytest.fixture
+def catalog_contracts(market: Any, chain: Any) -> CatalogContracts:
+    return CatalogContracts(market.addresses, market.start_block, chain.chain_id)
+
+
+@pytest.fixture
+def make_indexer(
+    store: CatalogStore,
+    chain: Any,
+    catalog_contracts: CatalogContracts,
+    blockstore: LocalBlockstore,
+) -> Callable[..., Indexer]:
+    """An indexer over the local chain and the block store (keyword arguments pass through)."""
+
+    def make(**kwargs: Any) -> Indexer:
+        kwargs.setdefault("fetch_metadata", ipfs_fetcher(blockstore))
+        fetch = kwargs.pop("fetch_metadata")
+        target = kwargs.pop("store", store)
+        reader = ChainReader(chain.provider.web3)
+        return Indexer(target, reader, catalog_contracts, fetch, **kwargs)
+
+    return make

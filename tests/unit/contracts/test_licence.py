@@ -1,0 +1,281 @@
+"""LicenseNFT: minted by the marketplace only, O(1) access, ERC-4907 views, transfers, locks."""
+
+from __future__ import annotations
+
+import ape
+import pytest
+from tests.utils.chain import DAY, MAX_UINT64, ZERO_ADDRESS, logs_of, only
+
+RENTAL, PERPETUAL = 0, 1
+MODEL = 1
+
+
+@pytest.fixture(scope="session")
+def minter(accounts, licences, deployer):
+    """A test account holding MINTER_ROLE, to drive the licence contract directly (as the escrow)."""
+    account = accounts[9]
+    licences.grantRole(licences.MINTER_ROLE(), account, sender=deployer)
+    return account
+
+
+def mint_rental(licences, minter, holder, duration=DAY, model=MODEL):
+    return licences.mintOrExtendRental(holder, model, duration, sender=minter)
+
+
+# ------------------------------------------------------------------ mint
+def test_mint__perpetual__gives_access_forever(licences, minter, renter, chain):
+    tx = licences.mint(renter, MODEL, PERPETUAL, 0, sender=minter)
+
+    log = only(tx, licences.LicenceMinted)
+    assert log.licenceId == 1
+    assert log.modelId == MODEL
+    assert log.holder == renter.address
+    assert log.kind == PERPETUAL
+    assert log.expires == MAX_UINT64
+    user = only(tx, licences.UpdateUser)
+    assert (user.tokenId, user.user, user.expires) == (1, renter.address, MAX_UINT64)
+    assert licences.ownerOf(1) == renter.address
+    assert licences.licenceOf(1) == (MODEL, MAX_UINT64, PERPETUAL)
+    assert licences.perpetualCountOf(MODEL, renter) == 1
+    chain.pending_timestamp += 10 * 365 * DAY
+    chain.mine()
+    assert licences.hasAccess(MODEL, renter)
+    assert licences.userOf(1) == renter.address
+    assert licences.userExpires(1) == MAX_UINT64
+
+
+def test_mint__rental__gives_access_until_expiry(licences, minter, renter, chain):
+    expires = chain.pending_timestamp + DAY
+
+    tx = licences.mint(renter, MODEL, RENTAL, expires, sender=minter)
+
+    log = only(tx, licences.LicenceMinted)
+    assert (log.licenceId, log.kind, log.expires) == (1, RENTAL, expires)
+    assert licences.rentalOf(MODEL, renter) == 1
+    assert licences.hasAccess(MODEL, renter)
+    assert not licences.hasAccess(MODEL + 1, renter)
+    chain.mine(timestamp=expires)
+    assert not licences.hasAccess(MODEL, renter)
+    assert licences.userOf(1) == ZERO_ADDRESS
+    assert licences.userExpires(1) == expires
+
+
+def test_mint__rental_in_the_past__reverts(licences, minter, renter, chain):
+    expires = chain.pending_timestamp - 1
+
+    with ape.reverts(licences.InvalidExpiry, licenceId=1, expires=expires):
+        licences.mint(renter, MODEL, RENTAL, expires, sender=minter)
+
+
+def test_mint__second_rental_of_the_same_model__reverts(licences, minter, renter, chain):
+    mint_rental(licences, minter, renter)
+
+    with ape.reverts(
+        licences.RentalAlreadyHeld, modelId=MODEL, account=renter.address, licenceId=1
+    ):
+        licences.mint(renter, MODEL, RENTAL, chain.pending_timestamp + DAY, sender=minter)
+
+
+def test_mint__not_marketplace__reverts(licences, deployer):
+    # Not even the admin may mint without MINTER_ROLE.
+    with ape.reverts(licences.NotMarketplace, caller=deployer.address):
+        licences.mint(deployer, MODEL, PERPETUAL, 0, sender=deployer)
+
+
+# ------------------------------------------------------------------ mintOrExtendRental / extend
+def test_mint_or_extend_rental__mints_then_extends_the_same_licence(licences, minter, renter):
+    tx = mint_rental(licences, minter, renter)
+    first = only(tx, licences.LicenceMinted)
+
+    tx = mint_rental(licences, minter, renter, duration=2 * DAY)
+
+    log = only(tx, licences.LicenceExtended)
+    assert (log.licenceId, log.modelId, log.expires) == (1, MODEL, first.expires + 2 * DAY)
+    user = only(tx, licences.UpdateUser)
+    assert (user.tokenId, user.user, user.expires) == (1, renter.address, first.expires + 2 * DAY)
+    assert licences.balanceOf(renter) == 1
+    assert licences.licenceOf(1).expires == first.expires + 2 * DAY
+
+
+def test_mint_or_extend_rental__after_lapse__extends_from_now(licences, minter, renter, chain):
+    mint_rental(licences, minter, renter)
+    chain.pending_timestamp += 5 * DAY
+
+    tx = mint_rental(licences, minter, renter)
+
+    now = chain.blocks[tx.block_number].timestamp
+    assert only(tx, licences.LicenceExtended).expires == now + DAY
+    assert licences.hasAccess(MODEL, renter)
+
+
+def test_mint_or_extend_rental__not_marketplace__reverts(licences, renter):
+    with ape.reverts(licences.NotMarketplace, caller=renter.address):
+        licences.mintOrExtendRental(renter, MODEL, DAY, sender=renter)
+
+
+def test_extend__sets_a_later_expiry(licences, minter, renter):
+    expires = only(mint_rental(licences, minter, renter), licences.LicenceMinted).expires
+
+    tx = licences.extend(1, expires + 10, sender=minter)
+
+    assert only(tx, licences.LicenceExtended).expires == expires + 10
+    assert licences.userExpires(1) == expires + 10
+
+
+def test_extend__not_later__reverts(licences, minter, renter):
+    expires = only(mint_rental(licences, minter, renter), licences.LicenceMinted).expires
+
+    with ape.reverts(licences.InvalidExpiry, licenceId=1, expires=expires):
+        licences.extend(1, expires, sender=minter)
+
+
+def test_extend__perpetual__reverts(licences, minter, renter):
+    licences.mint(renter, MODEL, PERPETUAL, 0, sender=minter)
+
+    with ape.reverts(licences.NotRental, licenceId=1):
+        licences.extend(1, MAX_UINT64, sender=minter)
+
+
+def test_extend__unknown_licence__reverts(licences, minter):
+    with ape.reverts(licences.UnknownLicence, licenceId=9):
+        licences.extend(9, 1, sender=minter)
+
+
+def test_extend__not_marketplace__reverts(licences, minter, renter):
+    mint_rental(licences, minter, renter)
+
+    with ape.reverts(licences.NotMarketplace, caller=renter.address):
+        licences.extend(1, MAX_UINT64, sender=renter)
+
+
+# ------------------------------------------------------------------ plain transfers
+def test_transfer__rental_moves_licence_and_access_to_the_receiver(licences, minter, renter, buyer):
+    expires = only(mint_rental(licences, minter, renter), licences.LicenceMinted).expires
+
+    tx = licences.transferFrom(renter, buyer, 1, sender=renter)
+
+    user = only(tx, licences.UpdateUser)
+    assert (user.tokenId, user.user, user.expires) == (1, buyer.address, expires)
+    assert not licences.hasAccess(MODEL, renter)
+    assert licences.rentalOf(MODEL, renter) == 0
+    assert licences.hasAccess(MODEL, buyer)
+    assert licences.rentalOf(MODEL, buyer) == 1
+    assert licences.userOf(1) == buyer.address
+
+
+def test_transfer__perpetual_moves_access(licences, minter, renter, buyer):
+    licences.mint(renter, MODEL, PERPETUAL, 0, sender=minter)
+    licences.mint(renter, MODEL, PERPETUAL, 0, sender=minter)
+
+    licences.transferFrom(renter, buyer, 1, sender=renter)
+
+    # The renter keeps access through its second perpetual licence.
+    assert licences.perpetualCountOf(MODEL, renter) == 1
+    assert licences.hasAccess(MODEL, renter)
+    assert licences.perpetualCountOf(MODEL, buyer) == 1
+    assert licences.hasAccess(MODEL, buyer)
+
+
+def test_transfer__to_an_account_with_a_rental_of_the_model__reverts(
+    licences, minter, renter, buyer
+):
+    mint_rental(licences, minter, renter)
+    mint_rental(licences, minter, buyer)
+
+    with ape.reverts(licences.RentalAlreadyHeld, modelId=MODEL, account=buyer.address, licenceId=2):
+        licences.transferFrom(renter, buyer, 1, sender=renter)
+
+
+def test_transfer__model_owner_cannot_take_or_burn_a_licence(
+    licences, registry, minter, renter, creator
+):
+    # The model owner holds no power over licences: there is no burn, and transfers need the holder.
+    mint_rental(licences, minter, renter)
+
+    with ape.reverts(licences.ERC721InsufficientApproval, operator=creator.address, tokenId=1):
+        licences.transferFrom(renter, creator, 1, sender=creator)
+    assert not hasattr(licences, "burn")
+    with ape.reverts(licences.NotMarketplace, caller=creator.address):
+        licences.terminate(1, sender=creator)
+    assert licences.hasAccess(MODEL, renter)
+
+
+# ------------------------------------------------------------------ locks and termination
+def test_set_locked__blocks_transfer_and_extension_until_unlocked(licences, minter, renter, buyer):
+    mint_rental(licences, minter, renter)
+
+    tx = licences.setLocked(1, True, sender=minter)
+
+    log = only(tx, licences.LicenceLockSet)
+    assert (log.licenceId, log.locked) == (1, True)
+    assert licences.isLocked(1)
+    assert licences.hasAccess(MODEL, renter)
+    with ape.reverts(licences.LicenceLocked, licenceId=1):
+        licences.transferFrom(renter, buyer, 1, sender=renter)
+    with ape.reverts(licences.LicenceLocked, licenceId=1):
+        mint_rental(licences, minter, renter)
+    with ape.reverts(licences.LicenceLocked, licenceId=1):
+        licences.setLocked(1, True, sender=minter)
+
+    licences.setLocked(1, False, sender=minter)
+
+    licences.transferFrom(renter, buyer, 1, sender=renter)
+    assert licences.ownerOf(1) == buyer.address
+
+
+def test_set_locked__perpetual_blocks_transfer(licences, minter, renter, buyer):
+    licences.mint(renter, MODEL, PERPETUAL, 0, sender=minter)
+    licences.setLocked(1, True, sender=minter)
+
+    with ape.reverts(licences.LicenceLocked, licenceId=1):
+        licences.transferFrom(renter, buyer, 1, sender=renter)
+
+
+def test_set_locked__unlock_when_not_locked__reverts(licences, minter, renter):
+    mint_rental(licences, minter, renter)
+
+    with ape.reverts(licences.LicenceNotLocked, licenceId=1):
+        licences.setLocked(1, False, sender=minter)
+
+
+def test_set_locked__not_marketplace__reverts(licences, minter, renter):
+    mint_rental(licences, minter, renter)
+
+    with ape.reverts(licences.NotMarketplace, caller=renter.address):
+        licences.setLocked(1, True, sender=renter)
+
+
+def test_terminate__burns_the_licence_and_its_access(licences, minter, renter):
+    mint_rental(licences, minter, renter)
+    licences.setLocked(1, True, sender=minter)
+
+    tx = licences.terminate(1, sender=minter)
+
+    log = only(tx, licences.LicenceTerminated)
+    assert (log.licenceId, log.modelId) == (1, MODEL)
+    assert logs_of(tx, licences.UpdateUser)[0].user == ZERO_ADDRESS
+    assert not licences.hasAccess(MODEL, renter)
+    assert licences.rentalOf(MODEL, renter) == 0
+    assert licences.balanceOf(renter) == 0
+    with ape.reverts(licences.UnknownLicence, licenceId=1):
+        licences.licenceOf(1)
+    # A new rental can be minted afterwards.
+    mint_rental(licences, minter, renter)
+    assert licences.rentalOf(MODEL, renter) == 2
+
+
+def test_terminate__unknown_licence__reverts(licences, minter):
+    with ape.reverts(licences.UnknownLicence, licenceId=4):
+        licences.terminate(4, sender=minter)
+
+
+def test_views__unknown_licence__revert(licences):
+    for view in (licences.licenceOf, licences.userOf, licences.userExpires, licences.isLocked):
+        with ape.reverts(licences.UnknownLicence, licenceId=1):
+            view(1)
+
+
+def test_supports_interface__erc721_and_own_interfaces(licences):
+    assert licences.supportsInterface("0x80ac58cd")  # ERC-721
+    assert licences.supportsInterface("0x7965db0b")  # AccessControl
+    assert not licences.supportsInterface("0xad092b5c")  # full ERC-4907 (no setUser)

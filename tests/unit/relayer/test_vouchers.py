@@ -1,0 +1,145 @@
+"""The SQLite store: vouchers survive a crash, never serve twice, nonces are spent exactly once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daimm.errors import ChainError, RequestRefusedError
+from daimm.relayer.vouchers import Redeemer, VoucherStore
+
+PAYER = "0x" + "aa" * 20
+SIG = b"\x01" * 65
+
+
+def test_a_recorded_call_survives_a_crash_right_after_commit(tmp_path: Path) -> None:
+    db = tmp_path / "relayer.sqlite3"
+    # A real process records a call and is killed (SIGKILL) before it could close anything.
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from daimm.relayer.vouchers import VoucherStore
+        store = VoucherStore({str(db)!r})
+        store.record_call({PAYER!r}, 1, 100, b"\\x01" * 65, 100)
+        store.use_nonce({PAYER!r}, 42, 2**40)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert result.returncode == -9
+
+    store = VoucherStore(db)
+    recorded = store.get(PAYER, 1)
+
+    assert recorded is not None
+    assert (recorded.cumulative, recorded.spent, recorded.redeemed) == (100, 100, 0)
+    assert recorded.signature == SIG
+    assert store.nonce_used(PAYER, 42)
+    assert [v.payer for v in store.unredeemed()] == [PAYER]
+    # The same voucher cannot pay for a second call after the restart.
+    with pytest.raises(RequestRefusedError) as refused:
+        store.record_call(PAYER, 1, 100, SIG, 100)
+    assert refused.value.status == 402
+
+
+def test_vouchers_are_monotonic_and_must_cover_spent_plus_price(tmp_path: Path) -> None:
+    store = VoucherStore(tmp_path / "db")
+    store.record_call(PAYER, 1, 300, SIG, 100)
+
+    with pytest.raises(RequestRefusedError, match="stale_voucher"):
+        store.record_call(PAYER, 1, 200, SIG, 100)
+    store.record_call(PAYER, 1, 300, SIG, 100)  # a voucher may cover several calls
+    store.record_call(PAYER, 1, 300, SIG, 100)
+    with pytest.raises(RequestRefusedError, match="insufficient_voucher"):
+        store.record_call(PAYER, 1, 300, SIG, 100)
+
+    assert store.get(PAYER, 1).spent == 300  # type: ignore[union-attr]
+
+
+def test_a_nonce_is_spent_exactly_once_under_concurrency(tmp_path: Path) -> None:
+    store = VoucherStore(tmp_path / "db")
+    results: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def spend() -> None:
+        barrier.wait()
+        results.append(store.use_nonce(PAYER, 7, 2**40))
+
+    threads = [threading.Thread(target=spend) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(results) == [False] * 7 + [True]
+
+
+def test_expired_nonces_are_pruned(tmp_path: Path) -> None:
+    store = VoucherStore(tmp_path / "db")
+    store.use_nonce(PAYER, 1, deadline=100)
+    store.use_nonce(PAYER, 2, deadline=300)
+
+    assert store.prune_nonces(now=200) == 1
+    assert not store.nonce_used(PAYER, 1)
+    assert store.nonce_used(PAYER, 2)
+
+
+class _Sender:
+    """Records redeem calls. NOTE: a stand-in for the chain; the real path runs in e2e tests."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[tuple[Any, ...]] = []
+        self.fail = fail
+
+    def redeem(self, payer: str, voucher: tuple[Any, ...], signature: bytes) -> str:
+        if self.fail:
+            raise ChainError("stand-in failure")
+        self.sent.append((payer, voucher, signature))
+        return "0x" + "ff" * 32
+
+
+class _Reader:
+    def __init__(self, expires_at: int, now: int) -> None:
+        self.expires_at, self.now = expires_at, now
+
+    def channel_of(self, payer: str, model_id: int, relayer: str) -> Any:
+        from daimm.relayer.chain import Channel
+
+        return Channel("0x" + "00" * 20, 1000, 0, self.expires_at)
+
+    def chain_time(self) -> int:
+        return self.now
+
+
+def test_redeemer_redeems_channels_close_to_expiry_and_records_it(tmp_path: Path) -> None:
+    store = VoucherStore(tmp_path / "db")
+    store.record_call(PAYER, 1, 300, SIG, 100)
+    sender = _Sender()
+    relayer, escrow = "0x" + "bb" * 20, "0x" + "cc" * 20
+    far = Redeemer(store, _Reader(expires_at=10_000, now=0), sender, relayer=relayer,
+                   chain_id=5, escrow=escrow, margin_s=3600)  # fmt: skip
+    near = Redeemer(store, _Reader(expires_at=3000, now=0), sender, relayer=relayer,
+                    chain_id=5, escrow=escrow, margin_s=3600)  # fmt: skip
+
+    assert far.redeem_due() == []
+    assert len(near.redeem_due()) == 1
+
+    assert sender.sent == [(PAYER, (1, relayer, 300, 5, escrow), SIG)]
+    assert store.unredeemed() == []
+    assert store.get(PAYER, 1).redeemed == 300  # type: ignore[union-attr]
+
+
+def test_a_failed_redemption_keeps_the_voucher_for_the_next_round(tmp_path: Path) -> None:
+    store = VoucherStore(tmp_path / "db")
+    store.record_call(PAYER, 1, 300, SIG, 100)
+    redeemer = Redeemer(store, _Reader(0, 0), _Sender(fail=True), relayer="0x" + "bb" * 20,
+                        chain_id=5, escrow="0x" + "cc" * 20)  # fmt: skip
+
+    assert redeemer.redeem_due(everything=True) == []
+    assert len(store.unredeemed()) == 1
