@@ -735,6 +735,10 @@ class Demo:
             )
         for line in buffer.getvalue().splitlines():
             self.story.say("  " + line)
+        if os.environ.get("DAIMM_DEMO_KEEP") != "1":
+            self.story.say(
+                "(the plot is removed with the working folder; DAIMM_DEMO_KEEP=1 keeps it)"
+            )
 
     # ------------------------------------------------------------------ 11
     def time_passes(self) -> None:
@@ -749,10 +753,9 @@ class Demo:
         self.story.say(f"Bob reclaims his unspent credit: {fmt(reclaimed.amount)}")
         for name in ("creator", "carol", "treasury"):
             withdrawal = self.market.escrow.withdraw(self.aimt, sender=self.people[name])
-            self.story.say(
-                f"{name} settles {len(withdrawal.settlements)} held payment batch(es) and"
-                f" withdraws {fmt(withdrawal.amount)}"
-            )
+            settled = len(withdrawal.settlements)
+            how = f"settles {settled} held batch(es) and withdraws" if settled else "withdraws"
+            self.story.say(f"{name} {how} {fmt(withdrawal.amount)}")
 
     # ------------------------------------------------------------------ 12
     def balances(self) -> None:

@@ -1,1 +1,1 @@
-"""daimm test suite (a package so that `tests.utils` wins over a `tests` package in site-packages)."""
+"""daimm tests: a package, so `tests.utils` wins over a `tests` package in site-packages."""

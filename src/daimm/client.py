@@ -26,7 +26,13 @@ from eth_account.messages import SignableMessage
 from eth_utils import to_checksum_address
 
 from daimm import eip712
-from daimm.errors import ReceiptError, RelayerError, RequestRefusedError, SignatureError
+from daimm.errors import (
+    DaimmError,
+    ReceiptError,
+    RelayerError,
+    RequestRefusedError,
+    SignatureError,
+)
 
 __all__ = [
     "ApeAccountSigner",
@@ -146,9 +152,7 @@ def verify_receipt_document(
         chain_id = int(document["chainId"])
         registry = str(document["verifyingContract"])
         signature = str(document["signature"])
-    except (KeyError, TypeError, ValueError, RelayerError) as exc:
-        raise ReceiptError(f"malformed receipt: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - ValidationError from eip712
+    except (KeyError, TypeError, ValueError, DaimmError) as exc:
         raise ReceiptError(f"malformed receipt: {exc}") from None
     try:
         signer = eip712.recover_receipt_signer(receipt, chain_id, registry, signature)
@@ -293,7 +297,9 @@ class RelayerClient:
             spent, price = self.credit(model_id)
             headers["x-daimm-voucher"] = self.voucher_header(model_id, spent + price)
         try:
-            response = self.http.post(f"/v1/models/{model_id}/predict", content=body, headers=headers)
+            response = self.http.post(
+                f"/v1/models/{model_id}/predict", content=body, headers=headers
+            )
         except httpx.HTTPError as exc:
             raise RelayerError(f"cannot reach the relayer: {exc}") from None
         data = _json_or_raise(response)

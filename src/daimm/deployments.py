@@ -26,7 +26,7 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -128,11 +128,15 @@ class Deployment:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object stored under the network's key."""
-        data = asdict(self)
-        data.pop("network")
-        for key in ("contracts", "currencies", "config"):
-            data[key] = dict(getattr(self, key))
-        return data
+        return {
+            "chain_id": self.chain_id,
+            "block": self.block,
+            "deployer": self.deployer,
+            "deployed_at": self.deployed_at,
+            "contracts": dict(self.contracts),
+            "currencies": dict(self.currencies),
+            "config": dict(self.config),
+        }
 
     @classmethod
     def from_json(cls, network: str, data: Mapping[str, Any]) -> Deployment:

@@ -78,8 +78,14 @@ class CatalogContracts:
     @classmethod
     def from_deployment(cls, deployment: Any) -> CatalogContracts:
         """From a :class:`daimm.deployments.Deployment`."""
-        names = ("ModelRegistry", "LicenseNFT", "RentalEscrow", "RelayerRegistry")
-        names += ("CreditEscrow", "ReviewRegistry")
+        names = (
+            "ModelRegistry",
+            "LicenseNFT",
+            "RentalEscrow",
+            "RelayerRegistry",
+            "CreditEscrow",
+            "ReviewRegistry",
+        )
         addresses = {n: deployment.contracts[n] for n in names if n in deployment.contracts}
         return cls(addresses, int(deployment.block), int(deployment.chain_id))
 

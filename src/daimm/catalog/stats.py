@@ -3,11 +3,11 @@
 Everything is folded from the events the indexer recorded for one model, in chain order, so the
 numbers agree with the chain to the wei:
 
-- **revenue by currency**: ``gross`` is what buyers paid into escrow for the model (rentals,
-  purchases, the royalty and fee of resales, redeemed pay-per-use credit); ``fee`` the platform's
-  part of it; ``refunded`` what arbiters gave back to payers; ``net`` = ``gross - fee - refunded +
-  fee_refunded`` is what the model's payees are owed or were paid. For a resale only the royalty and
-  the fee count: the rest of the price belongs to the licence's seller, not to the model.
+- **revenue by currency**: ``gross`` is what was paid into escrow for the model's payees
+  (rentals, purchases, redeemed pay-per-use credit, and the royalty of licence resales); ``fee``
+  the platform's part of it; ``refunded`` what arbiters gave back to payers; ``net`` = ``gross -
+  fee - refunded + fee_refunded`` is what the model's payees are owed or were paid. Of a resale
+  only the royalty counts: the rest of the price (less its fee) belongs to the licence's seller.
 - **counts**: rentals (new and extended), perpetual purchases, resales, pay-per-use calls,
   refunds, disputes.
 - **calls** are the redeemed amount divided by the offer's price per call at redemption time (the

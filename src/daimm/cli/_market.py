@@ -9,11 +9,12 @@ asks before sending unless ``--yes``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "account_option",
     "confirm_and_execute",
+    "connected",
     "deployments_option",
     "emit",
     "json_option",
@@ -98,6 +100,44 @@ yes_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
+def _same_network(choice: str, provider: Any) -> bool:
+    """Whether ``choice`` (ape's ``ecosystem:network:provider``, parts optional) names the
+    connected ``provider``."""
+    given = choice.split(":")
+    actual = (provider.network.ecosystem.name, provider.network.name, provider.name)
+    return all(not part or part == have for part, have in zip(given, actual, strict=False))
+
+
+@contextlib.contextmanager
+def connected(choice: str | None) -> Iterator[Any]:
+    """Connect to ``choice`` (ape's network syntax) for the duration; None means ape's default.
+
+    NOTE: an already connected provider on the same network is reused, not reconnected: inside
+    `ape test` or `ape console` a second connection to the in-process chain would invalidate its
+    snapshots (and on a local node it would start a second one).
+
+    Raises:
+        click.BadParameter: An unknown ecosystem, network or provider.
+    """
+    from ape import networks
+    from ape.exceptions import NetworkError, ProviderNotFoundError
+
+    active = networks.active_provider
+    if (
+        active is not None
+        and active.is_connected
+        and (choice is None or _same_network(choice, active))
+    ):
+        yield active
+        return
+    try:
+        context = networks.parse_network_choice(choice)
+    except (NetworkError, ProviderNotFoundError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--network") from exc
+    with context as provider:
+        yield provider
+
+
 def market_command(group: click.Group | None = None, name: str | None = None, **kwargs: Any) -> Any:
     """A click command that connects to ``--network`` (ape's syntax) for its duration.
 
@@ -106,18 +146,25 @@ def market_command(group: click.Group | None = None, name: str | None = None, **
         name: The command's name.
         kwargs: Passed to click.
     """
-    from ape.cli import ConnectedProviderCommand, network_option
 
     def decorator(func: F) -> click.Command:
-        wrapped = _errors(func)
-        wrapped = network_option(
+        @functools.wraps(func)
+        def with_network(*args: Any, network: str | None, **params: Any) -> Any:
+            with connected(network):
+                return func(*args, **params)
+
+        wrapped = _errors(with_network)
+        wrapped = click.option(
+            "--network",
             envvar="DAIMM_NETWORK",
+            default=None,
+            metavar="ECOSYSTEM:NETWORK:PROVIDER",
             help="Network in ape's syntax, e.g. ethereum:local:foundry or"
-            " ethereum:sepolia:alchemy. [env: DAIMM_NETWORK]",
+            " ethereum:sepolia:alchemy (default: ape's default network). [env: DAIMM_NETWORK]",
         )(wrapped)
         if group is not None:
-            return group.command(name, cls=ConnectedProviderCommand, **kwargs)(wrapped)
-        return click.command(name, cls=ConnectedProviderCommand, **kwargs)(wrapped)
+            return group.command(name, **kwargs)(wrapped)
+        return click.command(name, **kwargs)(wrapped)
 
     return decorator
 
@@ -140,9 +187,12 @@ def confirm_and_execute(plan: Plan[T], *, yes: bool) -> T:
         click.Abort: The user said no.
         TransactionError: It would revert (named custom error) or reverted.
     """
-    click.echo(f"About to {plan.description}:", err=True)
-    for step in plan.steps:
-        click.echo(f"  - {step.label}", err=True)
+    if len(plan.steps) == 1:
+        click.echo(f"About to {plan.steps[0].label}.", err=True)
+    else:
+        click.echo(f"About to send {len(plan.steps)} transactions:", err=True)
+        for index, step in enumerate(plan.steps, 1):
+            click.echo(f"  {index}. {step.label}", err=True)
     cost = plan.cost()
     click.echo(f"Cost: {cost.describe()}", err=True)
     if not yes:

@@ -98,6 +98,15 @@ def connect_chain(network: str, rpc_url: str | None, deployments: str | None) ->
         return
     from ape import networks
 
+    from daimm.deployments import provider_key
+
+    active = networks.active_provider
+    if active is not None and active.is_connected and provider_key(active) == key:
+        # Already connected (inside `ape console`, a script or a test): reuse that connection.
+        reader = ChainReader(active.web3)
+        deployment = DeploymentsFile(deployments).get(key, chain_id=reader.chain_id())
+        yield CatalogTarget(deployment, reader)
+        return
     try:
         context = networks.parse_network_choice(network)
     except Exception as exc:  # noqa: BLE001 - ape raises several kinds for a bad choice
@@ -295,11 +304,12 @@ def status(network: str, db_url: str | None, as_json: bool) -> None:
             "licences": conn.execute(select(func.count()).select_from(t.licences)).scalar_one(),
             "reviews": conn.execute(select(func.count()).select_from(t.reviews)).scalar_one(),
         }
-        metadata = dict(
-            conn.execute(
+        metadata: dict[str, int] = {
+            str(status): int(count)
+            for status, count in conn.execute(
                 select(t.metadata_docs.c.status, func.count()).group_by(t.metadata_docs.c.status)
-            ).all()
-        )
+            )
+        }
         unavailable = conn.execute(
             select(t.metadata_docs.c.cid, t.metadata_docs.c.error).where(
                 t.metadata_docs.c.status.in_(("unavailable", "invalid"))

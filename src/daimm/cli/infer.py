@@ -28,19 +28,39 @@ def _signer(key_file: str | None, account: str | None) -> object:
 
 @click.command()
 @click.argument("model_id", type=int)
-@click.option("--input", "input_file", type=click.File("rb"), required=True,
-              help='JSON file: {"inputs": {name: array}} or just {name: array}.')
-@click.option("--relayer", "url", default=lambda: os.environ.get("DAIMM_RELAYER_URL",
-              "http://127.0.0.1:8700"), show_default="$DAIMM_RELAYER_URL or :8700",
-              help="The relayer's URL.")
-@click.option("--relayer-address", default=None,
-              help="The relayer's registered address; receipts must be signed by it.")
+@click.option(
+    "--input",
+    "input_file",
+    type=click.File("rb"),
+    required=True,
+    help='JSON file: {"inputs": {name: array}} or just {name: array}.',
+)
+@click.option(
+    "--relayer",
+    "url",
+    default=lambda: os.environ.get("DAIMM_RELAYER_URL", "http://127.0.0.1:8700"),
+    show_default="$DAIMM_RELAYER_URL or :8700",
+    help="The relayer's URL.",
+)
+@click.option(
+    "--relayer-address",
+    default=None,
+    help="The relayer's registered address; receipts must be signed by it.",
+)
 @click.option("--account", default=None, help="ape account alias that signs the request.")
-@click.option("--key-file", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="File holding a hex private key (mode 0600) that signs the request.")
+@click.option(
+    "--key-file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="File holding a hex private key (mode 0600) that signs the request.",
+)
 @click.option("--pay-per-use", is_flag=True, help="Pay with a voucher on deposited credit.")
-@click.option("--receipt-out", type=click.Path(dir_okay=False), default=None,
-              help="Write the whole answer (outputs and receipt) to this file.")
+@click.option(
+    "--receipt-out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the whole answer (outputs and receipt) to this file.",
+)
 def infer(model_id: int, input_file: object, url: str, relayer_address: str | None,
           account: str | None, key_file: str | None, pay_per_use: bool,
           receipt_out: str | None) -> None:  # fmt: skip

@@ -29,5 +29,15 @@ def serve(config_file: str, host: str | None, port: int | None) -> None:
     from daimm.relayer.runner import serve as run
     from daimm.relayer.settings import load_settings
 
-    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    run(load_settings(config_file, **overrides))
+    overrides: dict[str, object] = {
+        k: v for k, v in {"host": host, "port": port}.items() if v is not None
+    }
+    run(load_settings(config_file, None, **overrides))
+
+
+# `relayer register` and `relayer authorise` live with the marketplace commands (they send
+# transactions through daimm.market); attach them to this group.
+from daimm.cli.relayer_admin import COMMANDS as _ADMIN_COMMANDS  # noqa: E402
+
+for _command in _ADMIN_COMMANDS:
+    relayer.add_command(_command)

@@ -118,8 +118,10 @@ def stats(
     )
     if s.ratings:
         click.echo(f"Rating {s.model.rating:.2f} from {s.model.rating_count} review(s):")
-        for r in s.ratings:
-            click.echo(f"  {_when(r.timestamp)}  {'*' * r.rating:<5}  average {r.average:.2f}")
+        for point in s.ratings:
+            click.echo(
+                f"  {_when(point.timestamp)}  {'*' * point.rating:<5}  average {point.average:.2f}"
+            )
     else:
         click.echo("Rating: no reviews yet")
     if plot is not None:

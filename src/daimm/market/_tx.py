@@ -125,6 +125,16 @@ def _own_errors(contract_name: str) -> frozenset[str]:
         return frozenset()
 
 
+def _gas_price(provider: Any) -> int:
+    """What one gas costs now, in wei: the node's gas price, or base fee plus tip if higher."""
+    price = int(provider.gas_price or 0)
+    try:
+        price = max(price, int(provider.base_fee) + int(provider.priority_fee))
+    except Exception:  # noqa: BLE001 - a provider without EIP-1559 fee data
+        pass
+    return price
+
+
 @dataclass(frozen=True)
 class Cost:
     """What a plan will cost.
@@ -132,15 +142,17 @@ class Cost:
     Attributes:
         payment: The amount paid to the marketplace, smallest unit of ``currency`` (0 if none).
         currency: The payment's currency, or None when nothing is paid.
-        gas: Estimated gas units of all steps, or None when a step cannot be estimated before
-            an earlier one (an approval) is mined.
+        gas: Estimated gas units of the plan, or None when it has several steps (later ones can
+            be estimated only once the first is mined).
         gas_price: Current gas price, in wei.
+        first_gas: Estimated gas units of the first step.
     """
 
     payment: int
     currency: Currency | None
     gas: int | None
     gas_price: int
+    first_gas: int = 0
 
     @property
     def gas_wei(self) -> int | None:
@@ -155,7 +167,11 @@ class Cost:
         if self.currency is not None and self.payment:
             parts.append(f"pays {self.currency.format(self.payment)}")
         if self.gas is None:
-            parts.append("gas: estimated once the approval is mined")
+            fee = format_amount(self.first_gas * self.gas_price, 18, "ETH")
+            parts.append(
+                f"gas ~{self.first_gas:,} ({fee}) for the first transaction, the rest once it is"
+                " mined"
+            )
         else:
             fee = format_amount(self.gas * self.gas_price, 18, "ETH")
             parts.append(f"gas ~{self.gas:,} ({fee} at {self.gas_price:,} wei/gas)")
@@ -250,18 +266,11 @@ class Plan(Generic[T]):
         """
         from ape import chain
 
-        gas: int | None = 0
-        for index, step in enumerate(self.steps):
-            try:
-                estimate = step.estimate_gas()
-            except TransactionError:
-                if index > 0 and self.steps[0].method == "approve":
-                    # NOTE: the action needs the approval mined first; its gas is unknown till then.
-                    gas = None
-                    break
-                raise
-            gas = None if gas is None else gas + estimate
-        return Cost(self.payment, self.currency, gas, int(chain.provider.gas_price))
+        # NOTE: only the first step is estimated when there are several: the later ones (the
+        # action after an approval, a withdrawal after its settlements) revert until it is mined.
+        first = self.steps[0].estimate_gas()
+        gas = first if len(self.steps) == 1 else None
+        return Cost(self.payment, self.currency, gas, _gas_price(chain.provider), first)
 
     def execute(self) -> T:
         """Send every step in order and build the result from the receipts."""

@@ -163,7 +163,11 @@ def verify_wiring(contracts: dict[str, Any], config: DeployConfig, deployer: Any
         ("RentalEscrow.feeBps", int(escrow.feeBps()), config.fee_bps),
         ("RentalEscrow.treasury", cs(escrow.treasury()), treasury),
         ("RentalEscrow.disputeWindow", int(escrow.disputeWindow()), config.dispute_window),
-        ("RentalEscrow ARBITER_ROLE of arbiter", escrow.hasRole(escrow.ARBITER_ROLE(), arbiter), True),
+        (
+            "RentalEscrow ARBITER_ROLE of arbiter",
+            escrow.hasRole(escrow.ARBITER_ROLE(), arbiter),
+            True,
+        ),
         (
             "RentalEscrow REVENUE_SOURCE_ROLE of CreditEscrow",
             escrow.hasRole(escrow.REVENUE_SOURCE_ROLE(), credit.address),
@@ -184,8 +188,11 @@ def verify_wiring(contracts: dict[str, Any], config: DeployConfig, deployer: Any
     ]
     for symbol, address in config.currencies.items():
         checks.append((f"RentalEscrow allows {symbol}", escrow.isCurrencyAllowed(address), True))
-    wrong = [f"{what} is {actual!r}, expected {expected!r}" for what, actual, expected in checks
-             if actual != expected]
+    wrong = [
+        f"{what} is {actual!r}, expected {expected!r}"
+        for what, actual, expected in checks
+        if actual != expected
+    ]
     if wrong:
         raise ConfigError("the deployment is mis-wired: " + "; ".join(wrong))
     log.info("verified %d wiring checks", len(checks))
@@ -222,8 +229,9 @@ def deploy_marketplace(
     recorded = store.find(key)
     if recorded is not None and not force:
         raise ConfigError(
-            f"{key} already has a daimm deployment (escrow {recorded.contracts.get('RentalEscrow')},"
-            f" block {recorded.block}) in {store.path}; nothing was changed. Pass --force to"
+            f"{key} already has a daimm deployment (escrow"
+            f" {recorded.contracts.get('RentalEscrow')}, block {recorded.block}) in {store.path};"
+            " nothing was changed. Pass --force to"
             " deploy a new one"
         )
     start_block = chain.blocks.height + 1

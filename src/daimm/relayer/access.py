@@ -26,6 +26,7 @@ from daimm import eip712
 from daimm.errors import ChainError, ChainUnavailableError, RequestRefusedError, SignatureError
 from daimm.relayer.chain import ChainReader
 from daimm.relayer.models import ModelRef
+from daimm.relayer.signing import DigestBuilder, SignatureVerifier
 from daimm.relayer.vouchers import VoucherStore
 
 __all__ = [
@@ -238,6 +239,8 @@ class AccessPolicy:
         self.max_deadline_s = max_deadline_s
         self.voucher_min_remaining_s = voucher_min_remaining_s
         self.clock = clock
+        self.digests = DigestBuilder(chain_id, self.registry)
+        self.verifier = SignatureVerifier()
 
     # ------------------------------------------------------------------ 401
     def verify_request(self, model_id: int, body_hash: bytes, signed: SignedHeaders) -> None:
@@ -270,19 +273,16 @@ class AccessPolicy:
                 "wrong_relayer",
                 f"the request was signed for relayer {signed.relayer}; this is {self.relayer}",
             )
-        request = eip712.PredictRequest(
-            model_id=model_id,
-            body_hash=body_hash,
-            nonce=signed.nonce,
-            deadline=signed.deadline,
-            chain_id=self.chain_id,
-            relayer=self.relayer,
+        digest = self.digests.request(
+            model_id, body_hash, signed.nonce, signed.deadline, self.chain_id, self.relayer
         )
         try:
-            signer = eip712.recover_predict_request_signer(request, self.registry, signed.signature)
+            valid = self.verifier.is_signed_by(digest, signed.signature, signed.address)
         except SignatureError as exc:
-            raise _refuse(401, "bad_signature", f"the request signature is invalid: {exc}") from None
-        if signer != signed.address:
+            raise _refuse(
+                401, "bad_signature", f"the request signature is invalid: {exc}"
+            ) from None
+        if not valid:
             raise _refuse(
                 401,
                 "bad_signature",
@@ -338,7 +338,10 @@ class AccessPolicy:
                 hint = ""
                 try:
                     if self.reader.price_per_call(model_id) > 0:
-                        hint = " (this model is also offered per call: deposit credit and send a voucher)"
+                        hint = (
+                            " (this model is also offered per call: deposit credit and send"
+                            " a voucher)"
+                        )
                 except ChainError:
                     pass
                 raise _refuse(
@@ -372,11 +375,11 @@ class AccessPolicy:
         try:
             payer = eip712.recover_voucher_signer(voucher, signed.voucher_signature)
         except SignatureError as exc:
-            raise _refuse(402, "invalid_voucher", f"the voucher signature is invalid: {exc}") from None
-        if payer != signed.address:
             raise _refuse(
-                402, "invalid_voucher", f"the voucher was not signed by {signed.address}"
-            )
+                402, "invalid_voucher", f"the voucher signature is invalid: {exc}"
+            ) from None
+        if payer != signed.address:
+            raise _refuse(402, "invalid_voucher", f"the voucher was not signed by {signed.address}")
         channel = self.reader.channel_of(signed.address, model_id, self.relayer)
         if channel.deposited == 0:
             raise _refuse(

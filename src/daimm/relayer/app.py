@@ -23,8 +23,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client import generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from daimm import eip712
@@ -35,8 +41,9 @@ from daimm.relayer.access import (
     claimed_address,
     parse_signed_headers,
 )
-from daimm.relayer.chain import ChainReader, LogWatcher
+from daimm.relayer.chain import CacheMiss, ChainReader, LogWatcher
 from daimm.relayer.models import ModelManager, validate_inputs
+from daimm.relayer.signing import ReceiptSigner
 from daimm.relayer.vouchers import Redeemer, VoucherStore
 
 __all__ = ["RelayerServices", "create_app", "error_body"]
@@ -124,7 +131,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
                     413, "body_too_large", f"the body is {declared} bytes; the limit is {limit}"
                 )
         except ValueError:
-            raise RequestRefusedError(400, "bad_request", "Content-Length is not a number") from None
+            raise RequestRefusedError(
+                400, "bad_request", "Content-Length is not a number"
+            ) from None
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -141,6 +150,7 @@ def create_app(services: RelayerServices) -> FastAPI:
     """The FastAPI application over ``services``; starts and stops watcher, redeemer, workers."""
     metrics = _Metrics()
     policy = services.policy
+    signer = ReceiptSigner(services.private_key)
 
     from contextlib import asynccontextmanager
 
@@ -289,30 +299,33 @@ def create_app(services: RelayerServices) -> FastAPI:
                 422, "invalid_input", 'body: expected {"inputs": {name: array}}'
             )
         # 3. The chain (cached): authorisation, licence or voucher.
-        decision = await _off_loop(policy.decide, model_id, signed)
+        try:
+            decision = await _decide(services, model_id, signed)
+        except RequestRefusedError as exc:
+            if exc.code in ("relayer_not_authorised", "unknown_model"):
+                # Plaintext weights of a model this relayer may no longer serve leave memory now.
+                services.models.unload(model_id)
+            raise
         model = await services.models.get(decision.ref)
         arrays = validate_inputs(model.schema, document["inputs"])
         # 4. Spend the nonce (exactly one of two identical requests passes), run, charge, sign.
         policy.use_nonce(signed)
         outputs = await services.models.run(model, arrays)
         policy.charge(decision, signed)
-        receipt = eip712.Receipt(
-            model_id=model_id,
-            weights_cid=decision.ref.weights_cid,
-            inputs_hash=body_hash,
-            outputs_hash=eip712.keccak256(outputs),
-            timestamp=int(time.time()),
-        )
-        signature = eip712.sign_receipt(
-            receipt, policy.chain_id, policy.registry, services.private_key
+        timestamp = int(time.time())
+        outputs_hash = eip712.keccak256(outputs)
+        signature = signer.sign(
+            policy.digests.receipt(
+                model_id, decision.ref.weights_cid, body_hash, outputs_hash, timestamp
+            )
         )
         receipt_json = json.dumps(
             {
-                "modelId": receipt.model_id,
-                "weightsCid": receipt.weights_cid,
-                "inputsHash": "0x" + receipt.inputs_hash.hex(),
-                "outputsHash": "0x" + receipt.outputs_hash.hex(),
-                "timestamp": receipt.timestamp,
+                "modelId": model_id,
+                "weightsCid": decision.ref.weights_cid,
+                "inputsHash": "0x" + body_hash.hex(),
+                "outputsHash": "0x" + outputs_hash.hex(),
+                "timestamp": timestamp,
                 "chainId": policy.chain_id,
                 "verifyingContract": policy.registry,
                 "relayer": policy.relayer,
@@ -349,10 +362,11 @@ def create_app(services: RelayerServices) -> FastAPI:
     return app
 
 
-async def _off_loop(fn: Any, *args: Any) -> Any:
-    """Run a (possibly blocking) chain-reading call without stalling the event loop.
-
-    NOTE: a warm cache answers in microseconds, so the thread hop is only paid on a miss; the
-    reader tells us by exposing nothing, so we always hop when the watcher has no block yet.
-    """
-    return await asyncio.to_thread(fn, *args)
+async def _decide(services: RelayerServices, model_id: int, signed: Any) -> Any:
+    """Decide on the event loop when every chain answer is cached (microseconds); otherwise in a
+    thread, where a chain read may block for up to the RPC timeout."""
+    try:
+        with services.reader.cache_only():
+            return services.policy.decide(model_id, signed)
+    except CacheMiss:
+        return await asyncio.to_thread(services.policy.decide, model_id, signed)

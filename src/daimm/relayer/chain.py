@@ -16,10 +16,11 @@ watcher cannot poll, the whole cache is dropped: no access is granted on stale b
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ from eth_utils import keccak, to_checksum_address
 from daimm.errors import ChainError, ChainUnavailableError, TransactionError
 
 __all__ = [
+    "CacheMiss",
     "ChainReader",
     "Channel",
     "LogWatcher",
@@ -166,6 +168,10 @@ def make_web3(rpc_url: str, timeout_s: float) -> Any:
     return Web3(provider)
 
 
+class CacheMiss(Exception):  # noqa: N818 - control flow, not an error a user sees
+    """Raised inside :meth:`ChainReader.cache_only` when an answer would need the network."""
+
+
 @dataclass
 class _Entry:
     value: Any
@@ -197,6 +203,7 @@ class ChainReader:
         }
         self._cache: dict[tuple[Hashable, ...], _Entry] = {}
         self._lock = threading.Lock()
+        self._local = threading.local()
         #: Latest block the watcher has seen (None when no watcher runs: TTL alone applies).
         self.latest_block: int | None = None
         #: Timestamp of that block, in seconds.
@@ -239,7 +246,22 @@ class ChainReader:
         """Timestamp of the latest block, in seconds (the watcher's, else read now)."""
         if self.latest_block_time is not None:
             return self.latest_block_time
+        if getattr(self._local, "cache_only", False):
+            raise CacheMiss("chain time")
         return self.block()[1]
+
+    @contextlib.contextmanager
+    def cache_only(self) -> Iterator[None]:
+        """Within this block, reads answer from the cache or raise :class:`CacheMiss`.
+
+        The app decides warm requests on the event loop this way and only moves to a thread
+        (where a read may block on the network) on a miss.
+        """
+        self._local.cache_only = True
+        try:
+            yield
+        finally:
+            self._local.cache_only = False
 
     # ------------------------------------------------------------------ cache
     def _cached(self, key: tuple[Hashable, ...], read: Callable[[], Any]) -> Any:
@@ -253,6 +275,8 @@ class ChainReader:
                 and (block is None or entry.block == block)
             ):
                 return entry.value
+        if getattr(self._local, "cache_only", False):
+            raise CacheMiss(key[0])
         value = read()
         if self.ttl_s > 0:
             with self._lock:
@@ -273,9 +297,7 @@ class ChainReader:
 
     def drop_model(self, model_id: int, kinds: tuple[str, ...] | None = None) -> int:
         """Drop the cached answers about ``model_id`` (of the given kinds, or all)."""
-        return self.drop(
-            lambda key: key[1] == model_id and (kinds is None or key[0] in kinds)
-        )
+        return self.drop(lambda key: key[1] == model_id and (kinds is None or key[0] in kinds))
 
     def drop_account(self, account: str) -> int:
         """Drop cached ``hasAccess`` answers about ``account`` for every model."""
@@ -359,7 +381,12 @@ class ChainReader:
             ChainUnavailableError: The chain could not be read (the caller drops the whole cache).
         """
         number, timestamp = self.block()
-        if number >= from_block:
+        if number < from_block - 1:
+            # The chain went backwards (a reorganisation, or a node reset to a snapshot): logs
+            # of the removed blocks may have been missed, so nothing cached can be trusted.
+            self.drop()
+            log.warning("chain went back", extra={"block": number, "expected": from_block - 1})
+        elif number >= from_block:
             logs = self._guard(
                 "eth_getLogs",
                 lambda: self.w3.eth.get_logs(
@@ -387,7 +414,7 @@ class ChainReader:
         if head in _MODEL_EVENTS:
             kind, index = _MODEL_EVENTS[head]
             model_id = int.from_bytes(topics[index], "big")
-            kinds = ("access",) if kind == "licence" else (kind,)
+            kinds: tuple[str, ...] = ("access",) if kind == "licence" else (kind,)
             if kind == "relayer":
                 kinds = ("relayer", "version")
             dropped = self.drop_model(model_id, kinds)

@@ -1,4 +1,4 @@
-"""Models the relayer serves: untrusted ONNX validated before use, loaded once, kept within a budget.
+"""Models the relayer serves: untrusted ONNX validated before use, loaded once, kept in a budget.
 
 - ONNX only. A model is parsed as an ONNX protobuf from bytes and refused before any session is
   built if it is a pickle (or joblib file), stores any tensor as external data (``../``, absolute
@@ -92,7 +92,10 @@ def validate_onnx_bytes(data: bytes) -> Any:
             )
     local_functions = {(f.domain, f.name) for f in model.functions}
     for node, where in _all_nodes(model):
-        if node.domain not in ALLOWED_DOMAINS and (node.domain, node.op_type) not in local_functions:
+        if (
+            node.domain not in ALLOWED_DOMAINS
+            and (node.domain, node.op_type) not in local_functions
+        ):
             raise ValidationError(
                 f"node {node.name or node.op_type!r} in {where} uses custom operator domain"
                 f" {node.domain!r}: refused (only ONNX and ONNX Runtime built-in operators)"
@@ -216,7 +219,12 @@ class TensorSpec:
 
     def to_json(self) -> dict[str, Any]:
         """As served by ``GET /v1/models``."""
-        return {"name": self.name, "type": self.type, "dtype": self.dtype, "shape": list(self.shape)}
+        return {
+            "name": self.name,
+            "type": self.type,
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+        }
 
 
 @dataclass(frozen=True)
@@ -311,7 +319,8 @@ def validate_inputs(schema: ModelSchema, inputs: Any) -> dict[str, Any]:
                 422, "invalid_input", f"inputs.{name}: expected {spec.dtype}, got booleans"
             )
         if len(spec.shape) != array.ndim or any(
-            want is not None and want != got for want, got in zip(spec.shape, array.shape, strict=True)
+            want is not None and want != got
+            for want, got in zip(spec.shape, array.shape, strict=True)
         ):
             shown = ["*" if d is None else d for d in spec.shape]
             raise RequestRefusedError(
@@ -320,7 +329,9 @@ def validate_inputs(schema: ModelSchema, inputs: Any) -> dict[str, Any]:
                 f"inputs.{name}: expected shape {shown}, got {list(array.shape)}",
             )
         try:
-            converted = array.astype(target, casting="same_kind" if target.kind == "f" else "unsafe")
+            converted = array.astype(
+                target, casting="same_kind" if target.kind == "f" else "unsafe"
+            )
         except TypeError:
             raise RequestRefusedError(
                 422, "invalid_input", f"inputs.{name}: cannot convert to {spec.dtype}"
@@ -590,7 +601,11 @@ class ModelManager:
             self.used_bytes + cost > self.budget_bytes or len(self._loaded) >= self.max_workers
         ):
             victim = next(
-                (m for m in self._loaded.values() if m.in_flight == 0 and m.ref.model_id != model_id),
+                (
+                    m
+                    for m in self._loaded.values()
+                    if m.in_flight == 0 and m.ref.model_id != model_id
+                ),
                 None,
             )
             if victim is None:

@@ -43,7 +43,9 @@ class JsonLogFormatter(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value if isinstance(value, int | float | str | bool | None) else str(value)
+                entry[key] = (
+                    value if isinstance(value, int | float | str | bool | None) else str(value)
+                )
         if record.exc_info and record.levelno >= logging.ERROR:
             entry["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
         return json.dumps(entry, separators=(",", ":"))
@@ -168,7 +170,7 @@ def build_services(
     )
 
 
-def serve(settings: RelayerSettings, *, graceful_timeout_s: float = 30.0) -> None:
+def serve(settings: RelayerSettings, *, graceful_timeout_s: int = 30) -> None:
     """Run the relayer until SIGTERM/SIGINT, then finish in-flight requests and stop cleanly."""
     import uvicorn
 

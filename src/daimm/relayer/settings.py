@@ -32,7 +32,7 @@ CONTRACT_NAMES = ("ModelRegistry", "LicenseNFT", "RelayerRegistry", "RentalEscro
 
 
 class RelayerSettings(BaseModel):
-    """Everything a relayer needs to run. Units are in the field names (``_s``, ``_mb``, ``_bytes``).
+    """Everything a relayer needs to run. Units are in the names (``_s``, ``_mb``, ``_bytes``).
 
     Attributes:
         rpc_url: JSON-RPC endpoint the relayer reads the chain from (HTTP).
@@ -241,7 +241,7 @@ def load_settings(
     """Read the settings: defaults < config file < ``DAIMM_RELAYER_*`` < keyword overrides.
 
     Args:
-        config_file: A ``.toml`` or ``.yaml``/``.yml`` file (keys at the top or under ``[relayer]``).
+        config_file: A ``.toml`` or ``.yaml``/``.yml`` file (keys at the top or in ``[relayer]``).
         environ: The environment to read (``os.environ`` by default).
         **overrides: Values that win over everything (used by tests and the benchmark).
 

@@ -1,4 +1,4 @@
-"""Worker processes: one per loaded model, so a model that crashes ONNX Runtime kills only its worker.
+"""Worker processes: one per loaded model; a model that crashes ONNX Runtime kills only its worker.
 
 Each worker is started with ``multiprocessing``'s *spawn* method (a fresh interpreter that
 inherits no keys or sockets from the relayer), lowers its own resource limits
@@ -71,7 +71,11 @@ def _apply_limits(limits: WorkerLimits) -> None:
     # The worker never writes files: a model cannot make it fill the disk.
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    cap = limits.max_open_files if hard == resource.RLIM_INFINITY else min(hard, limits.max_open_files)
+    cap = (
+        limits.max_open_files
+        if hard == resource.RLIM_INFINITY
+        else min(hard, limits.max_open_files)
+    )
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, cap), cap))
     if limits.address_space_mb > 0:
         size = limits.address_space_mb * 1024 * 1024
@@ -314,4 +318,3 @@ def check_reply(header: dict[str, Any], label: str) -> None:
 
 def _first_line(text: str) -> str:
     return str(text).strip().splitlines()[0][:300] if text else "unknown error"
-

@@ -62,12 +62,13 @@ def market(project: Any, chain: Any, deployer: Any, contracts: Any) -> Any:
     return Market
 
 
-@pytest.fixture
-def blockstore(tmp_path: Path) -> LocalBlockstore:
-    return LocalBlockstore(tmp_path / "blocks")
+@pytest.fixture(scope="module")
+def blockstore(tmp_path_factory: pytest.TempPathFactory) -> LocalBlockstore:
+    """A real local block store, shared by a module's tests (blocks are content-addressed)."""
+    return LocalBlockstore(tmp_path_factory.mktemp("blocks"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def put_json(blockstore: LocalBlockstore) -> Callable[[dict[str, Any]], str]:
     """Store a JSON document in the block store; returns its CID."""
 
@@ -77,7 +78,7 @@ def put_json(blockstore: LocalBlockstore) -> Callable[[dict[str, Any]], str]:
     return put
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def publish(market: Any, put_json: Callable[[dict[str, Any]], str]) -> Callable[..., int]:
     """Publish a model whose metadata is stored; returns its id."""
 
@@ -97,7 +98,7 @@ def publish(market: Any, put_json: Callable[[dict[str, Any]], str]) -> Callable[
     return publish_model
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def set_offer(market: Any) -> Callable[..., None]:
     """Set a model's offer in AIMT (prices in whole AIMT unless `currency` says otherwise)."""
 
@@ -131,7 +132,7 @@ def set_offer(market: Any) -> Callable[..., None]:
     return offer
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def fund(market: Any, treasury: Any) -> Callable[[Any, int], None]:
     """Give an account AIMT (whole tokens) and approve the escrows to spend it."""
 
@@ -151,7 +152,7 @@ def store(tmp_path: Path) -> CatalogStore:
     return CatalogStore(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def catalog_contracts(market: Any, chain: Any) -> CatalogContracts:
     return CatalogContracts(market.addresses, market.start_block, chain.chain_id)
 

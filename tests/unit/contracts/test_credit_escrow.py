@@ -12,6 +12,8 @@ from tests.utils.chain import ETH, ZERO_ADDRESS, block_time, only
 
 from daimm import eip712
 from daimm.eip712 import SECP256K1_N, Voucher, encode_signature, split_signature
+from daimm.errors import ConfigError
+from daimm.market.deploy_extensions import deploy_extensions, verify_extensions
 
 DEPOSIT = 10 * PRICE_PER_CALL
 
@@ -674,3 +676,25 @@ def test_fee_on_transfer_token__every_booked_wei_was_received(
 
     assert only(tx, credit_escrow.CreditReclaimed).amount == 4_900
     assert fee_token.balanceOf(credit_escrow) == 0
+
+
+# ------------------------------------------------------------------ deployment wiring
+def test_deploy_extensions__grants_credit_escrow_the_revenue_source_role(escrow, credit_escrow):
+    assert escrow.hasRole(escrow.REVENUE_SOURCE_ROLE(), credit_escrow) is True
+
+
+def test_verify_extensions__role_revoked__raises_config_error(
+    contracts, ext, escrow, credit_escrow, deployer
+):
+    verify_extensions(contracts, ext)
+    escrow.revokeRole(escrow.REVENUE_SOURCE_ROLE(), credit_escrow, sender=deployer)
+
+    with pytest.raises(ConfigError, match="REVENUE_SOURCE_ROLE"):
+        verify_extensions(contracts, ext)
+
+
+def test_deploy_extensions__deployer_without_escrow_admin__raises_config_error(
+    project, contracts, stranger
+):
+    with pytest.raises(ConfigError, match="DEFAULT_ADMIN_ROLE"):
+        deploy_extensions(project, stranger, contracts)

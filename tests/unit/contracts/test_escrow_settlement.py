@@ -105,7 +105,8 @@ def test_settle__odd_amount__fee_to_treasury_shares_to_payees_dust_to_the_first(
 
 def test_settle__before_release__reverts(escrow, aimt_model, renter, creator, token, chain):
     held = only(escrow.rent(aimt_model, 1, PRICE, sender=renter), escrow.PaymentHeld)
-    now = chain.pending_timestamp
+    now = chain.pending_timestamp + 10
+    chain.pending_timestamp = now  # the settle transaction is mined exactly then
 
     with ape.reverts(escrow.NotMatured, releaseAt=held.releaseAt, nowSeconds=now):
         escrow.settle(single(creator), token, held.releaseAt, sender=renter)

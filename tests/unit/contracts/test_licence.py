@@ -12,7 +12,7 @@ MODEL = 1
 
 @pytest.fixture(scope="session")
 def minter(accounts, licences, deployer):
-    """A test account holding MINTER_ROLE, to drive the licence contract directly (as the escrow)."""
+    """A test account with MINTER_ROLE, to drive the licence contract directly (as the escrow)."""
     account = accounts[9]
     licences.grantRole(licences.MINTER_ROLE(), account, sender=deployer)
     return account

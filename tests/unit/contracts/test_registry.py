@@ -13,32 +13,39 @@ def publish(registry, owner, royalty=500):
     return registry.publishModel(WEIGHTS_CID, METADATA_CID, royalty, sender=owner)
 
 
+def model_id(tx, registry):
+    return only(tx, registry.ModelPublished).modelId
+
+
 # ------------------------------------------------------------------ publishModel
-def test_publish_model__mints_model_1_to_the_creator_with_version_0(registry, creator, chain):
+def test_publish_model__mints_the_next_id_to_the_creator_with_version_0(registry, creator, chain):
+    # Other suites' session fixtures may have published models already: ids continue from there.
+    model = registry.modelCount() + 1
+
     tx = publish(registry, creator)
 
     log = only(tx, registry.ModelPublished)
-    assert log.modelId == 1
+    assert log.modelId == model
     assert log.creator == creator.address
     assert log.weightsCid == WEIGHTS_CID
     assert log.metadataCid == METADATA_CID
     royalty = only(tx, registry.RoyaltySet)
-    assert royalty.modelId == 1
+    assert royalty.modelId == model
     assert royalty.bps == 500
-    assert registry.ownerOf(1) == creator.address
-    assert registry.modelCount() == 1
-    assert registry.exists(1)
-    assert registry.versionCount(1) == 1
-    assert registry.versionOf(1, 0) == (WEIGHTS_CID, METADATA_CID, block_time(chain, tx))
-    assert registry.tokenURI(1) == f"ipfs://{METADATA_CID}"
+    assert registry.ownerOf(model) == creator.address
+    assert registry.modelCount() == model
+    assert registry.exists(model)
+    assert registry.versionCount(model) == 1
+    assert registry.versionOf(model, 0) == (WEIGHTS_CID, METADATA_CID, block_time(chain, tx))
+    assert registry.tokenURI(model) == f"ipfs://{METADATA_CID}"
 
 
 def test_publish_model__ids_count_up(registry, creator, buyer):
-    publish(registry, creator)
+    first = only(publish(registry, creator), registry.ModelPublished).modelId
     tx = publish(registry, buyer)
 
-    assert only(tx, registry.ModelPublished).modelId == 2
-    assert registry.ownerOf(2) == buyer.address
+    assert only(tx, registry.ModelPublished).modelId == first + 1
+    assert registry.ownerOf(first + 1) == buyer.address
 
 
 def test_publish_model__empty_weights_cid__reverts(registry, creator):
@@ -58,26 +65,26 @@ def test_publish_model__royalty_above_cap__reverts(registry, creator):
 
 # ------------------------------------------------------------------ publishVersion
 def test_publish_version__appends_and_moves_the_token_uri(registry, creator, chain):
-    publish(registry, creator)
+    model = model_id(publish(registry, creator), registry)
 
-    tx = registry.publishVersion(1, OTHER_CID, OTHER_CID, sender=creator)
+    tx = registry.publishVersion(model, OTHER_CID, OTHER_CID, sender=creator)
 
     log = only(tx, registry.VersionPublished)
-    assert log.modelId == 1
+    assert log.modelId == model
     assert log.version == 1
     assert log.weightsCid == OTHER_CID
     assert log.metadataCid == OTHER_CID
-    assert registry.versionCount(1) == 2
-    assert registry.versionOf(1, 0).weightsCid == WEIGHTS_CID
-    assert registry.latestVersion(1) == (OTHER_CID, OTHER_CID, block_time(chain, tx))
-    assert registry.tokenURI(1) == f"ipfs://{OTHER_CID}"
+    assert registry.versionCount(model) == 2
+    assert registry.versionOf(model, 0).weightsCid == WEIGHTS_CID
+    assert registry.latestVersion(model) == (OTHER_CID, OTHER_CID, block_time(chain, tx))
+    assert registry.tokenURI(model) == f"ipfs://{OTHER_CID}"
 
 
 def test_publish_version__not_owner__reverts(registry, creator, stranger):
-    publish(registry, creator)
+    model = model_id(publish(registry, creator), registry)
 
-    with ape.reverts(registry.NotModelOwner, modelId=1, caller=stranger.address):
-        registry.publishVersion(1, OTHER_CID, OTHER_CID, sender=stranger)
+    with ape.reverts(registry.NotModelOwner, modelId=model, caller=stranger.address):
+        registry.publishVersion(model, OTHER_CID, OTHER_CID, sender=stranger)
 
 
 def test_publish_version__unknown_model__reverts(registry, creator):
@@ -86,55 +93,55 @@ def test_publish_version__unknown_model__reverts(registry, creator):
 
 
 def test_publish_version__empty_cid__reverts(registry, creator):
-    publish(registry, creator)
+    model = model_id(publish(registry, creator), registry)
 
     with ape.reverts(registry.EmptyCid):
-        registry.publishVersion(1, OTHER_CID, "", sender=creator)
+        registry.publishVersion(model, OTHER_CID, "", sender=creator)
 
 
 def test_publish_version__new_owner_may_after_a_transfer(registry, creator, buyer):
-    publish(registry, creator)
-    registry.transferFrom(creator, buyer, 1, sender=creator)
+    model = model_id(publish(registry, creator), registry)
+    registry.transferFrom(creator, buyer, model, sender=creator)
 
-    registry.publishVersion(1, OTHER_CID, OTHER_CID, sender=buyer)
+    registry.publishVersion(model, OTHER_CID, OTHER_CID, sender=buyer)
 
-    assert registry.versionCount(1) == 2
-    with ape.reverts(registry.NotModelOwner, modelId=1, caller=creator.address):
-        registry.publishVersion(1, OTHER_CID, OTHER_CID, sender=creator)
+    assert registry.versionCount(model) == 2
+    with ape.reverts(registry.NotModelOwner, modelId=model, caller=creator.address):
+        registry.publishVersion(model, OTHER_CID, OTHER_CID, sender=creator)
 
 
 # ------------------------------------------------------------------ royalty
 def test_set_royalty__changes_the_royalty(registry, creator):
-    publish(registry, creator)
+    model = model_id(publish(registry, creator), registry)
 
-    tx = registry.setRoyalty(1, 1_000, sender=creator)
+    tx = registry.setRoyalty(model, 1_000, sender=creator)
 
     log = only(tx, registry.RoyaltySet)
-    assert log.modelId == 1
+    assert log.modelId == model
     assert log.bps == 1_000
-    assert registry.royaltyBpsOf(1) == 1_000
-    assert registry.royaltyInfo(1, 12_345) == (creator.address, 1_234)
+    assert registry.royaltyBpsOf(model) == 1_000
+    assert registry.royaltyInfo(model, 12_345) == (creator.address, 1_234)
 
 
 def test_set_royalty__not_owner__reverts(registry, creator, stranger):
-    publish(registry, creator)
+    model = model_id(publish(registry, creator), registry)
 
-    with ape.reverts(registry.NotModelOwner, modelId=1, caller=stranger.address):
-        registry.setRoyalty(1, 100, sender=stranger)
+    with ape.reverts(registry.NotModelOwner, modelId=model, caller=stranger.address):
+        registry.setRoyalty(model, 100, sender=stranger)
 
 
 def test_set_royalty__above_cap__reverts(registry, creator):
-    publish(registry, creator)
+    model = model_id(publish(registry, creator), registry)
 
     with ape.reverts(registry.RoyaltyTooHigh, bps=5_000, maxBps=1_000):
-        registry.setRoyalty(1, 5_000, sender=creator)
+        registry.setRoyalty(model, 5_000, sender=creator)
 
 
 def test_royalty_info__receiver_is_the_current_owner(registry, creator, buyer):
-    publish(registry, creator)
-    registry.transferFrom(creator, buyer, 1, sender=creator)
+    model = model_id(publish(registry, creator), registry)
+    registry.transferFrom(creator, buyer, model, sender=creator)
 
-    assert registry.royaltyInfo(1, 1_000) == (buyer.address, 50)
+    assert registry.royaltyInfo(model, 1_000) == (buyer.address, 50)
 
 
 def test_royalty_info__unknown_model__reverts(registry):
@@ -144,18 +151,18 @@ def test_royalty_info__unknown_model__reverts(registry):
 
 # ------------------------------------------------------------------ views
 def test_views__unknown_model__revert_unknown_model(registry):
-    assert not registry.exists(1)
-    assert registry.modelCount() == 0
+    unknown = registry.modelCount() + 1
+    assert not registry.exists(unknown)
     for view in (registry.versionCount, registry.latestVersion, registry.tokenURI):
-        with ape.reverts(registry.UnknownModel, modelId=1):
-            view(1)
+        with ape.reverts(registry.UnknownModel, modelId=unknown):
+            view(unknown)
 
 
 def test_version_of__unknown_version__reverts(registry, creator):
-    publish(registry, creator)
+    model = model_id(publish(registry, creator), registry)
 
-    with ape.reverts(registry.UnknownVersion, modelId=1, version=1):
-        registry.versionOf(1, 1)
+    with ape.reverts(registry.UnknownVersion, modelId=model, version=1):
+        registry.versionOf(model, 1)
 
 
 def test_supports_interface__erc721_erc2981(registry):

@@ -1,4 +1,4 @@
-"""The relayer's HTTP API: signatures, refusals, limits and receipts (chain replaced by a double)."""
+"""The relayer's HTTP API: signatures, refusals, limits, receipts (the chain is a test double)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from daimm.errors import ReceiptError, RequestRefusedError
 from daimm.relayer.access import RateLimiter
 from daimm.relayer.app import create_app
 from daimm.relayer.chain import Channel
+from daimm.relayer.signing import SignatureVerifier
 
 # The same values as conftest.py (test modules here are not a package, so they are repeated).
 CHAIN_ID = 31337
@@ -72,9 +73,7 @@ def test_receipt_fails_verification_for_another_relayer_or_altered_outputs(serve
         verify_receipt_document(prediction.receipt, "0x" + "99" * 20)
     altered = {**prediction.outputs, "label": [2]}
     with pytest.raises(ReceiptError, match="outputsHash"):
-        verify_receipt_document(
-            prediction.receipt, prediction.receipt["relayer"], outputs=altered
-        )
+        verify_receipt_document(prediction.receipt, prediction.receipt["relayer"], outputs=altered)
 
 
 def test_models_lists_the_loaded_model_with_its_schema(served: Any) -> None:
@@ -197,7 +196,10 @@ def test_two_identical_requests_at_once_serve_exactly_one(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             responses = await asyncio.gather(
-                *(http.post("/v1/models/1/predict", content=body, headers=headers) for _ in range(2))
+                *(
+                    http.post("/v1/models/1/predict", content=body, headers=headers)
+                    for _ in range(2)
+                )
             )
         return sorted(r.status_code for r in responses)
 
@@ -220,7 +222,9 @@ def test_caller_without_licence_is_refused_403_saying_no_licence(
     assert "offered per call" in refused.value.detail
 
 
-def test_rental_that_expires_mid_session_stops_being_served(served: Any, chain: Any, user: Any) -> None:
+def test_rental_that_expires_mid_session_stops_being_served(
+    served: Any, chain: Any, user: Any
+) -> None:
     _services, client, _http = served
     assert client.predict(1, {"input": [[1, 2, 3, 4]]}).outputs
     chain.access.discard((1, user.address))  # the chain now says the rental has lapsed
@@ -328,17 +332,18 @@ def test_rate_limit_answers_429_before_any_signature_recovery_or_chain_call(
     chain.authorised.add(1)
     chain.access.add((1, user.address))
     recoveries: list[int] = []
-    real = eip712.recover_predict_request_signer
+    real = SignatureVerifier.is_signed_by
 
-    def counting(*args: Any) -> str:
+    def counting(self: Any, *args: Any) -> bool:
         recoveries.append(1)
-        return real(*args)
+        return real(self, *args)
 
-    monkeypatch.setattr(eip712, "recover_predict_request_signer", counting)
+    monkeypatch.setattr(SignatureVerifier, "is_signed_by", counting)
     services = create_services(address_limiter=RateLimiter(rate=0.001, burst=1))
     client, http = make_client(services, bytes(user.key))
     with http:
         assert client.predict(1, {"input": [[1, 2, 3, 4]]}).outputs
+        assert recoveries  # the spy sees signature checks
         recoveries.clear()
         chain_calls = chain.calls
 
@@ -358,7 +363,9 @@ def test_per_ip_rate_limit_answers_429(create_services: Any, make_client: Any, u
     assert codes == [401, 401, 429]
 
 
-def test_body_over_the_limit_is_refused_413(create_services: Any, make_client: Any, user: Any) -> None:
+def test_body_over_the_limit_is_refused_413(
+    create_services: Any, make_client: Any, user: Any
+) -> None:
     services = create_services(max_body_bytes=1000)
     client, http = make_client(services, bytes(user.key))
     with http:

@@ -1,4 +1,4 @@
-"""Untrusted models: validation before anything runs, worker isolation, LRU budget, single flight."""
+"""Untrusted models: validated before anything runs, worker isolation, LRU budget, single flight."""
 
 from __future__ import annotations
 

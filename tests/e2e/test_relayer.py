@@ -1,0 +1,505 @@
+"""The relayer end to end on anvil: publish an encrypted model, rent, predict, and every refusal.
+
+Runs only on a real local node: ``ape test tests/e2e/test_relayer.py --network
+ethereum:local:foundry`` (anvil through ape-foundry); on ape's in-process test chain, which has no
+HTTP endpoint for the daemon to read, the module is skipped. The contracts are driven through ape
+(as users and attackers would), the relayer runs as its own process (``daimm relayer serve
+--config``), reading the chain over HTTP through a TCP proxy the tests can cut to simulate the RPC
+endpoint going away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+import pytest
+from eth_account import Account
+
+from daimm.client import ApeAccountSigner, RelayerClient, verify_receipt_document
+from daimm.errors import RequestRefusedError
+
+pytestmark = [pytest.mark.chain]
+
+ETH = "0x0000000000000000000000000000000000000000"
+PERIOD = 3600
+PRICE_PER_PERIOD = 10**15
+PRICE_PER_CALL = 10**13
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _onnx_helpers() -> Any:
+    import importlib.util
+
+    # NOTE: by path: a site-packages `tests` package (from pymultihash) can shadow ours.
+    path = ROOT / "tests" / "utils" / "onnx_models.py"
+    spec = importlib.util.spec_from_file_location("daimm_test_onnx_models", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to the node; ``stop()`` cuts every connection and refuses new
+    ones (the RPC endpoint "goes away"), ``start()`` brings it back on the same port."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._listener: socket.socket | None = None
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+            doomed, self._sockets = self._sockets, []
+        for sock in [listener, *doomed]:
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.upstream)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets += [client, server]
+            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
+
+    @staticmethod
+    def _pump(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while True:
+                ready, _, _ = select.select([a, b], [], [], 1.0)
+                for sock in ready:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    (b if sock is a else a).sendall(data)
+        except (OSError, ValueError):
+            return
+        finally:
+            for sock in (a, b):
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _offer(price_per_call: int = PRICE_PER_CALL) -> tuple[Any, ...]:
+    # (currency, pricePerPeriod, periodSeconds, minPeriods, maxPeriods, active, perpetualPrice,
+    #  pricePerCall)
+    return (ETH, PRICE_PER_PERIOD, PERIOD, 1, 30, True, 0, price_per_call)
+
+
+def _answers_rpc(uri: Any) -> bool:
+    if not isinstance(uri, str) or not uri.startswith("http"):
+        return False
+    try:
+        probe = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+        return "result" in httpx.post(uri, json=probe, timeout=2).json()
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+@pytest.fixture(scope="module")
+def node_url(chain: Any) -> str:
+    uri = getattr(chain.provider, "http_uri", None) or getattr(chain.provider, "uri", None)
+    if chain.provider.name == "test" or not _answers_rpc(uri):
+        pytest.skip(
+            "needs a real node: run with `--network ethereum:local:foundry` (anvil); the"
+            " in-process test chain has no HTTP endpoint for the relayer daemon"
+        )
+    return uri
+
+
+@pytest.fixture(scope="module")
+def stack(
+    node_url: str,
+    project: Any,
+    contracts: Any,
+    deployer: Any,
+    creator: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, Any]]:
+    """Extensions deployed, an encrypted iris model published and authorised, a relayer running."""
+    from daimm.crypto import (
+        encrypt_stream,
+        generate_content_key,
+        generate_private_key,
+        model_associated_data,
+        public_key_of,
+        save_private_key,
+        wrap_key,
+    )
+    from daimm.ipfs import LocalBlockstore, add_file
+    from daimm.market.deploy_extensions import deploy_extensions
+
+    work = tmp_path_factory.mktemp("relayer")
+    ext = deploy_extensions(project, deployer, contracts)
+    registry, relayers, credit = contracts.registry, ext.relayer_registry, ext.credit_escrow
+
+    # The relayer's two keys: Ethereum (signs receipts, redeems) and X25519 (opens envelopes).
+    relayer_eth = Account.create()
+    key_file = work / "relayer.eth"
+    key_file.write_text(relayer_eth.key.hex())
+    key_file.chmod(0o600)
+    x25519 = generate_private_key()
+    save_private_key(work / "relayer.x25519", x25519)
+    deployer.transfer(relayer_eth.address, 10**18)
+
+    # The creator encrypts and stores the model, then mints it.
+    helpers = _onnx_helpers()
+    model_bytes, rows = helpers.iris_classifier()
+    model_id = int(registry.modelCount()) + 1
+    content_key = generate_content_key()
+    ciphertext = io.BytesIO()
+    encrypt_stream(
+        io.BytesIO(model_bytes), ciphertext, content_key, model_associated_data(model_id, 0)
+    )
+    blocks = LocalBlockstore(work / "blocks")
+    weights_cid = str(add_file(io.BytesIO(ciphertext.getvalue()), blocks).cid)
+    envelope = wrap_key(content_key, [public_key_of(x25519)])
+    envelope_cid = str(add_file(io.BytesIO(envelope.to_json()), blocks).cid)
+    tx = registry.publishModel(weights_cid, weights_cid, 0, sender=creator)
+    assert int(tx.events.filter(registry.ModelPublished)[0].modelId) == model_id
+    contracts.escrow.setOffer(model_id, _offer(), sender=creator)
+
+    port = _free_port()
+    relayers.register(
+        relayer_eth.address, public_key_of(x25519).raw, f"http://127.0.0.1:{port}", sender=deployer
+    )
+    relayers.authorise(model_id, relayer_eth.address, envelope_cid, sender=creator)
+
+    proxy = TcpProxy(("127.0.0.1", int(node_url.rsplit(":", 1)[1].split("/")[0])))
+    proxy.start()
+    addresses = {**contracts.addresses(), **ext.addresses()}
+    config = work / "relayer.toml"
+    config.write_text(
+        "\n".join(
+            [
+                "[relayer]",
+                f'rpc_url = "{proxy.url}"',
+                "rpc_timeout_s = 1.0",
+                f'account_key_file = "{key_file}"',
+                f'x25519_key_file = "{work / "relayer.x25519"}"',
+                'storage = "local"',
+                f'storage_path = "{work / "blocks"}"',
+                f'db_path = "{work / "relayer.sqlite3"}"',
+                f"port = {port}",
+                "access_ttl_s = 2.0",
+                "log_poll_s = 0.2",
+                "redeem_interval_s = 1.0",
+                "[relayer.contracts]",
+                *(f'{name} = "{address}"' for name, address in addresses.items()),
+            ]
+        )
+    )
+    log_file = open(work / "relayer.log", "wb")  # noqa: SIM115 - closed at teardown
+    daemon = subprocess.Popen(
+        [str(Path(sys.executable).with_name("daimm")), "relayer", "serve", "--config", str(config)],
+        cwd=ROOT,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if daemon.poll() is not None or time.monotonic() > deadline:
+            log_file.flush()
+            pytest.fail("relayer did not start:\n" + (work / "relayer.log").read_text()[-3000:])
+        time.sleep(0.2)
+    try:
+        yield {
+            "url": url,
+            "model_id": model_id,
+            "model_bytes": model_bytes,
+            "rows": rows,
+            "relayer": relayer_eth.address,
+            "relayers": relayers,
+            "credit": credit,
+            "proxy": proxy,
+            "log": work / "relayer.log",
+        }
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=30)
+        finally:
+            log_file.close()
+            proxy.stop()
+
+
+def _client(stack: dict[str, Any], account: Any) -> RelayerClient:
+    return RelayerClient(stack["url"], ApeAccountSigner(account), expected_relayer=stack["relayer"])
+
+
+def _wait_for_block(stack: dict[str, Any], chain: Any) -> None:
+    """Wait until the relayer's watcher has seen the node's head (so its cache is current)."""
+    head = chain.blocks.head.number
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        health = httpx.get(stack["url"] + "/v1/health", timeout=2).json()
+        if health["status"] == "ok" and (health["block"] or -1) >= head:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"the relayer did not reach block {head}")
+
+
+def _rent(stack: dict[str, Any], escrow: Any, account: Any, periods: int = 1) -> None:
+    price = periods * PRICE_PER_PERIOD
+    escrow.rent(stack["model_id"], periods, price, value=price, sender=account)
+
+
+# ------------------------------------------------------------------ the happy path
+def test_a_renter_gets_the_outputs_of_onnx_runtime_on_the_plaintext_model(
+    stack: Any, escrow: Any, renter: Any, chain: Any
+) -> None:
+    _rent(stack, escrow, renter)
+    _wait_for_block(stack, chain)
+    client = _client(stack, renter)
+
+    prediction = client.predict(stack["model_id"], {"input": stack["rows"].tolist()})
+
+    session = ort.InferenceSession(stack["model_bytes"], providers=["CPUExecutionProvider"])
+    label, probabilities = session.run(None, {"input": stack["rows"]})
+    assert prediction.outputs["label"] == label.tolist()
+    np.testing.assert_allclose(prediction.outputs["probabilities"], probabilities, rtol=1e-6)
+    registered = stack["relayers"].relayerOf(stack["relayer"])
+    assert registered.active
+    receipt = verify_receipt_document(prediction.receipt, stack["relayer"])
+    assert receipt.model_id == stack["model_id"]
+    assert receipt.weights_cid == prediction.receipt["weightsCid"]
+
+
+# ------------------------------------------------------------------ refusals
+def test_a_wallet_without_a_licence_is_refused_403(stack: Any, stranger: Any, chain: Any) -> None:
+    _wait_for_block(stack, chain)
+    with pytest.raises(RequestRefusedError) as refused:
+        _client(stack, stranger).predict(stack["model_id"], {"input": [[1.0, 2.0, 3.0, 4.0]]})
+    assert (refused.value.status, refused.value.code) == (403, "no_licence")
+    assert "offered per call" in refused.value.detail
+
+
+def test_a_replayed_request_is_refused_401(
+    stack: Any, escrow: Any, renter: Any, chain: Any
+) -> None:
+    _rent(stack, escrow, renter)
+    _wait_for_block(stack, chain)
+    client = _client(stack, renter)
+    body = json.dumps({"inputs": {"input": [[5.1, 3.5, 1.4, 0.2]]}}).encode()
+    headers = client.signed_headers(stack["model_id"], body)
+    path = f"{stack['url']}/v1/models/{stack['model_id']}/predict"
+
+    first = httpx.post(path, content=body, headers=headers, timeout=30)
+    replay = httpx.post(path, content=body, headers=headers, timeout=30)
+
+    assert first.status_code == 200
+    assert (replay.status_code, replay.json()["error"]) == (401, "nonce_reused")
+
+
+def test_malformed_and_oversized_requests_are_refused_by_the_daemon(
+    stack: Any, escrow: Any, renter: Any, chain: Any
+) -> None:
+    _rent(stack, escrow, renter)
+    _wait_for_block(stack, chain)
+    client = _client(stack, renter)
+
+    with pytest.raises(RequestRefusedError) as wrong_shape:
+        client.predict(stack["model_id"], {"input": [[1.0, 2.0]]})
+    too_big = httpx.post(
+        f"{stack['url']}/v1/models/{stack['model_id']}/predict",
+        content=b"x" * (2 << 20),
+        timeout=30,
+    )
+
+    assert wrong_shape.value.status == 422
+    assert "inputs.input" in wrong_shape.value.detail
+    assert (too_big.status_code, too_big.json()["error"]) == (413, "body_too_large")
+
+
+def test_a_rental_that_expires_stops_being_served(
+    stack: Any, escrow: Any, renter: Any, chain: Any
+) -> None:
+    _rent(stack, escrow, renter)
+    _wait_for_block(stack, chain)
+    client = _client(stack, renter)
+    assert client.predict(stack["model_id"], {"input": [[5.1, 3.5, 1.4, 0.2]]}).outputs
+
+    chain.pending_timestamp += PERIOD + 1
+    chain.mine()
+    _wait_for_block(stack, chain)
+
+    with pytest.raises(RequestRefusedError) as refused:
+        client.predict(stack["model_id"], {"input": [[5.1, 3.5, 1.4, 0.2]]})
+    assert (refused.value.status, refused.value.code) == (403, "no_licence")
+
+
+def test_a_model_owner_who_deauthorises_the_relayer_stops_it_serving(
+    stack: Any, escrow: Any, renter: Any, creator: Any, chain: Any
+) -> None:
+    _rent(stack, escrow, renter)
+    _wait_for_block(stack, chain)
+    client = _client(stack, renter)
+    assert client.predict(stack["model_id"], {"input": [[5.1, 3.5, 1.4, 0.2]]}).outputs
+
+    stack["relayers"].deauthorise(stack["model_id"], stack["relayer"], sender=creator)
+    _wait_for_block(stack, chain)
+
+    with pytest.raises(RequestRefusedError) as refused:
+        client.predict(stack["model_id"], {"input": [[5.1, 3.5, 1.4, 0.2]]})
+    assert (refused.value.status, refused.value.code) == (403, "relayer_not_authorised")
+
+
+# ------------------------------------------------------------------ pay per use
+def test_pay_per_use_deposit_calls_redeem_and_reclaim(stack: Any, buyer: Any, chain: Any) -> None:
+    credit, model_id, relayer = stack["credit"], stack["model_id"], stack["relayer"]
+    deposit = 10 * PRICE_PER_CALL
+    credit.deposit(model_id, relayer, deposit, value=deposit, sender=buyer)
+    _wait_for_block(stack, chain)
+    client = _client(stack, buyer)
+
+    charged = [
+        client.predict(model_id, {"input": [[5.1, 3.5, 1.4, 0.2]]}, pay_per_use=True).charged
+        for _ in range(3)
+    ]
+
+    assert charged == [PRICE_PER_CALL] * 3
+    # The daemon's redeemer (every second in this config) redeems the latest voucher on chain.
+    deadline = time.monotonic() + 30
+    while credit.channelOf(buyer, model_id, relayer).redeemed < 3 * PRICE_PER_CALL:
+        assert time.monotonic() < deadline, "voucher was not redeemed"
+        time.sleep(0.5)
+    channel = credit.channelOf(buyer, model_id, relayer)
+    assert (channel.deposited, channel.redeemed) == (deposit, 3 * PRICE_PER_CALL)
+
+    chain.pending_timestamp = int(channel.expiresAt) + 1
+    before = buyer.balance
+    tx = credit.reclaim(model_id, relayer, sender=buyer)
+
+    reclaimed = tx.events.filter(credit.CreditReclaimed)[0]
+    assert reclaimed.amount == deposit - 3 * PRICE_PER_CALL
+    assert buyer.balance == before + reclaimed.amount - tx.total_fees_paid
+
+
+def test_a_voucher_beyond_the_deposit_is_refused_402(stack: Any, buyer: Any, chain: Any) -> None:
+    credit, model_id, relayer = stack["credit"], stack["model_id"], stack["relayer"]
+    credit.deposit(model_id, relayer, PRICE_PER_CALL, value=PRICE_PER_CALL, sender=buyer)
+    _wait_for_block(stack, chain)
+    client = _client(stack, buyer)
+    body = json.dumps({"inputs": {"input": [[5.1, 3.5, 1.4, 0.2]]}}).encode()
+    headers = client.signed_headers(model_id, body)
+    headers["x-daimm-voucher"] = client.voucher_header(model_id, 10**30)
+
+    response = httpx.post(
+        f"{stack['url']}/v1/models/{model_id}/predict", content=body, headers=headers, timeout=30
+    )
+
+    assert (response.status_code, response.json()["error"]) == (402, "voucher_above_deposit")
+
+
+# ------------------------------------------------------------------ faults
+def test_the_rpc_endpoint_going_away_gives_503_then_recovers(
+    stack: Any, escrow: Any, renter: Any, chain: Any
+) -> None:
+    _rent(stack, escrow, renter)
+    _wait_for_block(stack, chain)
+    client = _client(stack, renter)
+    assert client.predict(stack["model_id"], {"input": [[5.1, 3.5, 1.4, 0.2]]}).outputs
+
+    stack["proxy"].stop()
+    try:
+        time.sleep(1.0)  # a few watcher polls fail: the cache is dropped
+        with pytest.raises(RequestRefusedError) as refused:
+            client.predict(stack["model_id"], {"input": [[5.1, 3.5, 1.4, 0.2]]})
+        health = httpx.get(stack["url"] + "/v1/health", timeout=5).json()
+    finally:
+        stack["proxy"].start()
+
+    assert (refused.value.status, refused.value.code) == (503, "chain_unavailable")
+    assert health["status"] == "chain_unavailable"
+    _wait_for_block(stack, chain)
+    assert client.predict(stack["model_id"], {"input": [[5.1, 3.5, 1.4, 0.2]]}).outputs
+
+
+def test_the_infer_and_verify_receipt_commands_work_against_the_daemon(
+    stack: Any, escrow: Any, tmp_path: Path, chain: Any
+) -> None:
+    from ape import accounts
+    from click.testing import CliRunner
+
+    from daimm.cli import cli
+
+    user = accounts.test_accounts[6]  # a test account: its private key can go in a key file
+    key_file = tmp_path / "user.key"
+    key_file.write_text(str(user.private_key))
+    key_file.chmod(0o600)
+    _rent(stack, escrow, user)
+    _wait_for_block(stack, chain)
+    inputs = tmp_path / "inputs.json"
+    inputs.write_text(json.dumps({"inputs": {"input": [[5.1, 3.5, 1.4, 0.2]]}}))
+    answer = tmp_path / "answer.json"
+    runner = CliRunner()
+
+    inferred = runner.invoke(
+        cli,
+        ["infer", str(stack["model_id"]), "--input", str(inputs), "--relayer", stack["url"],
+         "--relayer-address", stack["relayer"], "--key-file", str(key_file),
+         "--receipt-out", str(answer)],
+    )  # fmt: skip
+    verified = runner.invoke(cli, ["verify-receipt", str(answer), "--relayer", stack["relayer"]])
+    forged = runner.invoke(cli, ["verify-receipt", str(answer), "--relayer", user.address])
+
+    assert inferred.exit_code == 0, inferred.output
+    assert json.loads(inferred.stdout.strip().splitlines()[-1])["label"] == [0]
+    assert verified.exit_code == 0, verified.output
+    assert "OK" in verified.output
+    assert forged.exit_code != 0
