@@ -147,8 +147,6 @@ async def _load(
 def _setup_chain(work: Path, model_bytes: bytes) -> dict[str, Any]:
     """Deploy, publish the encrypted model, register and authorise a relayer, rent for a user."""
     from ape import accounts, project
-    from eth_account import Account
-
     from daimm.crypto import (
         encrypt_stream,
         generate_content_key,
@@ -166,9 +164,10 @@ def _setup_chain(work: Path, model_bytes: bytes) -> dict[str, Any]:
     core = deploy_all(project, deployer, treasury=treasury, arbiter=arbiter, fee_bps=250,
                       dispute_window=3 * 86400)  # fmt: skip
     ext = deploy_extensions(project, deployer, core)
-    relayer = Account.create()
+    relayer = accounts.test_accounts.generate_test_account()
+    deployer.transfer(relayer, 10**18)
     key_file = work / "relayer.eth"
-    key_file.write_text(relayer.key.hex())
+    key_file.write_text(str(relayer.private_key))
     key_file.chmod(0o600)
     x25519 = generate_private_key()
     save_private_key(work / "relayer.x25519", x25519)
@@ -184,8 +183,9 @@ def _setup_chain(work: Path, model_bytes: bytes) -> dict[str, Any]:
     )
     core.registry.publishModel(weights_cid, weights_cid, 0, sender=creator)
     core.escrow.setOffer(model_id, (ETH, 10**15, PERIOD, 1, 12, True, 0, 0), sender=creator)
-    ext.relayer_registry.register(relayer.address, public_key_of(x25519).raw,
-                                  "http://127.0.0.1", sender=deployer)  # fmt: skip
+    ext.relayer_registry.register(
+        relayer.address, public_key_of(x25519).raw, "http://127.0.0.1", sender=relayer
+    )
     ext.relayer_registry.authorise(model_id, relayer.address, envelope_cid, sender=creator)
     core.escrow.rent(model_id, 1, 10**15, value=10**15, sender=user)
     return {

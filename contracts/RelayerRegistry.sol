@@ -14,9 +14,10 @@ import {IRelayerRegistry} from "./interfaces/IRelayerRegistry.sol";
 /// - `isAuthorised` is true only while the relayer is active and the model's current owner is the one
 ///   who authorised it: a model that changes hands serves through no relayer until its new owner
 ///   authorises again.
-/// IMPORTANT: anyone may register an unregistered relayer address and becomes its operator, who
-/// chooses the X25519 key that key envelopes are wrapped for. A model owner must check a relayer's
-/// `operator` (and key) before authorising it and wrapping the model's content key for it.
+/// IMPORTANT: only the relayer address itself, or the operator it approved with `approveOperator`,
+/// can register it, so nobody can squat another party's relayer address with their own X25519 key.
+/// The operator then chooses the key that envelopes are wrapped for: a model owner still checks a
+/// relayer's `operator` (and key) before authorising it and wrapping the model's content key for it.
 /// NOTE: an operator's `update` of the X25519 key does not re-wrap existing envelopes: the model owner
 /// publishes a new one with `setEnvelope`.
 contract RelayerRegistry is IRelayerRegistry {
@@ -39,6 +40,7 @@ contract RelayerRegistry is IRelayerRegistry {
 
     IERC721 private immutable _models;
     mapping(address relayer => Relayer) private _relayers;
+    mapping(address relayer => address operator) private _approvedOperator;
     mapping(uint256 modelId => address[]) private _relayersOf;
     mapping(uint256 modelId => mapping(address relayer => Slot)) private _slots;
 
@@ -53,8 +55,17 @@ contract RelayerRegistry is IRelayerRegistry {
     // ---------------------------------------------------------------- external: operators
 
     /// @inheritdoc IRelayerRegistry
+    function approveOperator(address operator) external {
+        _approvedOperator[msg.sender] = operator;
+        emit OperatorApproved(msg.sender, operator);
+    }
+
+    /// @inheritdoc IRelayerRegistry
     function register(address relayer, bytes32 x25519PublicKey, string calldata endpoint) external {
         if (relayer == address(0)) revert ZeroAddress();
+        if (msg.sender != relayer && _approvedOperator[relayer] != msg.sender) {
+            revert NoRelayerConsent(relayer, msg.sender);
+        }
         if (_relayers[relayer].operator != address(0)) revert RelayerExists(relayer);
         _checkDetails(x25519PublicKey, endpoint);
         _relayers[relayer] = Relayer({operator: msg.sender, x25519PublicKey: x25519PublicKey, endpoint: endpoint, active: true});
@@ -140,6 +151,11 @@ contract RelayerRegistry is IRelayerRegistry {
     /// @dev An unknown relayer reads as the zero record (`operator == address(0)`).
     function relayerOf(address relayer) external view returns (Relayer memory) {
         return _relayers[relayer];
+    }
+
+    /// @inheritdoc IRelayerRegistry
+    function approvedOperatorOf(address relayer) external view returns (address) {
+        return _approvedOperator[relayer];
     }
 
     /// @inheritdoc IRelayerRegistry

@@ -28,7 +28,12 @@ interface IRelayerRegistry {
     error ZeroKey();
     /// @notice The zero address was given as a relayer.
     error ZeroAddress();
+    /// @notice `caller` may not register `relayer`: the relayer address must register itself or first
+    /// name `caller` as its operator with `approveOperator`.
+    error NoRelayerConsent(address relayer, address caller);
 
+    /// @notice The relayer address `relayer` consented to be registered by `operator` (zero: consent withdrawn).
+    event OperatorApproved(address indexed relayer, address indexed operator);
     event RelayerRegistered(address indexed relayer, address indexed operator, bytes32 x25519PublicKey, string endpoint);
     event RelayerUpdated(address indexed relayer, bytes32 x25519PublicKey, string endpoint);
     event RelayerRetiredEvent(address indexed relayer);
@@ -36,7 +41,13 @@ interface IRelayerRegistry {
     event EnvelopeUpdated(uint256 indexed modelId, address indexed relayer, string envelopeCid);
     event RelayerDeauthorised(uint256 indexed modelId, address indexed relayer);
 
-    /// @notice Register `relayer` with the caller as its operator.
+    /// @notice As the relayer address, consent to `operator` registering it (the zero address withdraws
+    /// consent). Not needed when the relayer address registers itself.
+    function approveOperator(address operator) external;
+    /// @notice The operator the relayer address `relayer` consented to, or the zero address.
+    function approvedOperatorOf(address relayer) external view returns (address);
+    /// @notice Register `relayer` with the caller as its operator. The caller must be `relayer` itself
+    /// or the operator `relayer` approved (so nobody can squat another party's relayer address).
     function register(address relayer, bytes32 x25519PublicKey, string calldata endpoint) external;
     /// @notice Change a relayer's key or endpoint; operator only.
     function update(address relayer, bytes32 x25519PublicKey, string calldata endpoint) external;

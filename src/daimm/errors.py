@@ -53,7 +53,7 @@ class TransactionError(ChainError):
 
 # ------------------------------------------------------------------ marketplace (daimm.market)
 class DeploymentNotFoundError(ConfigError):
-    """The deployments file has no daimm deployment for the connected network, or the wrong chain."""
+    """The deployments file has no deployment for the connected network, or one of another chain."""
 
 
 class ContractRevertError(TransactionError):
@@ -74,7 +74,7 @@ class ContractRevertError(TransactionError):
 
 
 class PreflightError(TransactionError):
-    """A check before sending a transaction failed, so nothing was sent; the message says what to do."""
+    """A check before sending failed, so nothing was sent; the message says what to do."""
 
 
 class AllowanceError(PreflightError):

@@ -182,9 +182,12 @@ def stack(
     registry, relayers, credit = contracts.registry, ext.relayer_registry, ext.credit_escrow
 
     # The relayer's two keys: Ethereum (signs receipts, redeems) and X25519 (opens envelopes).
-    relayer_eth = Account.create()
+    from ape import accounts
+
+    # A generated test account: ape signs its transactions locally, and its key can go in a file.
+    relayer_eth = accounts.test_accounts.generate_test_account()
     key_file = work / "relayer.eth"
-    key_file.write_text(relayer_eth.key.hex())
+    key_file.write_text(str(relayer_eth.private_key))
     key_file.chmod(0o600)
     x25519 = generate_private_key()
     save_private_key(work / "relayer.x25519", x25519)
@@ -208,8 +211,12 @@ def stack(
     contracts.escrow.setOffer(model_id, _offer(), sender=creator)
 
     port = _free_port()
+    # The relayer address registers itself (the registry refuses squatting by others).
     relayers.register(
-        relayer_eth.address, public_key_of(x25519).raw, f"http://127.0.0.1:{port}", sender=deployer
+        relayer_eth.address,
+        public_key_of(x25519).raw,
+        f"http://127.0.0.1:{port}",
+        sender=relayer_eth,
     )
     relayers.authorise(model_id, relayer_eth.address, envelope_cid, sender=creator)
 

@@ -20,7 +20,7 @@ from daimm.market.deploy_extensions import deploy_extensions
 #: Long runs (``make fuzz`` sets ``DAIMM_FUZZ=long``).
 LONG = os.environ.get("DAIMM_FUZZ", "") == "long"
 #: Dispute window and credit timeout of the property market, in seconds.
-WINDOW = 2 * 3600
+WINDOW = 3600
 CREDIT_TIMEOUT = 3600
 FEE_BPS = 250
 FUNDS = 10**24

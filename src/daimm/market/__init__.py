@@ -3,9 +3,9 @@
 Each action is *planned* first (``plan_rent``, ``plan_buy``, ...): the plan runs the pre-flight
 checks (allowance, balance, offer, licence) and raises a :class:`~daimm.errors.PreflightError` that
 says what to do, and it can be priced (``plan.cost()``) before ``plan.execute()`` sends it and
-returns a frozen dataclass built from the transaction's events. The short forms (``rent``, ``buy``, ...) plan
-and execute in one call. A revert becomes a :class:`~daimm.errors.ContractRevertError` naming the
-contract's custom error and its arguments.
+returns a frozen dataclass built from the transaction's events. The short forms (``rent``, ``buy``,
+...) plan and execute in one call. A revert becomes a :class:`~daimm.errors.ContractRevertError`
+naming the contract's custom error and its arguments.
 
 Example:
     >>> from daimm.market import Marketplace

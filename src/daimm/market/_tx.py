@@ -129,10 +129,9 @@ def _gas_price(provider: Any) -> int:
     """What one gas costs now, in wei: the node's gas price, or base fee plus tip if higher."""
     price = int(provider.gas_price or 0)
     try:
-        price = max(price, int(provider.base_fee) + int(provider.priority_fee))
+        return max(price, int(provider.base_fee) + int(provider.priority_fee))
     except Exception:  # noqa: BLE001 - a provider without EIP-1559 fee data
-        pass
-    return price
+        return price
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,13 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from tests.utils.market_fixtures import *  # noqa: F403 - deployment, market, iris, keys...
 
 from daimm.cli import cli
 from daimm.cli.relayer_admin import authorise as relayer_authorise
 from daimm.cli.relayer_admin import register as relayer_register
 from daimm.crypto import public_key_of
 from daimm.deployments import DeploymentsFile
-
-from tests.utils.market_fixtures import *  # noqa: F403 - deployment, market, iris, keys...
 
 CREATOR, RENTER, BUYER, ARBITER, TREASURY, OPERATOR, STRANGER = (
     "TEST::3",

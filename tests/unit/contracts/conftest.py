@@ -87,7 +87,8 @@ def model_id(create_model: Any) -> int:
 
 @pytest.fixture
 def registered_relayer(relayer_registry: Any, operator: Any, relayer: Any) -> Any:
-    """`relayer`, registered by `operator`."""
+    """`relayer`, registered by `operator` with the relayer's consent."""
+    relayer_registry.approveOperator(operator, sender=relayer)
     relayer_registry.register(relayer, X25519_KEY, "https://relayer.example", sender=operator)
     return relayer
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ape
 import pytest
-from eth_utils import to_checksum_address
 from tests.utils.chain import ZERO_ADDRESS, only
 
 KEY = bytes.fromhex("11" * 32)
@@ -14,15 +13,24 @@ ENVELOPE = "bafkreienvelope1"
 ENVELOPE2 = "bafkreienvelope2"
 
 
-def fake_relayer(i: int) -> str:
-    """A relayer address no account controls (registration needs no signature from it)."""
-    return to_checksum_address(f"0x{0xDEAD0000 + i:040x}")
+@pytest.fixture(scope="session")
+def consenting(accounts, deployer, relayer_registry, operator):
+    """Seventeen relayer accounts, each of which approved `operator` to register it."""
+    relayers = []
+    for _ in range(17):
+        account = accounts.generate_test_account()
+        deployer.transfer(account, 10**17)
+        relayer_registry.approveOperator(operator, sender=account)
+        relayers.append(account.address)
+    return relayers
 
 
 # ------------------------------------------------------------------ register
 def test_register__records_the_relayer_with_the_caller_as_operator(
     relayer_registry, operator, relayer
 ):
+    relayer_registry.approveOperator(operator, sender=relayer)
+
     tx = relayer_registry.register(relayer, KEY, ENDPOINT, sender=operator)
 
     log = only(tx, relayer_registry.RelayerRegistered)
@@ -37,6 +45,40 @@ def test_register__records_the_relayer_with_the_caller_as_operator(
     assert record.active is True
 
 
+def test_register__by_the_relayer_itself__needs_no_approval(relayer_registry, relayer):
+    tx = relayer_registry.register(relayer, KEY, ENDPOINT, sender=relayer)
+
+    log = only(tx, relayer_registry.RelayerRegistered)
+    assert log.operator == relayer.address
+    assert relayer_registry.relayerOf(relayer).operator == relayer.address
+
+
+def test_register__without_the_relayers_consent__reverts(relayer_registry, operator, relayer):
+    with ape.reverts(
+        relayer_registry.NoRelayerConsent, relayer=relayer.address, caller=operator.address
+    ):
+        relayer_registry.register(relayer, KEY, ENDPOINT, sender=operator)
+
+
+def test_register__after_consent_is_withdrawn__reverts(relayer_registry, operator, relayer):
+    relayer_registry.approveOperator(operator, sender=relayer)
+    tx = relayer_registry.approveOperator(ZERO_ADDRESS, sender=relayer)
+
+    log = only(tx, relayer_registry.OperatorApproved)
+    assert (log.relayer, log.operator) == (relayer.address, ZERO_ADDRESS)
+    assert relayer_registry.approvedOperatorOf(relayer) == ZERO_ADDRESS
+    with ape.reverts(relayer_registry.NoRelayerConsent):
+        relayer_registry.register(relayer, KEY, ENDPOINT, sender=operator)
+
+
+def test_approve_operator__records_and_emits_the_consent(relayer_registry, operator, relayer):
+    tx = relayer_registry.approveOperator(operator, sender=relayer)
+
+    log = only(tx, relayer_registry.OperatorApproved)
+    assert (log.relayer, log.operator) == (relayer.address, operator.address)
+    assert relayer_registry.approvedOperatorOf(relayer) == operator.address
+
+
 def test_relayer_of__unknown_relayer__reads_as_the_zero_record(relayer_registry, relayer):
     record = relayer_registry.relayerOf(relayer)
 
@@ -49,9 +91,9 @@ def test_register__zero_address__reverts(relayer_registry, operator):
         relayer_registry.register(ZERO_ADDRESS, KEY, ENDPOINT, sender=operator)
 
 
-def test_register__already_registered__reverts(relayer_registry, registered_relayer, creator):
+def test_register__already_registered__reverts(relayer_registry, registered_relayer):
     with ape.reverts(relayer_registry.RelayerExists, relayer=registered_relayer.address):
-        relayer_registry.register(registered_relayer, KEY2, ENDPOINT, sender=creator)
+        relayer_registry.register(registered_relayer, KEY2, ENDPOINT, sender=registered_relayer)
 
 
 def test_register__retired_relayer__cannot_be_registered_again(
@@ -64,11 +106,13 @@ def test_register__retired_relayer__cannot_be_registered_again(
 
 
 def test_register__zero_key__reverts(relayer_registry, operator, relayer):
+    relayer_registry.approveOperator(operator, sender=relayer)
     with ape.reverts(relayer_registry.ZeroKey):
         relayer_registry.register(relayer, b"\x00" * 32, ENDPOINT, sender=operator)
 
 
 def test_register__empty_endpoint__reverts(relayer_registry, operator, relayer):
+    relayer_registry.approveOperator(operator, sender=relayer)
     with ape.reverts(relayer_registry.EmptyEndpoint):
         relayer_registry.register(relayer, KEY, "", sender=operator)
 
@@ -220,21 +264,21 @@ def test_authorise__twice__reverts(relayer_registry, authorised_relayer, model_i
 
 
 def test_authorise__beyond_max_relayers_per_model__reverts(
-    relayer_registry, model_id, creator, operator
+    relayer_registry, model_id, creator, operator, consenting
 ):
     maximum = relayer_registry.MAX_RELAYERS_PER_MODEL()
     assert maximum == 16
     for i in range(maximum + 1):
-        relayer_registry.register(fake_relayer(i), KEY, ENDPOINT, sender=operator)
+        relayer_registry.register(consenting[i], KEY, ENDPOINT, sender=operator)
     for i in range(maximum):
-        relayer_registry.authorise(model_id, fake_relayer(i), ENVELOPE, sender=creator)
+        relayer_registry.authorise(model_id, consenting[i], ENVELOPE, sender=creator)
 
     with ape.reverts(relayer_registry.TooManyRelayers, modelId=model_id, max=maximum):
-        relayer_registry.authorise(model_id, fake_relayer(maximum), ENVELOPE, sender=creator)
+        relayer_registry.authorise(model_id, consenting[maximum], ENVELOPE, sender=creator)
 
     # Freeing one slot makes room again.
-    relayer_registry.deauthorise(model_id, fake_relayer(3), sender=creator)
-    relayer_registry.authorise(model_id, fake_relayer(maximum), ENVELOPE, sender=creator)
+    relayer_registry.deauthorise(model_id, consenting[3], sender=creator)
+    relayer_registry.authorise(model_id, consenting[maximum], ENVELOPE, sender=creator)
     assert len(relayer_registry.relayersOf(model_id)) == maximum
 
 
@@ -347,9 +391,9 @@ def test_deauthorise__removes_the_authorisation(
 
 
 def test_deauthorise__swaps_the_last_relayer_into_the_freed_slot(
-    relayer_registry, model_id, creator, operator
+    relayer_registry, model_id, creator, operator, consenting
 ):
-    a, b, c = fake_relayer(0), fake_relayer(1), fake_relayer(2)
+    a, b, c = consenting[0], consenting[1], consenting[2]
     for r in (a, b, c):
         relayer_registry.register(r, KEY, ENDPOINT, sender=operator)
         relayer_registry.authorise(model_id, r, ENVELOPE, sender=creator)
@@ -405,13 +449,13 @@ def test_constructor__zero_model_registry__reverts(project, deployer):
 
 @pytest.mark.parametrize("count", [1, 16])
 def test_deauthorise__costs_about_the_same_for_one_or_sixteen_relayers(
-    relayer_registry, model_id, creator, operator, count
+    relayer_registry, model_id, creator, operator, consenting, count
 ):
     for i in range(count):
-        relayer_registry.register(fake_relayer(i), KEY, ENDPOINT, sender=operator)
-        relayer_registry.authorise(model_id, fake_relayer(i), ENVELOPE, sender=creator)
+        relayer_registry.register(consenting[i], KEY, ENDPOINT, sender=operator)
+        relayer_registry.authorise(model_id, consenting[i], ENVELOPE, sender=creator)
 
-    tx = relayer_registry.deauthorise(model_id, fake_relayer(0), sender=creator)
+    tx = relayer_registry.deauthorise(model_id, consenting[0], sender=creator)
 
     # Swap-and-pop: removal costs the same whatever the list length.
     assert tx.gas_used < 60_000

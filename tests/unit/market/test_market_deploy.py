@@ -1,5 +1,7 @@
 """Deployment to a network: deploy, verify the wiring, record it; refuse to redeploy unless forced.
-Runs `scripts/deploy.py` the way `ape run deploy` does (its click command) and the library under it."""
+
+Runs `scripts/deploy.py` as `ape run deploy` does (its click command), and the library under it.
+"""
 
 from __future__ import annotations
 
