@@ -17,7 +17,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 SOLC := $(SOLCX_BINARY_PATH)/solc-v$(SOLC_VERSION)
 
-.PHONY: help setup compile test test-python test-foundry lint demo bench fuzz console clean
+.PHONY: help setup compile contract-types test test-python test-foundry lint demo bench fuzz console clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ $(SOLC): scripts/solc-bridge.mjs
 
 compile: setup ## Compile the contracts through ape-solidity and the solcjs bridge.
 	$(APE) compile
+
+contract-types: compile ## Refresh the contract types the package ships (src/daimm/contracts/*.json).
+	$(BIN)/python scripts/export_contract_types.py
 
 test: compile ## Run the whole test suite (ape's in-process chain, then the contract tests on anvil).
 	$(APE) test tests $(PYTEST_ARGS)

@@ -147,6 +147,7 @@ async def _load(
 def _setup_chain(work: Path, model_bytes: bytes) -> dict[str, Any]:
     """Deploy, publish the encrypted model, register and authorise a relayer, rent for a user."""
     from ape import accounts, project
+
     from daimm.crypto import (
         encrypt_stream,
         generate_content_key,
@@ -262,6 +263,7 @@ def main() -> None:
     row = rows[:1]
     body = json.dumps({"inputs": {"input": row.tolist()}}).encode()
     results: dict[str, Any] = {}
+    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="daimm-relayer-bench-"))
     processes: list[subprocess.Popen[bytes]] = []
     with networks.parse_network_choice("ethereum:local:foundry") as provider:
@@ -349,6 +351,7 @@ redeem_interval_s = 3600.0
         "model": "scikit-learn LogisticRegression on iris, 1 row, via skl2onnx",
         "ecc_backend": type(KeyAPI().backend).__name__,
         "machine": f"{os.cpu_count()} cores shared, Python {platform.python_version()}",
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "client": "async httpx on the same machine, requests signed before timing",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

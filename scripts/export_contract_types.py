@@ -1,6 +1,6 @@
 """Write the compiled contract types daimm ships to src/daimm/contracts/<Name>.json.
 
-Run after `ape compile` (the Makefile's `compile` target does): reads the project's build manifest
+Run after `ape compile` (`make contract-types` does both): reads the project's build manifest
 in `.build/` and writes one ape ContractType JSON per shipped contract, keeping the fields in
 `daimm.contracts.EXPORTED_FIELDS`. The files are committed; tests/unit/market/test_contract_types.py
 checks they equal a fresh compilation.

@@ -28,7 +28,6 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
-from eth_account import Account
 
 from daimm.client import ApeAccountSigner, RelayerClient, verify_receipt_document
 from daimm.errors import RequestRefusedError

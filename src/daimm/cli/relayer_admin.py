@@ -1,4 +1,4 @@
-"""`daimm relayer register` and `daimm relayer authorise`: on-chain relayer administration.
+"""`daimm relayer register`, `authorise` and `approve-operator`: on-chain relayer administration.
 
 These two commands belong to the `relayer` group (src/daimm/cli/relayer.py, which also has
 `relayer serve`); they live here so the marketplace side owns what it sends on chain.
@@ -24,7 +24,7 @@ from daimm.cli._market import (
 from daimm.cli.ipfs import open_backend, store_options
 from daimm.cli.keys import passphrase_options, read_passphrase
 
-__all__ = ["COMMANDS", "authorise", "register"]
+__all__ = ["COMMANDS", "approve_operator", "authorise", "register"]
 
 
 @market_command(None, "register")
@@ -124,5 +124,33 @@ def authorise(
     emit(f"Authorised relayer {result.relayer} for model {model_id}", result, as_json=as_json)
 
 
+@market_command(None, "approve-operator")
+@click.argument("operator")
+@account_option()
+@deployments_option
+@yes_option
+@json_option
+def approve_operator(
+    operator: str, account: Any, deployments: str | None, yes: bool, as_json: bool
+) -> None:
+    """As the relayer's own address (--account), let OPERATOR register this relayer.
+
+    Needed only when the operator is another account than the relayer's signing address.
+
+    \b
+    Example:
+      daimm relayer approve-operator 0xOperator... --account relayer
+    """
+    market = open_market(deployments)
+    result = confirm_and_execute(
+        market.relayers.plan_approve_operator(operator, sender=account), yes=yes
+    )
+    emit(
+        f"{result} may now register relayer {account.address}",
+        {"relayer": account.address, "operator": result},
+        as_json=as_json,
+    )
+
+
 #: The commands to attach to the `relayer` group: ``for c in COMMANDS: relayer.add_command(c)``.
-COMMANDS = (register, authorise)
+COMMANDS = (register, authorise, approve_operator)

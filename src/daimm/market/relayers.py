@@ -65,6 +65,33 @@ class Relayers(ContractClient):
             raise PreflightError(f"relayer {checksum(relayer)} is retired and serves no model")
         return info
 
+    def approved_operator_of(self, relayer: Any) -> str:
+        """The operator ``relayer`` consented to be registered by (the zero address if none)."""
+        return checksum(self._call("approvedOperatorOf", checksum(relayer)))
+
+    def plan_approve_operator(self, operator: Any, *, sender: AccountAPI) -> Plan[str]:
+        """Plan consenting, as the relayer address ``sender``, to ``operator`` registering it.
+
+        Returns:
+            A plan whose result is the approved operator's address.
+        """
+        step = self._step(
+            f"let {checksum(operator)} register relayer {checksum(sender)}",
+            "approveOperator",
+            checksum(operator),
+            sender=sender,
+        )
+
+        def parse(receipts: Sequence[ReceiptAPI]) -> str:
+            event = first_event(receipts[-1], self.contract, "OperatorApproved")
+            return checksum(event.operator)
+
+        return Plan(step.label, (step,), parse)
+
+    def approve_operator(self, operator: Any, *, sender: AccountAPI) -> str:
+        """Consent to ``operator`` registering ``sender``; see :meth:`plan_approve_operator`."""
+        return self.plan_approve_operator(operator, sender=sender).execute()
+
     def is_authorised(self, model_id: int, relayer: Any) -> bool:
         """Whether ``relayer`` is active and authorised for ``model_id``."""
         return bool(self._call("isAuthorised", model_id, checksum(relayer)))
@@ -84,14 +111,15 @@ class Relayers(ContractClient):
         """Plan registering ``relayer`` with ``sender`` as its operator.
 
         Args:
-            relayer: The relayer's signing address.
+            relayer: The relayer's signing address; it must be ``sender`` or have approved
+                ``sender`` as its operator (:meth:`plan_approve_operator`).
             x25519_public_key: Its 32-byte X25519 public key (key envelopes are wrapped for it).
             endpoint: Its HTTP(S) endpoint.
             sender: The operator.
 
         Raises:
             ValidationError: A key that is not 32 non-zero bytes, or an endpoint that is not a URL.
-            PreflightError: The relayer is already registered.
+            PreflightError: The relayer is already registered, or has not consented.
         """
         if len(x25519_public_key) != 32 or not any(x25519_public_key):
             raise ValidationError("the relayer's X25519 public key must be 32 non-zero bytes")
@@ -100,6 +128,14 @@ class Relayers(ContractClient):
         if self.relayer(relayer) is not None:
             raise PreflightError(
                 f"relayer {checksum(relayer)} is already registered: its operator may update it"
+            )
+        if not same_address(relayer, sender) and not same_address(
+            self.approved_operator_of(relayer), sender
+        ):
+            raise PreflightError(
+                f"relayer {checksum(relayer)} has not consented to {checksum(sender)} registering"
+                " it: register from the relayer's own account, or let the relayer approve you first"
+                f" (`daimm relayer approve-operator {checksum(sender)} --account <relayer>`)"
             )
         step = self._step(
             f"register relayer {checksum(relayer)} at {endpoint}",

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from tests.utils.market_fixtures import *  # noqa: F403 - deployment, market, iris, keys...
 
 from daimm.cli import cli
+from daimm.cli.relayer_admin import approve_operator as relayer_approve_operator
 from daimm.cli.relayer_admin import authorise as relayer_authorise
 from daimm.cli.relayer_admin import register as relayer_register
 from daimm.crypto import public_key_of
@@ -497,8 +498,10 @@ def test_tokenApprove__unknownCurrency__oneErrorLine(run):
 # ------------------------------------------------------------------ relayers and credit
 @pytest.fixture
 def cli_relayer(run, accounts, relayer_key):
-    """accounts[7] registered as a relayer by the operator (TEST::6) through the CLI."""
+    """accounts[7] registered as a relayer by the operator (TEST::6) through the CLI, after the
+    relayer address approved that operator."""
     relayer = accounts[7]
+    _ok(run(accounts[6].address, "--yes", account="TEST::7", command=relayer_approve_operator))
     _ok(
         run(
             "--x25519",
@@ -513,6 +516,25 @@ def cli_relayer(run, accounts, relayer_key):
         )
     )
     return relayer
+
+
+def test_relayerRegister__withoutConsent__saysHowToApprove(run, accounts, relayer_key):
+    line = _error(
+        run(
+            "--x25519",
+            str(public_key_of(relayer_key[0])),
+            "--endpoint",
+            "https://relay.example",
+            "--relayer",
+            accounts[8].address,
+            "--yes",
+            account=OPERATOR,
+            command=relayer_register,
+        )
+    )
+
+    assert "has not consented" in line
+    assert f"daimm relayer approve-operator {accounts[6].address}" in line
 
 
 def test_relayerRegisterThenAuthorise_wrapsTheKeyForTheRelayer(

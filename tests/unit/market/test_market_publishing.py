@@ -166,6 +166,7 @@ def test_authoriseRelayer_wrapsTheModelKeyForTheRelayersRegisteredKey(
         sender=creator,
     )
     model_id = plan.execute().model_id
+    market.relayers.approve_operator(operator, sender=relayer)
     market.relayers.register(
         relayer, public_key_of(relayer_key[0]).raw, "https://relayer.example", sender=operator
     )

@@ -20,6 +20,7 @@ CREDIT_TIMEOUT = 3600
 
 @pytest.fixture
 def registered(market, operator, relayer):
+    market.relayers.approve_operator(operator, sender=relayer)
     market.relayers.register(relayer, KEY, "https://relayer.example", sender=operator)
     return relayer
 
@@ -30,13 +31,30 @@ def authorised(market, registered, model_id, creator):
     return registered
 
 
-def test_register_returnsTheRegistration(market, operator, relayer):
+def test_register__byAnApprovedOperator__returnsTheRegistration(market, operator, relayer):
+    assert market.relayers.approve_operator(operator, sender=relayer) == operator.address
+
     registration = market.relayers.register(relayer, KEY, "https://r.example", sender=operator)
 
     assert registration.relayer == relayer.address
     assert registration.operator == operator.address
     assert registration.x25519_public_key == KEY
     assert market.relayers.relayer(relayer).endpoint == "https://r.example"
+
+
+def test_register__byItself__needsNoApproval(market, relayer):
+    registration = market.relayers.register(relayer, KEY, "https://r.example", sender=relayer)
+
+    assert registration.operator == relayer.address
+
+
+def test_register__withoutTheRelayersConsent__raisesSayingHowToApprove(market, operator, relayer):
+    nonce = operator.nonce
+
+    with pytest.raises(PreflightError, match="daimm relayer approve-operator"):
+        market.relayers.plan_register(relayer, KEY, "https://r.example", sender=operator)
+
+    assert operator.nonce == nonce
 
 
 def test_register__twice__raisesBeforeSending(market, registered, operator):
