@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ERC721} from "@openzeppelin/contracts/token/ERC721/ERC721.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
@@ -9,7 +8,7 @@ import {IERC4907} from "./interfaces/IERC4907.sol";
 import {ILicenseNFT} from "./interfaces/ILicenseNFT.sol";
 
 /// @title LicenseNFT
-/// @notice ERC-721 licences to use daimm models, minted by the marketplace (MINTER_ROLE).
+/// @notice ERC-721 licences to use daimm models, minted by the marketplace fixed at deployment.
 /// @dev Access is answered in O(1) from one slot per (model, account): the number of perpetual
 /// licences the account holds for the model, and its single rental licence with that rental's expiry.
 /// Invariants:
@@ -21,11 +20,14 @@ import {ILicenseNFT} from "./interfaces/ILicenseNFT.sol";
 /// Plain ERC-721 transfers (`transferFrom`, `safeTransferFrom`) move the licence and its access to the
 /// receiver, pay no royalty, and revert with `RentalAlreadyHeld` if the receiver already holds a
 /// rental of the same model (live or lapsed).
-/// IMPORTANT: the admin can grant MINTER_ROLE; a minter can mint, extend and terminate licences. Grant
-/// it only to the RentalEscrow. No role can burn or take a licence from its holder otherwise.
+/// IMPORTANT: the marketplace (the RentalEscrow) is fixed at deployment and cannot change: it alone
+/// mints, extends, locks and terminates licences. There is no admin: no one can grant that power to
+/// another account, and no one can burn or take a licence from its holder otherwise. A new escrow
+/// therefore needs a new LicenseNFT (deploy it with the escrow's address, e.g. precomputed from the
+/// deployer's nonce as `daimm.market.deploy.deploy_all` does).
 /// NOTE: only the read side of ERC-4907 is implemented (`setUser` is not: the holder is the user), so
 /// `supportsInterface` reports this contract's own `IERC4907` id, not the standard's 0xad092b5c.
-contract LicenseNFT is ERC721, AccessControl, ILicenseNFT, IERC4907 {
+contract LicenseNFT is ERC721, ILicenseNFT, IERC4907 {
     // ---------------------------------------------------------------- types
     /// @dev What one account holds of one model. One storage slot.
     struct Access {
@@ -36,8 +38,10 @@ contract LicenseNFT is ERC721, AccessControl, ILicenseNFT, IERC4907 {
     }
 
     // ---------------------------------------------------------------- storage
-    /// @notice The role of the marketplace (the RentalEscrow).
-    bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
+    /// @inheritdoc ILicenseNFT
+    /// @dev Immutable (in the code, not storage): the marketplace check on every mint and extension
+    /// reads no storage slot.
+    address public immutable marketplace;
 
     uint64 private _licenceCount;
     /// @dev For rentals the `expires` field is not kept here but in `_access` (see `licenceOf`).
@@ -47,9 +51,10 @@ contract LicenseNFT is ERC721, AccessControl, ILicenseNFT, IERC4907 {
     mapping(uint256 licenceId => bool) private _perpetualLocked;
 
     // ---------------------------------------------------------------- constructor
-    /// @param admin Receives DEFAULT_ADMIN_ROLE (grants MINTER_ROLE to the escrow).
-    constructor(address admin) ERC721("daimm Model Licence", "DAIMM-LIC") {
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    /// @param marketplace_ The RentalEscrow, the only account that may mint, extend, lock and terminate.
+    constructor(address marketplace_) ERC721("daimm Model Licence", "DAIMM-LIC") {
+        if (marketplace_ == address(0)) revert ZeroMarketplace();
+        marketplace = marketplace_;
     }
 
     // ---------------------------------------------------------------- external
@@ -73,13 +78,15 @@ contract LicenseNFT is ERC721, AccessControl, ILicenseNFT, IERC4907 {
     {
         _checkMarketplace();
         Access storage access = _access[modelId][holder];
-        licenceId = access.rentalId;
+        // One read of the slot; the fields below come from this copy.
+        Access memory held = access;
+        licenceId = held.rentalId;
         if (licenceId == 0) {
             expires = uint64(block.timestamp) + duration;
             licenceId = _mintLicence(holder, modelId, Kind.Rental, expires);
         } else {
-            if (access.rentalLocked) revert LicenceLocked(licenceId);
-            uint64 current = access.rentalExpires;
+            if (held.rentalLocked) revert LicenceLocked(licenceId);
+            uint64 current = held.rentalExpires;
             expires = (current > block.timestamp ? current : uint64(block.timestamp)) + duration;
             access.rentalExpires = expires;
             emit LicenceExtended(licenceId, modelId, expires);
@@ -183,7 +190,7 @@ contract LicenseNFT is ERC721, AccessControl, ILicenseNFT, IERC4907 {
     }
 
     /// @inheritdoc ERC721
-    function supportsInterface(bytes4 interfaceId) public view override(ERC721, AccessControl) returns (bool) {
+    function supportsInterface(bytes4 interfaceId) public view override returns (bool) {
         return interfaceId == type(ILicenseNFT).interfaceId || interfaceId == type(IERC4907).interfaceId
             || super.supportsInterface(interfaceId);
     }
@@ -250,7 +257,7 @@ contract LicenseNFT is ERC721, AccessControl, ILicenseNFT, IERC4907 {
     }
 
     function _checkMarketplace() private view {
-        if (!hasRole(MINTER_ROLE, msg.sender)) revert NotMarketplace(msg.sender);
+        if (msg.sender != marketplace) revert NotMarketplace(msg.sender);
     }
 
     function _requireLicence(uint256 licenceId) private view returns (address holder) {

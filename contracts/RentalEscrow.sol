@@ -24,7 +24,8 @@ import {Payments} from "./libraries/Payments.sol";
 /// - balance == sum(buckets.amount) + sum(open disputes.amount) + sum(owed) (+ what was sent to it
 ///   outside these functions);
 /// - a bucket's `fee <= amount`; a bucket only pays out once, after its `releaseAt`;
-/// - each licence receipt (what its payer may dispute) is part of exactly one unsettled bucket.
+/// - each licence receipt (what its payer may dispute) is part of exactly one unsettled bucket;
+/// - a currency id, once given, names the same currency forever (offers and listings store ids).
 /// IMPORTANT: ERC-20 payments are booked at the balance actually received, so a fee-on-transfer token
 /// costs the payees its fee, not the payer. Only allow tokens whose `transfer` cannot be blocked for
 /// the escrow; a token that blocks transfers out freezes withdrawals in that token only.
@@ -35,18 +36,25 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
     using SafeCast for uint256;
 
     // ---------------------------------------------------------------- types
-    /// @dev An offer as stored, with the model's split reference. Slot 0 and 1 are all a rental reads.
-    struct Terms {
-        // slot 0
-        address currency;
+    /// @dev What a rental reads of an offer, and what a perpetual sale reads besides its price. One slot.
+    struct Sale {
         uint96 pricePerPeriod;
-        // slot 1
         uint32 periodSeconds;
         uint16 minPeriods;
         uint16 maxPeriods;
         bool active;
+        uint8 currencyId; // the offer's currency is `_currencies[currencyId]`; 0 until an offer is set
+        bool hasSplit; // a split is set: `Terms.splitOwner` is then read, otherwise never
+        uint24 splitNonce; // the latest split is `PayeeSets.splitId(modelId, splitNonce)`
+    }
+
+    /// @dev An offer as stored, with the model's split reference. A rental reads slot 0 alone (and
+    /// slot 1 only when the model has a split).
+    struct Terms {
+        // slot 0
+        Sale sale;
+        // slot 1
         address splitOwner; // the owner who set the current split; the split lapses when the model moves
-        uint24 splitNonce; // the current split is `PayeeSets.splitId(modelId, splitNonce)`
         // slot 2
         uint128 perpetualPrice;
         uint128 pricePerCall;
@@ -75,11 +83,21 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
         uint16 feeBps;
     }
 
-    /// @dev One slot per currency, read once per payment. The platform fee is copied here (see `setFee`).
-    struct CurrencyConfig {
+    /// @dev A currency the admin has allowed at least once. One slot, read once per payment: the
+    /// address to pull from, the allow flag and the platform fee (copied here, see `setFee`).
+    struct Currency {
+        address token; // address(0) is ETH
         bool allowed;
-        bool listed; // in `_currencyList`
         uint16 feeBps;
+    }
+
+    /// @dev A listing as stored: the currency by id so that seller and currency share a slot.
+    struct StoredListing {
+        // slot 0
+        address seller;
+        uint8 currencyId; // `_currencies[currencyId]`
+        // slot 1
+        uint128 price;
     }
 
     // ---------------------------------------------------------------- storage
@@ -96,7 +114,7 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
 
     /// @notice The ModelRegistry (ERC-721 + ERC-2981).
     address public immutable registry;
-    /// @notice The LicenseNFT this escrow mints (needs its MINTER_ROLE).
+    /// @notice The LicenseNFT this escrow mints (deployed with this escrow as its immutable marketplace).
     address public immutable licences;
     /// @notice The utility token (AIMT): a plain ERC-20 without transfer fee, booked at the price
     /// without measuring the balance received (gas); every other ERC-20 is measured.
@@ -106,13 +124,16 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
 
     Config private _config;
     uint256 private _disputeCount;
-    address[] private _currencyList;
-    mapping(address currency => CurrencyConfig) private _currencies;
+    /// @dev Every currency ever allowed gets the next id from 1; ids never change. A mapping rather
+    /// than an array: reading an array element also reads its length (one more cold slot per payment).
+    uint256 private _currencyCount;
+    mapping(uint256 currencyId => Currency) private _currencies;
+    mapping(address currency => uint256 currencyId) private _currencyIds;
     mapping(uint256 modelId => Terms) private _terms;
     mapping(uint256 payeeSet => Split) private _splits;
     mapping(bytes32 bucketKey => Bucket) private _buckets;
     mapping(bytes32 receiptKey => Receipt) private _receipts;
-    mapping(uint256 licenceId => Listing) private _listings;
+    mapping(uint256 licenceId => StoredListing) private _listings;
     mapping(uint256 disputeId => Dispute) private _disputes;
     mapping(address account => mapping(address currency => uint256)) private _owed;
 
@@ -152,18 +173,25 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
     /// @inheritdoc IRentalEscrow
     function setOffer(uint256 modelId, Offer calldata offer) external {
         _requireModelOwner(modelId);
-        if (!_currencies[offer.currency].allowed) revert CurrencyNotAllowed(offer.currency);
+        (uint256 currencyId, Currency memory currency) = _currencyOf(offer.currency);
+        if (!currency.allowed) revert CurrencyNotAllowed(offer.currency);
         if (
             offer.pricePerPeriod != 0
                 && (offer.periodSeconds == 0 || offer.minPeriods == 0 || offer.minPeriods > offer.maxPeriods)
         ) revert InvalidOffer(modelId);
         Terms storage terms = _terms[modelId];
-        terms.currency = offer.currency;
-        terms.pricePerPeriod = offer.pricePerPeriod;
-        terms.periodSeconds = offer.periodSeconds;
-        terms.minPeriods = offer.minPeriods;
-        terms.maxPeriods = offer.maxPeriods;
-        terms.active = offer.active;
+        Sale storage sale = terms.sale;
+        // The split fields are kept; `currencyId <= MAX_CURRENCIES` fits in uint8.
+        terms.sale = Sale(
+            offer.pricePerPeriod,
+            offer.periodSeconds,
+            offer.minPeriods,
+            offer.maxPeriods,
+            offer.active,
+            uint8(currencyId),
+            sale.hasSplit,
+            sale.splitNonce
+        );
         terms.perpetualPrice = offer.perpetualPrice;
         terms.pricePerCall = offer.pricePerCall;
         emit OfferSet(modelId, offer);
@@ -181,6 +209,7 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
         if (n > MAX_PAYEES) revert TooManyPayees(n, MAX_PAYEES);
         Terms storage terms = _terms[modelId];
         if (n == 0) {
+            terms.sale.hasSplit = false;
             terms.splitOwner = address(0);
             payeeSet = PayeeSets.single(owner);
         } else {
@@ -191,11 +220,11 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
                 total += bps[i];
             }
             if (total != Payments.BPS) revert InvalidSplit();
-            uint24 nonce = terms.splitNonce + 1;
+            uint24 nonce = terms.sale.splitNonce + 1;
             payeeSet = PayeeSets.splitId(modelId, nonce);
             _splits[payeeSet] = Split(payees, bps);
             terms.splitOwner = owner;
-            terms.splitNonce = nonce;
+            (terms.sale.hasSplit, terms.sale.splitNonce) = (true, nonce);
         }
         emit SplitSet(modelId, payeeSet, payees, bps);
     }
@@ -208,46 +237,46 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
         nonReentrant
         returns (uint256 licenceId)
     {
-        Terms storage terms = _terms[modelId];
-        address currency = terms.currency;
-        uint256 pricePerPeriod = terms.pricePerPeriod;
-        if (!terms.active) revert OfferInactive(modelId);
-        if (pricePerPeriod == 0) revert NotForSale(modelId);
-        if (periods < terms.minPeriods || periods > terms.maxPeriods) {
-            revert DurationOutOfRange(modelId, periods, terms.minPeriods, terms.maxPeriods);
+        Sale memory sale = _terms[modelId].sale; // the one slot a rental reads (see `Terms`)
+        if (!sale.active) revert OfferInactive(modelId);
+        if (sale.pricePerPeriod == 0) revert NotForSale(modelId);
+        if (periods < sale.minPeriods || periods > sale.maxPeriods) {
+            revert DurationOutOfRange(modelId, periods, sale.minPeriods, sale.maxPeriods);
         }
         uint256 price;
         unchecked {
             // periods <= maxPeriods < 2**16 and pricePerPeriod < 2**96: the product is below 2**112.
-            price = periods * pricePerPeriod;
+            price = periods * sale.pricePerPeriod;
         }
         if (price > maxPrice) revert PriceAboveMax(price, maxPrice);
-        uint256 payeeSet = _currentPayeeSet(modelId, terms);
+        uint256 payeeSet = _currentPayeeSet(modelId, sale.hasSplit, sale.splitNonce);
         uint64 expires;
         unchecked {
-            // periods < 2**16 and periodSeconds < 2**32: the duration is below 2**48.
+            // periods <= maxPeriods < 2**16 and periodSeconds < 2**32: the duration is below 2**48.
             (licenceId, expires) =
-                ILicenseNFT(licences).mintOrExtendRental(msg.sender, modelId, uint64(periods * terms.periodSeconds));
+                ILicenseNFT(licences).mintOrExtendRental(msg.sender, modelId, uint64(periods * sale.periodSeconds));
         }
         // NOTE: the payment is pulled before it is booked because an ERC-20 is booked at the balance
         // actually received; `nonReentrant` and the licence minted first keep this safe.
+        Currency memory currency = _currencyById(sale.currencyId);
         (uint256 received, uint256 fee) = _collect(currency, price);
-        _hold(modelId, licenceId, msg.sender, payeeSet, currency, received, fee, true);
+        _hold(modelId, licenceId, msg.sender, payeeSet, currency.token, received, fee, true);
         emit Rented(modelId, licenceId, msg.sender, periods, expires, price);
     }
 
     /// @inheritdoc IRentalEscrow
     function buy(uint256 modelId, uint256 maxPrice) external payable nonReentrant returns (uint256 licenceId) {
         Terms storage terms = _terms[modelId];
-        if (!terms.active) revert OfferInactive(modelId);
+        Sale storage sale = terms.sale;
+        if (!sale.active) revert OfferInactive(modelId);
         uint256 price = terms.perpetualPrice;
         if (price == 0) revert NotForSale(modelId);
         if (price > maxPrice) revert PriceAboveMax(price, maxPrice);
-        address currency = terms.currency;
-        uint256 payeeSet = _currentPayeeSet(modelId, terms);
+        uint256 payeeSet = _currentPayeeSet(modelId, sale.hasSplit, sale.splitNonce);
         licenceId = ILicenseNFT(licences).mint(msg.sender, modelId, ILicenseNFT.Kind.Perpetual, type(uint64).max);
+        Currency memory currency = _currencyById(sale.currencyId);
         (uint256 received, uint256 fee) = _collect(currency, price);
-        _hold(modelId, licenceId, msg.sender, payeeSet, currency, received, fee, true);
+        _hold(modelId, licenceId, msg.sender, payeeSet, currency.token, received, fee, true);
         emit Bought(modelId, licenceId, msg.sender, price);
     }
 
@@ -255,12 +284,14 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
     function list(uint256 licenceId, address currency, uint128 price) external {
         address holder = _licenceHolder(licenceId);
         if (holder != msg.sender) revert NotLicenceHolder(licenceId, msg.sender);
-        if (!_currencies[currency].allowed) revert CurrencyNotAllowed(currency);
+        (uint256 currencyId, Currency memory config) = _currencyOf(currency);
+        if (!config.allowed) revert CurrencyNotAllowed(currency);
         if (
             IERC721(licences).getApproved(licenceId) != address(this)
                 && !IERC721(licences).isApprovedForAll(holder, address(this))
         ) revert NotApproved(licenceId);
-        _listings[licenceId] = Listing(holder, currency, price);
+        // `currencyId <= MAX_CURRENCIES` fits in uint8.
+        _listings[licenceId] = StoredListing(holder, uint8(currencyId), price);
         emit Listed(licenceId, holder, currency, price);
     }
 
@@ -279,17 +310,18 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
     /// @inheritdoc IRentalEscrow
     /// @dev The fee is taken from the seller's part; the royalty receiver's part carries no fee.
     function buyListed(uint256 licenceId, uint256 maxPrice) external payable nonReentrant {
-        Listing memory listing = _listings[licenceId];
+        StoredListing memory listing = _listings[licenceId];
         // A listing whose seller no longer holds the licence is stale.
         if (listing.seller == address(0) || _licenceHolder(licenceId) != listing.seller) revert NotListed(licenceId);
         if (listing.price > maxPrice) revert PriceAboveMax(listing.price, maxPrice);
         delete _listings[licenceId];
         uint256 modelId = ILicenseNFT(licences).licenceOf(licenceId).modelId;
-        (uint256 received, uint256 fee) = _collect(listing.currency, listing.price);
+        Currency memory currency = _currencyById(listing.currencyId);
+        (uint256 received, uint256 fee) = _collect(currency, listing.price);
         (address receiver, uint256 royalty) = IERC2981(registry).royaltyInfo(modelId, received);
-        _hold(modelId, licenceId, msg.sender, PayeeSets.single(listing.seller), listing.currency, received - royalty, fee, false);
+        _hold(modelId, licenceId, msg.sender, PayeeSets.single(listing.seller), currency.token, received - royalty, fee, false);
         if (royalty != 0) {
-            _hold(modelId, licenceId, msg.sender, PayeeSets.single(receiver), listing.currency, royalty, 0, false);
+            _hold(modelId, licenceId, msg.sender, PayeeSets.single(receiver), currency.token, royalty, 0, false);
         }
         // NOTE: `transferFrom`, not `safeTransferFrom`: no receiver callback runs in a paid flow.
         IERC721(licences).transferFrom(listing.seller, msg.sender, licenceId);
@@ -302,8 +334,9 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
     function openDispute(uint256 licenceId) external returns (uint256 disputeId) {
         if (_licenceHolder(licenceId) != msg.sender) revert NotLicenceHolder(licenceId, msg.sender);
         uint256 modelId = ILicenseNFT(licences).licenceOf(licenceId).modelId;
-        Terms storage terms = _terms[modelId];
-        return _openDispute(licenceId, _currentPayeeSet(modelId, terms), terms.currency);
+        Sale storage sale = _terms[modelId].sale;
+        uint256 payeeSet = _currentPayeeSet(modelId, sale.hasSplit, sale.splitNonce);
+        return _openDispute(licenceId, payeeSet, _currencyById(sale.currencyId).token);
     }
 
     /// @inheritdoc IRentalEscrow
@@ -368,13 +401,14 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
         payable
         onlyRole(REVENUE_SOURCE_ROLE)
     {
-        CurrencyConfig memory config = _currencies[currency];
+        (, Currency memory config) = _currencyOf(currency);
         if (!config.allowed) revert CurrencyNotAllowed(currency);
         uint256 expected = currency == address(0) ? amount : 0;
         if (msg.value != expected) revert WrongPayment(expected, msg.value);
         _requireModel(modelId);
         uint256 fee = Payments.fee(amount, config.feeBps);
-        _hold(modelId, 0, payer, _currentPayeeSet(modelId, _terms[modelId]), currency, amount, fee, false);
+        Sale storage sale = _terms[modelId].sale;
+        _hold(modelId, 0, payer, _currentPayeeSet(modelId, sale.hasSplit, sale.splitNonce), currency, amount, fee, false);
         emit RevenueDeposited(modelId, msg.sender, currency, amount, fee);
     }
 
@@ -382,14 +416,16 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
     /// @inheritdoc IRentalEscrow
     /// @dev Reverts `TooManyCurrencies` when allowing a `MAX_CURRENCIES + 1`-th distinct currency.
     function setCurrencyAllowed(address currency, bool allowed) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        CurrencyConfig storage config = _currencies[currency];
-        if (!config.listed) {
-            if (_currencyList.length == MAX_CURRENCIES) revert TooManyCurrencies(MAX_CURRENCIES);
-            _currencyList.push(currency);
-            config.listed = true;
-            config.feeBps = _config.feeBps;
+        uint256 currencyId = _currencyIds[currency];
+        if (currencyId == 0) {
+            currencyId = _currencyCount + 1;
+            if (currencyId > MAX_CURRENCIES) revert TooManyCurrencies(MAX_CURRENCIES);
+            _currencyCount = currencyId;
+            _currencyIds[currency] = currencyId;
+            _currencies[currencyId] = Currency(currency, allowed, _config.feeBps);
+        } else {
+            _currencies[currencyId].allowed = allowed;
         }
-        config.allowed = allowed;
         emit CurrencyAllowed(currency, allowed);
     }
 
@@ -399,9 +435,9 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
         _config.feeBps = feeBps_;
         // NOTE: the fee is copied into each currency's slot so that a payment reads one slot for both
         // the allow-list and the fee; this loop is bounded by MAX_CURRENCIES and runs over admin data.
-        uint256 n = _currencyList.length;
-        for (uint256 i; i < n; ++i) {
-            _currencies[_currencyList[i]].feeBps = feeBps_;
+        uint256 n = _currencyCount;
+        for (uint256 id = 1; id <= n; ++id) {
+            _currencies[id].feeBps = feeBps_;
         }
         emit FeeSet(feeBps_);
     }
@@ -417,14 +453,24 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
     /// @inheritdoc IRentalEscrow
     function offerOf(uint256 modelId) external view returns (Offer memory) {
         Terms storage t = _terms[modelId];
+        Sale memory s = t.sale;
         return Offer(
-            t.currency, t.pricePerPeriod, t.periodSeconds, t.minPeriods, t.maxPeriods, t.active, t.perpetualPrice, t.pricePerCall
+            _currencyById(s.currencyId).token,
+            s.pricePerPeriod,
+            s.periodSeconds,
+            s.minPeriods,
+            s.maxPeriods,
+            s.active,
+            t.perpetualPrice,
+            t.pricePerCall
         );
     }
 
     /// @inheritdoc IRentalEscrow
     function listingOf(uint256 licenceId) external view returns (Listing memory) {
-        return _listings[licenceId];
+        StoredListing memory listing = _listings[licenceId];
+        if (listing.seller == address(0)) return Listing(address(0), address(0), 0);
+        return Listing(listing.seller, _currencyById(listing.currencyId).token, listing.price);
     }
 
     /// @inheritdoc IRentalEscrow
@@ -458,12 +504,18 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
 
     /// @inheritdoc IRentalEscrow
     function isCurrencyAllowed(address currency) external view returns (bool) {
-        return _currencies[currency].allowed;
+        (, Currency memory config) = _currencyOf(currency);
+        return config.allowed;
     }
 
-    /// @notice Every currency the admin has ever allowed (some may be disallowed since).
-    function currencies() external view returns (address[] memory) {
-        return _currencyList;
+    /// @notice Every currency the admin has ever allowed (some may be disallowed since), in order.
+    function currencies() external view returns (address[] memory list_) {
+        uint256 n = _currencyCount;
+        list_ = new address[](n);
+        // At most MAX_CURRENCIES iterations.
+        for (uint256 i; i < n; ++i) {
+            list_[i] = _currencies[i + 1].token;
+        }
     }
 
     /// @inheritdoc IRentalEscrow
@@ -479,7 +531,8 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
     /// @inheritdoc IRentalEscrow
     function payeeSetOf(uint256 modelId) external view returns (uint256) {
         _requireModel(modelId);
-        return _currentPayeeSet(modelId, _terms[modelId]);
+        Sale storage sale = _terms[modelId].sale;
+        return _currentPayeeSet(modelId, sale.hasSplit, sale.splitNonce);
     }
 
     /// @inheritdoc IRentalEscrow
@@ -539,18 +592,21 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
         bool disputable
     ) private {
         uint64 releaseAt = Payments.releaseAt(block.timestamp, disputeWindow, SETTLEMENT_GRANULARITY);
-        Bucket storage bucket = _buckets[_bucketKey(payeeSet, currency, releaseAt)];
-        bucket.amount = (bucket.amount + amount).toUint128();
-        bucket.fee = (bucket.fee + fee).toUint128();
+        bytes32 bucketKey = _bucketKey(payeeSet, currency, releaseAt);
+        // Read once, written whole: one SLOAD and one SSTORE per slot.
+        Bucket memory bucket = _buckets[bucketKey];
+        _buckets[bucketKey] = Bucket((bucket.amount + amount).toUint128(), (bucket.fee + fee).toUint128());
         if (disputable) {
-            Receipt storage receipt = _receipts[_receiptKey(licenceId, payer, payeeSet, currency)];
+            bytes32 receiptKey = _receiptKey(licenceId, payer, payeeSet, currency);
+            Receipt memory receipt = _receipts[receiptKey];
             uint32 releaseHour = uint32(releaseAt / SETTLEMENT_GRANULARITY);
             if (receipt.releaseHour == releaseHour) {
-                (receipt.amount, receipt.fee) = ((receipt.amount + amount).toUint112(), (receipt.fee + fee).toUint112());
+                receipt = Receipt((receipt.amount + amount).toUint112(), (receipt.fee + fee).toUint112(), releaseHour);
             } else {
                 // A payment in a later bucket replaces the receipt: only the latest bucket is disputable.
-                (receipt.amount, receipt.fee, receipt.releaseHour) = (amount.toUint112(), fee.toUint112(), releaseHour);
+                receipt = Receipt(amount.toUint112(), fee.toUint112(), releaseHour);
             }
+            _receipts[receiptKey] = receipt;
         }
         emit PaymentHeld(modelId, licenceId, payer, currency, amount, fee, payeeSet, releaseAt);
     }
@@ -578,10 +634,10 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
         emit Credited(account, currency, amount);
     }
 
-    /// @dev Take `price` from the caller. Returns what arrived (other ERC-20s than the utility token are
-    /// measured by balance, so fee-on-transfer tokens are booked at what they deliver) and its fee.
-    function _collect(address currency, uint256 price) private returns (uint256 received, uint256 fee) {
-        CurrencyConfig memory config = _currencies[currency];
+    /// @dev Take `price` in `config` from the caller. Returns what arrived (other ERC-20s than the utility
+    /// token are measured by balance, so fee-on-transfer tokens are booked at what they deliver) and its fee.
+    function _collect(Currency memory config, uint256 price) private returns (uint256 received, uint256 fee) {
+        address currency = config.token;
         if (!config.allowed) revert CurrencyNotAllowed(currency);
         if (currency == address(0)) {
             if (msg.value != price) revert WrongPayment(price, msg.value);
@@ -610,12 +666,26 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
         }
     }
 
-    function _currentPayeeSet(uint256 modelId, Terms storage terms) private view returns (uint256) {
+    /// @dev The payee set of a payment for `modelId` now: split `splitNonce` while the owner who set it
+    /// still owns the model, else the owner. Reads `Terms.splitOwner` only when `hasSplit`.
+    function _currentPayeeSet(uint256 modelId, bool hasSplit, uint24 splitNonce) private view returns (uint256) {
         address owner = IERC721(registry).ownerOf(modelId);
-        address splitOwner = terms.splitOwner;
         // A split lapses when the model changes hands: it only counts while its setter owns the model.
-        if (splitOwner == owner && splitOwner != address(0)) return PayeeSets.splitId(modelId, terms.splitNonce);
+        if (hasSplit && _terms[modelId].splitOwner == owner) return PayeeSets.splitId(modelId, splitNonce);
         return PayeeSets.single(owner);
+    }
+
+    /// @dev The id (0 if never allowed) and record of `currency`; a never-allowed currency is returned
+    /// as not allowed.
+    function _currencyOf(address currency) private view returns (uint256 currencyId, Currency memory config) {
+        currencyId = _currencyIds[currency];
+        config = currencyId == 0 ? Currency(currency, false, 0) : _currencies[currencyId];
+    }
+
+    /// @dev The record of currency `currencyId`; id 0 (no offer set) is ETH, not allowed.
+    function _currencyById(uint256 currencyId) private view returns (Currency memory) {
+        if (currencyId == 0) return Currency(address(0), false, 0);
+        return _currencies[currencyId];
     }
 
     function _requireModelOwner(uint256 modelId) private view returns (address owner) {

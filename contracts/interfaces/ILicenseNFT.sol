@@ -2,7 +2,7 @@
 pragma solidity 0.8.28;
 
 /// @title ILicenseNFT
-/// @notice ERC-721 licences to use a model, minted only by the marketplace (MINTER_ROLE). A licence
+/// @notice ERC-721 licences to use a model, minted only by the marketplace (`marketplace()`). A licence
 /// names its model, its kind and, for a rental, its expiry. The relayer asks `hasAccess`.
 /// IMPORTANT: no one (not the model owner, not the admin) can revoke or burn a licence that was paid
 /// for; only the escrow may end one, and only when an arbiter refunds its payment in full.
@@ -27,6 +27,8 @@ interface ILicenseNFT {
 
     /// @notice The caller is not the marketplace.
     error NotMarketplace(address caller);
+    /// @notice The marketplace given at deployment is the zero address.
+    error ZeroMarketplace();
     /// @notice Licence `licenceId` does not exist.
     error UnknownLicence(uint256 licenceId);
     /// @notice A rental cannot be extended to `expires`, which is not after its current expiry.
@@ -49,6 +51,10 @@ interface ILicenseNFT {
     event LicenceLockSet(uint256 indexed licenceId, bool locked);
     /// @notice A licence was ended by the escrow after a full refund.
     event LicenceTerminated(uint256 indexed licenceId, uint256 indexed modelId);
+
+    /// @notice The marketplace (the RentalEscrow): the only account that mints, extends, locks and
+    /// terminates licences. Fixed at deployment.
+    function marketplace() external view returns (address);
 
     /// @notice Mint a licence for `modelId` to `holder`; marketplace only.
     function mint(address holder, uint256 modelId, Kind kind, uint64 expires) external returns (uint256 licenceId);

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from eth_utils import to_checksum_address
+
 __all__ = ["ETH", "BPS", "Ledger", "Licence", "Offer", "payee_single", "payee_split"]
 
 ETH = "0x0000000000000000000000000000000000000000"
@@ -160,7 +162,8 @@ class Ledger:
         self._credit(credits, self.treasury, currency, fee, "fee")
         net = amount - fee
         if payee_set < SPLIT_BASE:
-            self._credit(credits, "0x" + format(payee_set, "040x"), currency, net, kind)
+            self._credit(credits, to_checksum_address(payee_set.to_bytes(20, "big")), currency, net,
+                         kind)
             return
         payees, bps = self.splits[payee_set]
         shares = [net * b // BPS for b in bps]

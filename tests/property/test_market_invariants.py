@@ -260,11 +260,12 @@ class MarketMachine(RuleBasedStateMachine):
         self.touched_access.add((model_id, who))
 
     @precondition(lambda self: self.ledger.licences)
-    @rule(user=users_, pick=picks, currency=st.integers(0, 2), price=st.sampled_from([0, 3, 999_999_937]))
-    def list_licence(self, user: int, pick: int, currency: int, price: int) -> None:
+    @rule(user=users_, pick=picks, currency=st.integers(0, 2), price=st.sampled_from([0, 3, 999_999_937]),
+          anyone=st.booleans())
+    def list_licence(self, user: int, pick: int, currency: int, price: int, anyone: bool) -> None:
         lid = self._pick(sorted(self.ledger.licences), pick)
         holder = self.ledger.licences[lid].holder
-        who = holder if holder in self.users and pick % 4 else self.users[user]
+        who = holder if holder in self.users and not anyone else self.users[user]
         cur = self.currencies[currency]
         error = self.ledger.list_error(who, lid, cur)
         self._send(self.accounts[who], self.market.escrow, "list(uint256,address,uint128)", lid,
@@ -335,11 +336,12 @@ class MarketMachine(RuleBasedStateMachine):
             self.touched_currencies.add(cur)
 
     @precondition(lambda self: self.ledger.dispute_count)
-    @rule(pick=picks, kind=st.integers(0, 2), refund_bps=st.sampled_from([0, 1, 3_333, 9_999, 10_000]))
-    def resolve(self, pick: int, kind: int, refund_bps: int) -> None:
+    @rule(pick=picks, kind=st.integers(0, 2), refund_bps=st.sampled_from([0, 1, 3_333, 9_999, 10_000]),
+          anyone=st.booleans())
+    def resolve(self, pick: int, kind: int, refund_bps: int, anyone: bool) -> None:
         ledger = self.ledger
         open_ = [i for i, d in ledger.disputes.items() if d["open"]]
-        dispute_id = self._pick(open_, pick) if open_ and pick % 5 else pick % ledger.dispute_count + 1
+        dispute_id = self._pick(open_, pick) if open_ and not anyone else pick % ledger.dispute_count + 1
         error = ledger.resolve_error(dispute_id, kind, refund_bps)
         outcome = self._send(self.market.arbiter, self.market.escrow,
                              "resolveDispute(uint256,uint8,uint16)", dispute_id, kind, refund_bps,
@@ -353,9 +355,10 @@ class MarketMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ settlement and withdrawal
     @precondition(lambda self: self.ledger.buckets)
-    @rule(pick=picks, wait=st.booleans())
-    def settle(self, pick: int, wait: bool) -> None:
-        """Anyone settles a bucket; with ``wait``, after time has moved to its release."""
+    @rule(pick=picks, wait=st.booleans(), anyone=st.booleans(), then_withdraw=st.booleans())
+    def settle(self, pick: int, wait: bool, anyone: bool, then_withdraw: bool) -> None:
+        """Anyone settles a bucket; with ``wait``, after time has moved to its release; with
+        ``then_withdraw``, one of the credited payees withdraws at once."""
         ledger = self.ledger
         if wait:
             latest = max(k[2] for k in ledger.buckets)
@@ -363,22 +366,28 @@ class MarketMachine(RuleBasedStateMachine):
                 self.time_jump(latest - self.head)
         ts = self._ts()
         matured = sorted(k for k in ledger.buckets if k[2] <= ts)
-        key = self._pick(matured if matured and pick % 4 else sorted(ledger.buckets), pick)
+        key = self._pick(matured if matured and not anyone else sorted(ledger.buckets), pick)
         error = ledger.settle_error(key, ts)
         outcome = self._send(self.market.deployer, self.market.escrow,
                              "settle(uint256,address,uint64)", *key, error=error,
                              credits_later=True)
         if error is None:
-            self._check_credits(outcome, ledger.do_settle(key))
+            credits = ledger.do_settle(key)
+            self._check_credits(outcome, credits)
             self.touched_currencies.add(key[1])
+            if then_withdraw and credits:
+                who, cur, _ = credits[pick % len(credits)]
+                if ledger.owed[(who, cur)]:
+                    self._send(self.accounts[who], self.market.escrow, "withdraw(address)", cur)
+                    ledger.do_withdraw(who, cur)
         elif ledger.buckets.get(key) == [0, 0]:
             del ledger.buckets[key]
 
-    @rule(pick=picks, currency=st.integers(0, 2))
-    def withdraw(self, pick: int, currency: int) -> None:
+    @rule(pick=picks, currency=st.integers(0, 2), anyone=st.booleans())
+    def withdraw(self, pick: int, currency: int, anyone: bool) -> None:
         ledger = self.ledger
         owed = sorted(k for k, v in ledger.owed.items() if v)
-        if owed and pick % 4:
+        if owed and not anyone:
             who, cur = self._pick(owed, pick)
         else:
             who, cur = self._pick(sorted(self.accounts), pick), self.currencies[currency]

@@ -62,6 +62,34 @@ _relayer_conftest = load_by_path("tests/unit/relayer/conftest.py", "daimm_trust_
 ChainDouble = _relayer_conftest.ChainDouble
 
 
+class ColdChainDouble(ChainDouble):  # type: ignore[misc, valid-type]
+    """A ``ChainDouble`` whose every read misses the relayer's cache.
+
+    The app then decides in a thread (``asyncio.to_thread``), as it does in production whenever
+    the access cache is cold (after every new block): the request yields the event loop between
+    its signature check and spending its nonce, which is where a replay race can slip through.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def cache_only(self) -> Iterator[None]:
+        self._local.cache_only = True
+        try:
+            yield
+        finally:
+            self._local.cache_only = False
+
+    def _read(self) -> None:
+        from daimm.relayer.chain import CacheMiss
+
+        if getattr(self._local, "cache_only", False):
+            raise CacheMiss("cold")
+        super()._read()
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as probe:
@@ -136,13 +164,16 @@ class RelayerUnderTest:
 def relayer_server(tmp_path: Path) -> Callable[..., Any]:
     """Factory: ``with relayer_server({model_id: onnx_bytes}) as relayer: ...``.
 
-    Every model id given is authorised and licensed to ``relayer.user``; rate limits are lifted
+    Every model id given is authorised and licensed to ``relayer.user``; ``cold_chain=True`` makes
+    every chain read miss the cache (see :class:`ColdChainDouble`); rate limits are lifted
     (they are tested in tests/unit/relayer) so fuzz and races measure what they name.
     """
 
     @contextlib.contextmanager
-    def serve(models: dict[int, bytes], **manager_kwargs: Any) -> Iterator[RelayerUnderTest]:
-        chain = ChainDouble()
+    def serve(
+        models: dict[int, bytes], *, cold_chain: bool = False, **manager_kwargs: Any
+    ) -> Iterator[RelayerUnderTest]:
+        chain = ColdChainDouble() if cold_chain else ChainDouble()
         relayer, user = Account.create(), Account.create()
         for model_id in models:
             chain.authorised.add(model_id)

@@ -94,4 +94,4 @@ def test_no_endpoint_answers_5xx_to_fuzzed_requests(relayer_server: Any) -> None
     print("fuzz status codes by operation:", {k: sorted(v) for k, v in seen.items()})
     assert health.status_code == 200
     # The signed predict cases got past the signature: some reached validation or the model.
-    assert seen[f"POST /v1/models/{{model_id}}/predict"] & {200, 422}, seen
+    assert seen["POST /v1/models/{model_id}/predict"] & {200, 422}, seen

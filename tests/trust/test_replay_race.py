@@ -2,7 +2,10 @@
 
 tests/unit/relayer/test_app.py races two requests through httpx's in-memory ASGI transport; here
 the race goes over real TCP connections to uvicorn on 127.0.0.1, each copy on its own connection,
-many rounds, so the copies are parsed, verified and decided concurrently as in production.
+many rounds, so the copies are parsed, verified and decided concurrently as in production. The
+race runs twice: with every chain answer cached (the decision is made inline on the event loop)
+and with every answer missing the cache (the decision runs in a thread, so the copies interleave
+between the signature check and spending the nonce: only the store's atomic insert stops them).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.trust.conftest import LONG, onnx_models, run
 
@@ -33,10 +37,11 @@ async def _race(url: str, headers: dict[str, str], copies: int) -> list[tuple[in
     return [(r.status_code, r.json().get("error", "ok")) for r in responses]
 
 
+@pytest.mark.parametrize("cold_chain", [False, True], ids=["warm-cache", "cold-cache"])
 def test_identical_signed_requests_sent_together_are_served_exactly_once(
-    relayer_server: Any,
+    relayer_server: Any, cold_chain: bool
 ) -> None:
-    with relayer_server({MODEL: onnx_models.add_model()}) as relayer:
+    with relayer_server({MODEL: onnx_models.add_model()}, cold_chain=cold_chain) as relayer:
         client = relayer.client()
         client.predict(MODEL, {"x": [[0.0, 0.0, 0.0, 0.0]]})  # load the model first
 

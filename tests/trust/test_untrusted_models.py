@@ -74,7 +74,10 @@ def _external_in_constant_node(location: str) -> bytes:
     value = numpy_helper.from_array(np.arange(4, dtype=np.float32), "c")
     _with_external_tensor(onnx.ModelProto(), value, location)
     graph = helper.make_graph(
-        [helper.make_node("Constant", [], ["c"], value=value), helper.make_node("Add", ["x", "c"], ["y"])],
+        [
+            helper.make_node("Constant", [], ["c"], value=value),
+            helper.make_node("Add", ["x", "c"], ["y"]),
+        ],
         "constant",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
@@ -140,8 +143,8 @@ def _custom_op_in_local_function() -> bytes:
 
 
 HOSTILE_ONNX = {
-    "external data in a Constant node, ../ path": lambda: _external_in_constant_node("../../etc/passwd"),
-    "external data in a Constant node, absolute path": lambda: _external_in_constant_node("/etc/passwd"),
+    "external data in a Constant node, ../ path": lambda: _external_in_constant_node("../../x"),
+    "external data in a Constant node, absolute path": lambda: _external_in_constant_node("/etc/x"),
     "external data in a subgraph initializer": lambda: _external_in_subgraph("../secret.bin"),
     "external data in a sparse initializer": lambda: _external_in_sparse_initializer("/etc/shadow"),
     "custom operator inside a model-local function": _custom_op_in_local_function,

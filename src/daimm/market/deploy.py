@@ -1,8 +1,10 @@
 """Deploy the core marketplace contracts and wire their roles.
 
 The core is AIModelToken, ModelRegistry, LicenseNFT and RentalEscrow. :func:`deploy_all` deploys
-them in dependency order, makes the escrow the licence minter, gives the arbiter its role, and
-allows ETH and AIMT (and any ``extra_currencies``) as payment currencies.
+them in dependency order, gives the arbiter its role, and allows ETH and AIMT (and any
+``extra_currencies``) as payment currencies. LicenseNFT takes its marketplace (the escrow) as an
+immutable constructor argument, so it is deployed for the escrow's address, predicted from the
+deployer's nonce (the escrow is the deployer's next contract creation).
 
 NOTE (extension contracts): RelayerRegistry, CreditEscrow and ReviewRegistry are deployed by
 :func:`daimm.market.deploy_extensions.deploy_extensions`, which takes the :class:`Deployment`
@@ -24,13 +26,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from daimm.errors import ConfigError
+from daimm.errors import ChainError, ConfigError
 
 if TYPE_CHECKING:
     from ape.api.accounts import AccountAPI
     from ape.contracts import ContractInstance
 
-__all__ = ["DEFAULT_TOKEN_SUPPLY", "ETH", "MAX_FEE_BPS", "Deployment", "deploy_all"]
+__all__ = [
+    "DEFAULT_TOKEN_SUPPLY",
+    "ETH",
+    "MAX_FEE_BPS",
+    "Deployment",
+    "create_address",
+    "deploy_all",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +58,7 @@ class Deployment:
     Attributes:
         token: AIModelToken (AIMT), whole supply at the treasury.
         registry: ModelRegistry.
-        licences: LicenseNFT; the escrow holds its ``MINTER_ROLE``.
+        licences: LicenseNFT; its immutable ``marketplace()`` is the escrow.
         escrow: RentalEscrow; the arbiter holds its ``ARBITER_ROLE``.
         gas_used: Gas used by the deployment and wiring transactions, in gas units.
     """
@@ -74,6 +83,22 @@ def _address(value: Any) -> str:
     return str(getattr(value, "address", value))
 
 
+def create_address(sender: str, nonce: int) -> str:
+    """The address of the contract that ``sender`` creates with a transaction of nonce ``nonce``.
+
+    Args:
+        sender: The deploying account's address.
+        nonce: The nonce of the deploying transaction.
+
+    Returns:
+        The checksummed address: the last 20 bytes of ``keccak256(rlp([sender, nonce]))``.
+    """
+    import rlp
+    from eth_utils import keccak, to_canonical_address, to_checksum_address
+
+    return to_checksum_address(keccak(rlp.encode([to_canonical_address(sender), nonce]))[12:])
+
+
 def deploy_all(
     project: Any,
     deployer: AccountAPI,
@@ -87,8 +112,11 @@ def deploy_all(
 ) -> Deployment:
     """Deploy AIModelToken, ModelRegistry, LicenseNFT and RentalEscrow, and wire their roles.
 
-    The deployer keeps ``DEFAULT_ADMIN_ROLE`` on LicenseNFT and RentalEscrow (hand it to a multisig
-    afterwards with ``grantRole``/``renounceRole``).
+    The deployer keeps ``DEFAULT_ADMIN_ROLE`` on RentalEscrow (hand it to a multisig afterwards
+    with ``grantRole``/``renounceRole``). LicenseNFT has no admin: its marketplace is fixed at
+    deployment.
+    NOTE: nothing else may send from ``deployer`` while this runs, since the escrow's address is
+    predicted from its nonce; a mismatch raises before any wiring.
 
     Args:
         project: ape's project manager (``ape.project``), holding the compiled contract types.
@@ -105,6 +133,8 @@ def deploy_all(
 
     Raises:
         ConfigError: A parameter is out of range.
+        ChainError: The escrow did not land at the address the LicenseNFT was deployed for (another
+            transaction from ``deployer`` was mined in between); deploy again.
     """
     if not 0 <= fee_bps <= MAX_FEE_BPS:
         raise ConfigError(f"fee_bps must be 0..{MAX_FEE_BPS} basis points, got {fee_bps}")
@@ -125,7 +155,9 @@ def deploy_all(
 
     token = deploy(project.AIModelToken, treasury_address, token_supply)
     registry = deploy(project.ModelRegistry)
-    licences = deploy(project.LicenseNFT, deployer.address)
+    # The escrow is created by the deployer's transaction after the licences'.
+    expected_escrow = create_address(deployer.address, deployer.nonce + 1)
+    licences = deploy(project.LicenseNFT, expected_escrow)
     escrow = deploy(
         project.RentalEscrow,
         registry.address,
@@ -136,7 +168,13 @@ def deploy_all(
         fee_bps,
         dispute_window,
     )
-    receipts.append(licences.grantRole(licences.MINTER_ROLE(), escrow.address, sender=deployer))
+    if str(escrow.address) != expected_escrow:
+        raise ChainError(
+            f"RentalEscrow was deployed at {escrow.address}, not at {expected_escrow} that "
+            f"LicenseNFT {licences.address} accepts as its marketplace (another transaction from "
+            f"{deployer.address} was mined in between); deploy again from an account nothing else "
+            "uses meanwhile"
+        )
     receipts.append(escrow.grantRole(escrow.ARBITER_ROLE(), arbiter_address, sender=deployer))
     for currency in (ETH, token.address, *map(_address, extra_currencies)):
         receipts.append(escrow.setCurrencyAllowed(currency, True, sender=deployer))

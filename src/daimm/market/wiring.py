@@ -173,11 +173,7 @@ def verify_wiring(contracts: dict[str, Any], config: DeployConfig, deployer: Any
             escrow.hasRole(escrow.REVENUE_SOURCE_ROLE(), credit.address),
             True,
         ),
-        (
-            "LicenseNFT MINTER_ROLE of RentalEscrow",
-            licences.hasRole(licences.MINTER_ROLE(), escrow.address),
-            True,
-        ),
+        ("LicenseNFT.marketplace", cs(licences.marketplace()), cs(escrow.address)),
         ("RentalEscrow allows ETH", escrow.isCurrencyAllowed(ETH_ADDRESS), True),
         ("RentalEscrow allows AIMT", escrow.isCurrencyAllowed(token.address), True),
         ("CreditEscrow.timeout", int(credit.timeout()), config.credit_timeout),

@@ -8,7 +8,7 @@ from tests.utils.market import DISPUTE_WINDOW, FEE_BPS, PRICE
 
 
 def test_deployment__is_wired(escrow, licences, token, stablecoin, treasury, arbiter, registry):
-    assert licences.hasRole(licences.MINTER_ROLE(), escrow)
+    assert licences.marketplace() == escrow.address
     assert escrow.hasRole(escrow.ARBITER_ROLE(), arbiter)
     assert escrow.registry() == registry.address
     assert escrow.licences() == licences.address
@@ -63,6 +63,51 @@ def test_set_currency_allowed__toggles_and_emits(escrow, deployer, stablecoin):
     log = only(tx, escrow.CurrencyAllowed)
     assert (log.currency, log.allowed) == (stablecoin.address, False)
     assert not escrow.isCurrencyAllowed(stablecoin)
+
+
+def test_set_currency_allowed__lists_each_currency_once_in_order(
+    escrow, deployer, token, stablecoin
+):
+    escrow.setCurrencyAllowed(stablecoin, False, sender=deployer)
+
+    escrow.setCurrencyAllowed(stablecoin, True, sender=deployer)
+
+    assert list(escrow.currencies()) == [ETH, token.address, stablecoin.address]
+    assert escrow.isCurrencyAllowed(stablecoin)
+
+
+def test_set_currency_allowed__reallowed_currency__takes_payments_again(
+    escrow, aimt_model, deployer, renter, token
+):
+    escrow.setCurrencyAllowed(token, False, sender=deployer)
+    with ape.reverts(escrow.CurrencyNotAllowed, currency=token.address):
+        escrow.rent(aimt_model, 1, PRICE, sender=renter)
+
+    escrow.setCurrencyAllowed(token, True, sender=deployer)
+
+    held = only(escrow.rent(aimt_model, 1, PRICE, sender=renter), escrow.PaymentHeld)
+    assert (held.currency, held.amount) == (token.address, PRICE)
+
+
+def test_set_currency_allowed__beyond_max_currencies__reverts(escrow, deployer):
+    # ETH, AIMT and mUSD are allowed at deployment; fill the list up to MAX_CURRENCIES.
+    listed = len(escrow.currencies())
+    maximum = escrow.MAX_CURRENCIES()
+    for i in range(listed, maximum):
+        escrow.setCurrencyAllowed(f"0x{i + 1:040x}", True, sender=deployer)
+
+    with ape.reverts(escrow.TooManyCurrencies, max=maximum):
+        escrow.setCurrencyAllowed(f"0x{maximum + 1:040x}", True, sender=deployer)
+    assert len(escrow.currencies()) == maximum
+    assert escrow.isCurrencyAllowed(f"0x{maximum:040x}")
+
+
+def test_set_fee__applies_to_every_listed_currency(escrow, eth_model, deployer, renter):
+    escrow.setFee(1_000, sender=deployer)
+
+    held = only(escrow.rent(eth_model, 1, 10**16, value=10**16, sender=renter), escrow.PaymentHeld)
+
+    assert held.fee == 10**15
 
 
 def test_set_currency_allowed__not_admin__reverts(escrow, stranger, stablecoin):

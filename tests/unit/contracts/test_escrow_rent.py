@@ -24,6 +24,22 @@ def test_set_offer__stores_the_terms_and_emits_them(escrow, create_model, creato
 HOUR_30 = 30 * 60
 
 
+def test_set_offer__changing_the_terms_keeps_the_models_split(
+    escrow, aimt_model, creator, payees, token, renter
+):
+    # The offer and the split reference share the slot a rental reads; a new offer keeps the split.
+    split = only(
+        escrow.setSplit(aimt_model, payees, [5_000, 3_000, 2_000], sender=creator), escrow.SplitSet
+    )
+
+    escrow.setOffer(aimt_model, offer(token, price_per_period=2 * PRICE), sender=creator)
+
+    assert escrow.payeeSetOf(aimt_model) == split.payeeSet
+    held = only(escrow.rent(aimt_model, 1, 2 * PRICE, sender=renter), escrow.PaymentHeld)
+    assert (held.payeeSet, held.amount) == (split.payeeSet, 2 * PRICE)
+    assert escrow.offerOf(aimt_model).pricePerPeriod == 2 * PRICE
+
+
 def test_set_offer__not_owner__reverts(escrow, create_model, stranger, token):
     model = create_model()
 

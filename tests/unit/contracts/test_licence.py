@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ape
 import pytest
+from eth_utils import keccak
 from tests.utils.chain import DAY, MAX_UINT64, ZERO_ADDRESS, logs_of, only
 
 RENTAL, PERPETUAL = 0, 1
@@ -11,11 +12,15 @@ MODEL = 1
 
 
 @pytest.fixture(scope="session")
-def minter(accounts, licences, deployer):
-    """A test account with MINTER_ROLE, to drive the licence contract directly (as the escrow)."""
-    account = accounts[9]
-    licences.grantRole(licences.MINTER_ROLE(), account, sender=deployer)
-    return account
+def minter(accounts):
+    """A test account standing in for the escrow, to drive the licence contract directly."""
+    return accounts[9]
+
+
+@pytest.fixture(scope="session")
+def licences(project, deployer, minter):
+    """A LicenseNFT whose marketplace is `minter` (the core's is fixed to the escrow)."""
+    return project.LicenseNFT.deploy(minter, sender=deployer)
 
 
 def mint_rental(licences, minter, holder, duration=DAY, model=MODEL):
@@ -77,9 +82,21 @@ def test_mint__second_rental_of_the_same_model__reverts(licences, minter, renter
 
 
 def test_mint__not_marketplace__reverts(licences, deployer):
-    # Not even the admin may mint without MINTER_ROLE.
+    # Not even the deployer may mint: only the marketplace fixed at deployment.
     with ape.reverts(licences.NotMarketplace, caller=deployer.address):
         licences.mint(deployer, MODEL, PERPETUAL, 0, sender=deployer)
+
+
+def test_marketplace__is_fixed_at_deployment_and_has_no_admin(licences, minter):
+    assert licences.marketplace() == minter.address
+    # No role can hand the marketplace's powers to another account.
+    for name in ("grantRole", "MINTER_ROLE", "DEFAULT_ADMIN_ROLE", "setMarketplace"):
+        assert not hasattr(licences, name)
+
+
+def test_constructor__zero_marketplace__reverts(project, deployer):
+    with ape.reverts(project.LicenseNFT.ZeroMarketplace):
+        project.LicenseNFT.deploy(ZERO_ADDRESS, sender=deployer)
 
 
 # ------------------------------------------------------------------ mintOrExtendRental / extend
@@ -275,7 +292,18 @@ def test_views__unknown_licence__revert(licences):
             view(1)
 
 
-def test_supports_interface__erc721_and_own_interfaces(licences):
+def _interface_id(contract_type) -> str:
+    """ERC-165 id of an interface: the XOR of its functions' selectors."""
+    interface_id = 0
+    for abi in contract_type.abi:
+        if abi.type == "function":
+            interface_id ^= int.from_bytes(keccak(text=abi.selector)[:4], "big")
+    return f"0x{interface_id:08x}"
+
+
+def test_supports_interface__erc721_and_own_interfaces(licences, project):
     assert licences.supportsInterface("0x80ac58cd")  # ERC-721
-    assert licences.supportsInterface("0x7965db0b")  # AccessControl
+    assert licences.supportsInterface(_interface_id(project.ILicenseNFT.contract_type))
+    assert licences.supportsInterface(_interface_id(project.IERC4907.contract_type))
+    assert not licences.supportsInterface("0x7965db0b")  # AccessControl: no roles any more
     assert not licences.supportsInterface("0xad092b5c")  # full ERC-4907 (no setUser)
