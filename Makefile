@@ -49,8 +49,13 @@ test: compile ## Run the whole test suite (ape's in-process chain, then the cont
 	$(APE) test tests $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-foundry
 
-test-foundry: compile ## Run the contract tests against anvil through ape-foundry.
-	$(APE) test tests/unit/contracts --network ethereum:local:foundry $(PYTEST_ARGS)
+# Tests that need a real JSON-RPC node (the relayer daemon and the fault injection read anvil over
+# HTTP) skip themselves on the in-process chain and run here.
+ANVIL_ONLY_TESTS := tests/e2e/test_relayer.py tests/trust/test_faults_on_anvil.py \
+	tests/trust/test_catalog_kill_on_anvil.py
+
+test-foundry: compile ## Run the contract tests and the node-only tests against anvil (ape-foundry).
+	$(APE) test tests/unit/contracts $(ANVIL_ONLY_TESTS) --network ethereum:local:foundry $(PYTEST_ARGS)
 
 lint: setup ## ruff and mypy on the Python package.
 	$(BIN)/ruff check src tests scripts bench
@@ -63,6 +68,7 @@ demo: compile ## The end-to-end marketplace story on a local chain and the embed
 bench: compile ## Benchmarks; results in bench/results/*.json, table in bench/README.md.
 	$(APE) run gas_bench
 	$(BIN)/python bench/storage_bench.py
+	$(BIN)/python bench/relayer_bench.py
 
 fuzz: compile ## The long property and fuzz runs.
 	DAIMM_FUZZ=long $(APE) test tests $(PYTEST_ARGS)

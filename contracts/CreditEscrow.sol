@@ -6,7 +6,7 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 
 import {ICreditEscrow} from "./interfaces/ICreditEscrow.sol";
 import {IRelayerRegistry} from "./interfaces/IRelayerRegistry.sol";
@@ -31,7 +31,7 @@ import {IRentalEscrow} from "./interfaces/IRentalEscrow.sol";
 /// Every wei booked was received; `CreditDeposited.amount` is the credited amount.
 /// NOTE: signatures are checked with OpenZeppelin's SignatureChecker: ECDSA (refusing high-s and
 /// malformed signatures) for accounts without code, ERC-1271 for contract wallets.
-contract CreditEscrow is ICreditEscrow, EIP712, ReentrancyGuard {
+contract CreditEscrow is ICreditEscrow, EIP712, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     // ---------------------------------------------------------------- types

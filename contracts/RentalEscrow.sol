@@ -396,13 +396,16 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
     }
 
     /// @inheritdoc IRentalEscrow
+    /// @dev A currency the admin delisted after the payer's deposit is still booked: the revenue
+    /// source checked it was allowed when the payer deposited, and delisting never blocks what is owed
+    /// for calls already served. A currency that was never allowed is refused.
     function depositRevenue(uint256 modelId, address payer, address currency, uint256 amount)
         external
         payable
         onlyRole(REVENUE_SOURCE_ROLE)
     {
-        (, Currency memory config) = _currencyOf(currency);
-        if (!config.allowed) revert CurrencyNotAllowed(currency);
+        (uint256 currencyId, Currency memory config) = _currencyOf(currency);
+        if (currencyId == 0) revert CurrencyNotAllowed(currency);
         uint256 expected = currency == address(0) ? amount : 0;
         if (msg.value != expected) revert WrongPayment(expected, msg.value);
         _requireModel(modelId);

@@ -91,8 +91,14 @@ class Driver:
         return int(self.backend.get_block_by_number("pending")["timestamp"])
 
     def time_travel(self, timestamp: int) -> None:
-        """Mine an empty block at ``timestamp`` - 1 so the next block carries ``timestamp``."""
+        """Move the chain so its latest block carries ``timestamp`` (mines empty blocks).
+
+        NOTE: right after eth-tester's ``time_travel`` the next transaction's block reuses the
+        travelled-to header, so what ``pending`` reports is one second off; mining one more empty
+        block puts the chain back on the plain "one second per block" rhythm the model relies on.
+        """
         self.tester.time_travel(timestamp)
+        self.backend.mine_blocks()
 
     def eth_balance(self, address: str) -> int:
         """ETH balance of ``address``, in wei."""

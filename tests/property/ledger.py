@@ -399,8 +399,7 @@ class Ledger:
             return "VoucherNotMonotonic"
         if cumulative > ch.deposited:
             return "VoucherAboveDeposit"
-        if not self.allowed[ch.currency]:
-            return "CurrencyNotAllowed"
+        # A currency delisted after the deposit still redeems (RentalEscrow.depositRevenue).
         return None
 
     def do_redeem(self, ts: int, user: str, model_id: int, cumulative: int) -> list:

@@ -142,9 +142,11 @@ class MarketMachine(RuleBasedStateMachine):
 
         A success logs no ``Credited`` unless ``credits_later`` (the caller checks them).
         """
+        ts = self._ts()
         outcome = self.driver.send(sender, to, signature, *args, value=value)
         STATS[(signature.split("(")[0], error or "ok")] += 1
         self.prev_head, self.head = self.head, self.driver.head_timestamp()
+        assert self.head == ts, f"the model timed the transaction at {ts}, the chain at {self.head}"
         if error is not None:
             assert not outcome.ok, f"{signature} succeeded; the model expected {error}"
             assert outcome.revert[:4] == ERRORS[error], (

@@ -591,9 +591,4 @@ def test_sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_cleanly(
     # A new connection after SIGTERM gets no answer: refused, or accepted by the kernel's backlog
     # and closed unanswered. Never a response.
     assert late in ("ConnectError", "ReadError", "RemoteProtocolError"), late
-    if code == -signal.SIGTERM:
-        # NOTE: reported in /tmp/daimm/bugs.md: uvicorn >= 0.29 re-raises the captured SIGTERM
-        # after its graceful shutdown, so `daimm relayer serve` dies by the signal instead of
-        # exiting 0. Everything above (in-flight requests served, new ones refused) holds.
-        pytest.xfail("the daemon exits by re-raised SIGTERM (-15), not 0: see bugs.md")
     assert code == 0, f"exit code {code}\n{daemon.tail()}"

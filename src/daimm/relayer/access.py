@@ -170,6 +170,8 @@ def parse_signed_headers(headers: Mapping[str, str]) -> SignedHeaders:
         amount, _, sig = raw_voucher.partition(":")
         try:
             voucher_amount = int(amount)
+            if not 0 <= voucher_amount < 2**256:
+                raise ValueError(amount)
         except ValueError:
             raise _refuse(
                 402, "invalid_voucher", f"{HEADER_VOUCHER} must be <cumulativeAmount>:<0xsignature>"

@@ -243,6 +243,7 @@ def create_app(services: RelayerServices) -> FastAPI:
         """What ``payer`` has spent on ``model_id`` here, and the price of the next call."""
         from eth_utils import is_address, to_checksum_address
 
+        _check_model_id(model_id)
         if not is_address(payer):
             raise RequestRefusedError(422, "invalid_request", "payer: not an address")
         stored = services.store.get(to_checksum_address(payer), model_id)
@@ -286,6 +287,7 @@ def create_app(services: RelayerServices) -> FastAPI:
         if claimed is not None and not services.address_limiter.allow(claimed):
             raise RequestRefusedError(429, "rate_limited", "too many requests for this wallet")
         # 2. Size, then the signature (CPU only).
+        _check_model_id(model_id)
         body = await _read_body(request, services.max_body_bytes)
         signed = parse_signed_headers(request.headers)
         body_hash = eip712.keccak256(body)
@@ -360,6 +362,13 @@ def create_app(services: RelayerServices) -> FastAPI:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _check_model_id(model_id: int) -> None:
+    if not 0 < model_id < 2**256:
+        raise RequestRefusedError(
+            404, "unknown_model", f"model ids are 1..2**256-1, not {model_id}"
+        )
 
 
 async def _decide(services: RelayerServices, model_id: int, signed: Any) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import time
 from typing import Any
@@ -186,4 +187,10 @@ def serve(settings: RelayerSettings, *, graceful_timeout_s: int = 30) -> None:
         timeout_graceful_shutdown=graceful_timeout_s,
         server_header=False,
     )
+    # NOTE: uvicorn captures SIGTERM/SIGINT, shuts down gracefully, then re-raises the signal into
+    # the handler that was installed before it started. With Python's default handler that kills
+    # the process (exit -15) after a clean shutdown; a no-op handler lets `run()` return instead,
+    # so an orderly stop exits 0.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)
     uvicorn.Server(config).run()

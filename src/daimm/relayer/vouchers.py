@@ -272,13 +272,17 @@ class Redeemer:
         sent: list[str] = []
         for voucher in self.store.unredeemed():
             try:
-                if not everything:
-                    channel = self.reader.channel_of(  # type: ignore[attr-defined]
-                        voucher.payer, voucher.model_id, self.relayer
-                    )
-                    left = channel.expires_at - self.reader.chain_time()  # type: ignore[attr-defined]
-                    if left > self.margin_s:
-                        continue
+                channel = self.reader.channel_of(  # type: ignore[attr-defined]
+                    voucher.payer, voucher.model_id, self.relayer
+                )
+                if channel.redeemed >= voucher.cumulative:
+                    # Redeemed already (e.g. the relayer stopped between the transaction and
+                    # recording it): record it, send nothing.
+                    self.store.mark_redeemed(voucher.payer, voucher.model_id, voucher.cumulative)
+                    continue
+                left = channel.expires_at - self.reader.chain_time()  # type: ignore[attr-defined]
+                if not everything and left > self.margin_s:
+                    continue
                 tx = self.sender.redeem(  # type: ignore[attr-defined]
                     voucher.payer,
                     (voucher.model_id, self.relayer, voucher.cumulative, self.chain_id,

@@ -245,6 +245,15 @@ def test_deposit_revenue__wrong_eth_value__reverts(escrow, eth_model, source, re
         escrow.depositRevenue(eth_model, renter, ETH, 10, value=9, sender=source)
 
 
+def test_deposit_revenue__currency_never_allowed__reverts(
+    escrow, aimt_model, source, renter, project, deployer
+):
+    other = project.MockERC20.deploy("Other", "OTH", 18, sender=deployer)
+
+    with ape.reverts(escrow.CurrencyNotAllowed, currency=other.address):
+        escrow.depositRevenue(aimt_model, renter, other, 10, sender=source)
+
+
 def test_deposit_revenue__unknown_model__reverts(escrow, source, renter):
     with ape.reverts(escrow.UnknownModel, modelId=99):
         escrow.depositRevenue(99, renter, ETH, 10, value=10, sender=source)

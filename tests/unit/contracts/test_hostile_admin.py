@@ -4,7 +4,6 @@ switch (nothing to test there; see docs/SECURITY.md)."""
 
 from __future__ import annotations
 
-import pytest
 from tests.unit.contracts.conftest import PRICE_PER_CALL
 from tests.utils.chain import ETH, only
 
@@ -46,8 +45,6 @@ def test_delisted_currency__disputes_still_open_and_refund(
     assert escrow.balance == 0
 
 
-@pytest.mark.xfail(strict=True, reason="bugs.md: RentalEscrow.depositRevenue refuses a delisted "
-                   "currency, so vouchers for calls already served cannot be redeemed")
 def test_delisted_currency__vouchers_for_calls_already_served_still_redeem(
     escrow, credit_escrow, eth_ppu_model, authorised_relayer, renter, deployer, chain
 ):

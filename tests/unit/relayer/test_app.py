@@ -410,3 +410,23 @@ def test_errors_are_json_with_code_and_detail_never_tracebacks(served: Any) -> N
         data = response.json()
         assert set(data) == {"error", "detail"}
         assert "Traceback" not in response.text
+
+
+def test_model_ids_outside_uint256_are_unknown_models_not_server_errors(served: Any) -> None:
+    _services, _client, http = served
+    for model_id in (0, -1, 2**256):
+        response = http.post(f"/v1/models/{model_id}/predict", content=b"{}")
+        assert (response.status_code, response.json()["error"]) == (404, "unknown_model")
+
+
+@pytest.mark.parametrize("voucher", ["-5:0x00", "abc:0x00", "5:nothex", "5:0x1234"])
+def test_malformed_vouchers_are_refused_402_not_server_errors(
+    pay_per_use: Any, voucher: str
+) -> None:
+    client, http = pay_per_use
+    body = _body([[1, 2, 3, 4]])
+    headers = {**client.signed_headers(1, body), "x-daimm-voucher": voucher}
+
+    response = http.post("/v1/models/1/predict", content=body, headers=headers)
+
+    assert (response.status_code, response.json()["error"]) == (402, "invalid_voucher")

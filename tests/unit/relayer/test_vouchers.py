@@ -105,13 +105,15 @@ class _Sender:
 
 
 class _Reader:
-    def __init__(self, expires_at: int, now: int) -> None:
-        self.expires_at, self.now = expires_at, now
+    """NOTE: a stand-in for the chain reader (the real one is exercised in e2e tests)."""
+
+    def __init__(self, expires_at: int, now: int, redeemed: int = 0) -> None:
+        self.expires_at, self.now, self.redeemed = expires_at, now, redeemed
 
     def channel_of(self, payer: str, model_id: int, relayer: str) -> Any:
         from daimm.relayer.chain import Channel
 
-        return Channel("0x" + "00" * 20, 1000, 0, self.expires_at)
+        return Channel("0x" + "00" * 20, 1000, self.redeemed, self.expires_at)
 
     def chain_time(self) -> int:
         return self.now
@@ -143,3 +145,17 @@ def test_a_failed_redemption_keeps_the_voucher_for_the_next_round(tmp_path: Path
 
     assert redeemer.redeem_due(everything=True) == []
     assert len(store.unredeemed()) == 1
+
+
+def test_a_voucher_already_redeemed_on_chain_is_recorded_without_a_transaction(
+    tmp_path: Path,
+) -> None:
+    store = VoucherStore(tmp_path / "db")
+    store.record_call(PAYER, 1, 300, SIG, 100)
+    sender = _Sender()
+    redeemer = Redeemer(store, _Reader(0, 0, redeemed=300), sender, relayer="0x" + "bb" * 20,
+                        chain_id=5, escrow="0x" + "cc" * 20)  # fmt: skip
+
+    assert redeemer.redeem_due(everything=True) == []
+    assert sender.sent == []
+    assert store.unredeemed() == []
