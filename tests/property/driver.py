@@ -4,8 +4,8 @@ in-process chain (eth-tester + py-evm), bypassing ape's per-transaction overhead
 NOTE: ape runs every transaction three times on the test provider (gas estimate, the transaction,
 and a replay that collects debug logs), which makes a 200-sequence property run take a quarter of an
 hour. The property tests only need "did it succeed, what did it log, what did it revert with", so
-this driver signs with ``eth_account``, sends the raw transaction to eth-tester once with a fixed gas
-limit, and reads the receipt's logs itself. Everything else (deployment, fixtures, unit tests) uses
+this driver signs with ``eth_account``, sends the raw transaction to eth-tester once with a fixed
+gas limit, and reads the receipt's logs itself. Everything else (deployment, fixtures, unit tests) uses
 ape as usual; the chain is the same one.
 """
 
@@ -129,15 +129,22 @@ class Driver:
         types.append(current)
         return types
 
-    def call(self, to: Any, signature: str, *args: Any, returns: tuple[str, ...] = ("uint256",),
-             sender: Any = None) -> tuple:
+    def call(
+        self,
+        to: Any,
+        signature: str,
+        *args: Any,
+        returns: tuple[str, ...] = ("uint256",),
+        sender: Any = None,
+    ) -> tuple:
         """Call a view; returns the decoded outputs. Raises ``AssertionError`` if it reverts."""
         ok, data = self.try_call(to, signature, *args, sender=sender)
         assert ok, f"call {signature} reverted: 0x{data.hex()}"
         return tuple(decode(list(returns), data))
 
-    def try_call(self, to: Any, signature: str, *args: Any, sender: Any = None,
-                 value: int = 0) -> tuple[bool, bytes]:
+    def try_call(
+        self, to: Any, signature: str, *args: Any, sender: Any = None, value: int = 0
+    ) -> tuple[bool, bytes]:
         """Call without sending; returns ``(ok, return or revert data)``."""
         from eth_tester.exceptions import TransactionFailed
 
@@ -193,8 +200,13 @@ class Driver:
             return Outcome(True, b"", logs, gas_used)
         # Replay on the state before the block to learn the revert reason.
         block = int(receipt["block_number"]) - 1
-        call = {"from": address, "to": _addr(to), "data": "0x" + data.hex(), "gas": TX_GAS,
-                "value": value}
+        call = {
+            "from": address,
+            "to": _addr(to),
+            "data": "0x" + data.hex(),
+            "gas": TX_GAS,
+            "value": value,
+        }
         try:
             self.tester.call(call, block)
             revert = b""

@@ -43,8 +43,16 @@ class Offer:
     price_per_call: int
 
     def as_tuple(self) -> tuple:
-        return (self.currency, self.price_per_period, self.period, self.min_periods,
-                self.max_periods, self.active, self.perpetual_price, self.price_per_call)
+        return (
+            self.currency,
+            self.price_per_period,
+            self.period,
+            self.min_periods,
+            self.max_periods,
+            self.active,
+            self.perpetual_price,
+            self.price_per_call,
+        )
 
 
 @dataclass
@@ -76,7 +84,10 @@ class Channel:
 
 @dataclass
 class Ledger:
-    """The model. Addresses are checksummed strings; amounts in the smallest unit; times in seconds."""
+    """The model.
+
+    Addresses are checksummed strings; amounts in the smallest unit; times in seconds.
+    """
 
     treasury: str
     fee_bps: int
@@ -131,23 +142,28 @@ class Ledger:
 
     def has_access(self, model_id: int, account: str, now: int) -> bool:
         for lic in self.licences.values():
-            if lic.model_id == model_id and lic.holder == account:
-                if lic.perpetual or lic.expires > now:
-                    return True
+            live = lic.perpetual or lic.expires > now
+            if lic.model_id == model_id and lic.holder == account and live:
+                return True
         return False
 
     def held(self, currency: str) -> int:
         return sum(v[0] for k, v in self.buckets.items() if k[1] == currency)
 
     def disputed(self, currency: str) -> int:
-        return sum(d["amount"] for d in self.disputes.values() if d["open"] and d["currency"] == currency)
+        return sum(
+            d["amount"] for d in self.disputes.values() if d["open"] and d["currency"] == currency
+        )
 
     def owed_total(self, currency: str) -> int:
         return sum(v for k, v in self.owed.items() if k[1] == currency)
 
     def channel_total(self, currency: str) -> int:
-        return sum(c.deposited - c.redeemed for c in self.channels.values() if c.currency == currency
-                   and c.expires_at)
+        return sum(
+            c.deposited - c.redeemed
+            for c in self.channels.values()
+            if c.currency == currency and c.expires_at
+        )
 
     def _credit(self, credits: list, account: str, currency: str, amount: int, kind: str) -> None:
         if amount == 0:
@@ -157,13 +173,21 @@ class Ledger:
         self.credited_by_kind[(kind, currency)] += amount
         credits.append((account, currency, amount))
 
-    def _release(self, credits: list, payee_set: int, currency: str, amount: int, fee: int,
-                 kind: str = "share") -> None:
+    def _release(
+        self,
+        credits: list,
+        payee_set: int,
+        currency: str,
+        amount: int,
+        fee: int,
+        kind: str = "share",
+    ) -> None:
         self._credit(credits, self.treasury, currency, fee, "fee")
         net = amount - fee
         if payee_set < SPLIT_BASE:
-            self._credit(credits, to_checksum_address(payee_set.to_bytes(20, "big")), currency, net,
-                         kind)
+            self._credit(
+                credits, to_checksum_address(payee_set.to_bytes(20, "big")), currency, net, kind
+            )
             return
         payees, bps = self.splits[payee_set]
         shares = [net * b // BPS for b in bps]
@@ -171,8 +195,17 @@ class Ledger:
         for payee, share in zip(payees, shares, strict=True):
             self._credit(credits, payee, currency, share, kind)
 
-    def _hold(self, ts: int, lid: int, payer: str, payee_set: int, currency: str, amount: int,
-              fee: int, disputable: bool) -> None:
+    def _hold(
+        self,
+        ts: int,
+        lid: int,
+        payer: str,
+        payee_set: int,
+        currency: str,
+        amount: int,
+        fee: int,
+        disputable: bool,
+    ) -> None:
         release = self.release_at(ts)
         bucket = self.buckets.setdefault((payee_set, currency, release), [0, 0])
         bucket[0] += amount
@@ -292,7 +325,9 @@ class Ledger:
         lic.holder = buyer
         return []
 
-    def dispute_error(self, user: str, lid: int, payee_set: int, currency: str, ts: int) -> str | None:
+    def dispute_error(
+        self, user: str, lid: int, payee_set: int, currency: str, ts: int
+    ) -> str | None:
         lic = self.licences[lid]
         if lic.holder != user:
             return "NotLicenceHolder"
@@ -312,8 +347,13 @@ class Ledger:
         bucket[1] -= fee
         self.dispute_count += 1
         self.disputes[self.dispute_count] = {
-            "licence": lid, "payer": user, "currency": currency, "payee_set": payee_set,
-            "amount": amount, "fee": fee, "open": True,
+            "licence": lid,
+            "payer": user,
+            "currency": currency,
+            "payee_set": payee_set,
+            "amount": amount,
+            "fee": fee,
+            "open": True,
         }
         self.licences[lid].locked = True
         return []
@@ -409,8 +449,9 @@ class Ledger:
         self.credit_redeemed[ch.currency] += paid
         received = self.received(ch.currency, paid)
         self.paid_in[ch.currency] += received
-        self._hold(ts, 0, user, self.payee_set(model_id), ch.currency, received,
-                   self.fee(received), False)
+        self._hold(
+            ts, 0, user, self.payee_set(model_id), ch.currency, received, self.fee(received), False
+        )
         return []
 
     def reclaim_error(self, user: str, model_id: int, ts: int) -> str | None:

@@ -1,18 +1,20 @@
-"""Stateful property test: random sequences of marketplace actions keep every money and access promise.
+"""Stateful property test: random sequences of marketplace actions keep every money and access
+promise.
 
 Hypothesis drives RentalEscrow, LicenseNFT, CreditEscrow, ModelRegistry and RelayerRegistry through
 random sequences of: offer and split changes, rent (and extend), buy, list, delist, resale, plain
 licence transfers, credit deposits, voucher redemptions (fresh and replayed), reclaims, disputes
 (one- and three-argument), resolutions (refund, release, split), settlements, withdrawals, time
-jumps, model transfers, relayer re-authorisation, fee changes and currency delisting. A Python ledger
-(``tests/property/ledger.py``) predicts each call's outcome: the exact custom error of every revert,
-and every ``Credited`` log of every success.
+jumps, model transfers, relayer re-authorisation, fee changes and currency delisting. A Python
+ledger (``tests/property/ledger.py``) predicts each call's outcome: the exact custom error of
+every revert, and every ``Credited`` log of every success.
 
 After every step (``@invariant``):
 - each escrow's balance, per currency, equals what it owes: RentalEscrow = held buckets + open
   disputes + owed balances; CreditEscrow = deposits - redeemed - reclaimed;
 - nobody has withdrawn more than they were credited, and ``owed`` = credited - withdrawn;
-- fees + payee shares (royalties included) + refunds + held + disputed = what buyers paid, to the wei;
+- fees + payee shares (royalties included) + refunds + held + disputed = what buyers paid, to the
+  wei;
 - ``hasAccess`` is true exactly for held, paid, unexpired or perpetual licences (checked for the
   pairs a step touched or whose rental just expired; all pairs at the end of each sequence);
 - a channel never redeems more than its deposit, and a replayed voucher is refused.
@@ -33,17 +35,16 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
-    initialize,
     invariant,
     precondition,
     rule,
     run_state_machine_as_test,
 )
-
-from daimm.eip712 import Voucher, sign_voucher
 from tests.property.conftest import CREDIT_TIMEOUT, FEE_BPS, LONG, WINDOW, Market
 from tests.property.driver import Driver, error_selector, event_topic
 from tests.property.ledger import BPS, ETH, Ledger, Model, Offer
+
+from daimm.eip712 import Voucher, sign_voucher
 
 pytestmark = pytest.mark.chain
 
@@ -89,8 +90,14 @@ VOUCHER_TYPE = "(uint256,address,uint256,uint256,address)"
 
 #: Offer prices are odd on purpose: fee, split and royalty arithmetic must round without losing wei.
 MODEL_1 = Offer(ETH, 10**15 + 7, 600, 1, 6, True, 10**16 + 3, 10**12 + 1)
-MODEL_2_PRICES = dict(price_per_period=1_000_003, period=900, min_periods=1, max_periods=4,
-                      perpetual_price=50_000_007, price_per_call=10_001)
+MODEL_2_PRICES = dict(
+    price_per_period=1_000_003,
+    period=900,
+    min_periods=1,
+    max_periods=4,
+    perpetual_price=50_000_007,
+    price_per_call=10_001,
+)
 
 users_ = st.integers(0, 2)
 models_ = st.sampled_from([1, 2])
@@ -116,18 +123,36 @@ class MarketMachine(RuleBasedStateMachine):
         self.driver.restore(self.snapshot)
         m = self.market
         self.users = [_addr(u) for u in m.users]
-        self.accounts = {_addr(a): a for a in (*m.users, *m.creators, m.deployer, m.treasury,
-                                               m.arbiter, m.relayer, m.collaborator)}
+        self.accounts = {
+            _addr(a): a
+            for a in (
+                *m.users,
+                *m.creators,
+                m.deployer,
+                m.treasury,
+                m.arbiter,
+                m.relayer,
+                m.collaborator,
+            )
+        }
         self.currencies = [ETH, _addr(m.token), _addr(m.fee_token)]
         self.ledger = Ledger(
-            treasury=_addr(m.treasury), fee_bps=FEE_BPS, window=WINDOW,
-            credit_timeout=CREDIT_TIMEOUT, fee_token=_addr(m.fee_token),
+            treasury=_addr(m.treasury),
+            fee_bps=FEE_BPS,
+            window=WINDOW,
+            credit_timeout=CREDIT_TIMEOUT,
+            fee_token=_addr(m.fee_token),
         )
         self.ledger.allowed = dict.fromkeys(self.currencies, True)
         for model_id, model in self.base_models.items():
-            self.ledger.models[model_id] = Model(model.owner, model.royalty_bps,
-                                                 Offer(**vars(model.offer)), model.split_owner,
-                                                 model.split_nonce, model.authorised_by)
+            self.ledger.models[model_id] = Model(
+                model.owner,
+                model.royalty_bps,
+                Offer(**vars(model.offer)),
+                model.split_owner,
+                model.split_nonce,
+                model.authorised_by,
+            )
         self.ledger.splits = dict(self.base_splits)
         self.vouchers: dict[tuple[str, int], list[tuple[Voucher, bytes]]] = {}
         self.touched_access: set[tuple[int, str]] = set()
@@ -136,8 +161,16 @@ class MarketMachine(RuleBasedStateMachine):
         self.prev_head = self.head
 
     # ------------------------------------------------------------------ plumbing
-    def _send(self, sender: Any, to: Any, signature: str, *args: Any, value: int = 0,
-              error: str | None = None, credits_later: bool = False) -> Any:
+    def _send(
+        self,
+        sender: Any,
+        to: Any,
+        signature: str,
+        *args: Any,
+        value: int = 0,
+        error: str | None = None,
+        credits_later: bool = False,
+    ) -> Any:
         """Send and check the outcome against the model's prediction (error name or success).
 
         A success logs no ``Credited`` unless ``credits_later`` (the caller checks them).
@@ -165,8 +198,11 @@ class MarketMachine(RuleBasedStateMachine):
     def _check_credits(self, outcome: Any, expected: list) -> None:
         escrow = _addr(self.market.escrow)
         logged = Counter(
-            (to_checksum_address(topics[1][-20:]), to_checksum_address(topics[2][-20:]),
-             int.from_bytes(data, "big"))
+            (
+                to_checksum_address(topics[1][-20:]),
+                to_checksum_address(topics[2][-20:]),
+                int.from_bytes(data, "big"),
+            )
             for address, topics, data in outcome.logs
             if address == escrow and topics and topics[0] == CREDITED
         )
@@ -179,8 +215,13 @@ class MarketMachine(RuleBasedStateMachine):
         return items[pick % len(items)] if items else None
 
     # ------------------------------------------------------------------ model owners
-    @rule(action=st.integers(0, 2), model_id=models_, a=st.integers(0, 2), b=st.booleans(),
-          bps=st.integers(1, BPS - 2))
+    @rule(
+        action=st.integers(0, 2),
+        model_id=models_,
+        a=st.integers(0, 2),
+        b=st.booleans(),
+        bps=st.integers(1, BPS - 2),
+    )
     def model_owner(self, action: int, model_id: int, a: int, b: bool, bps: int) -> None:
         """The model's owner changes its offer or split, or hands the model to the other creator."""
         if action == 0:
@@ -190,12 +231,20 @@ class MarketMachine(RuleBasedStateMachine):
         else:
             self.transfer_model(model_id, b)
 
-    def set_offer(self, model_id: int, currency: int, active: bool, scale: int, per_call: int) -> None:
+    def set_offer(
+        self, model_id: int, currency: int, active: bool, scale: int, per_call: int
+    ) -> None:
         cur = self.currencies[currency]
         offer = Offer(cur, 1_000_003 * scale, 600, 1, 5, active, 20_000_009 * scale, per_call)
         error = None if self.ledger.allowed[cur] else "CurrencyNotAllowed"
-        self._send(self._owner(model_id), self.market.escrow, f"setOffer(uint256,{OFFER_TYPE})",
-                   model_id, offer.as_tuple(), error=error)
+        self._send(
+            self._owner(model_id),
+            self.market.escrow,
+            f"setOffer(uint256,{OFFER_TYPE})",
+            model_id,
+            offer.as_tuple(),
+            error=error,
+        )
         if error is None:
             self.ledger.models[model_id].offer = offer
 
@@ -209,8 +258,14 @@ class MarketMachine(RuleBasedStateMachine):
         elif kind == 2:
             payees = [_addr(m.collaborator), model.owner, _addr(m.creators[1])]
             shares = [1, bps, BPS - bps - 1]
-        self._send(self._owner(model_id), m.escrow, "setSplit(uint256,address[],uint16[])",
-                   model_id, payees, shares)
+        self._send(
+            self._owner(model_id),
+            m.escrow,
+            "setSplit(uint256,address[],uint16[])",
+            model_id,
+            payees,
+            shares,
+        )
         if kind == 0:
             model.split_owner = ETH
         else:
@@ -221,12 +276,24 @@ class MarketMachine(RuleBasedStateMachine):
     def transfer_model(self, model_id: int, reauthorise: bool) -> None:
         m, model = self.market, self.ledger.models[model_id]
         new_owner = next(c for c in m.creators if _addr(c) != model.owner)
-        self._send(self._owner(model_id), m.registry, "transferFrom(address,address,uint256)",
-                   model.owner, _addr(new_owner), model_id)
+        self._send(
+            self._owner(model_id),
+            m.registry,
+            "transferFrom(address,address,uint256)",
+            model.owner,
+            _addr(new_owner),
+            model_id,
+        )
         model.owner = _addr(new_owner)
         if reauthorise and model.authorised_by != model.owner:
-            self._send(new_owner, m.relayers, "authorise(uint256,address,string)", model_id,
-                       _addr(m.relayer), "bafkreienvelope")
+            self._send(
+                new_owner,
+                m.relayers,
+                "authorise(uint256,address,string)",
+                model_id,
+                _addr(m.relayer),
+                "bafkreienvelope",
+            )
             model.authorised_by = model.owner
 
     # ------------------------------------------------------------------ buyers
@@ -239,8 +306,16 @@ class MarketMachine(RuleBasedStateMachine):
         error = ledger.rent_error(who, model_id, periods, max_price)
         value = price if offer.currency == ETH else 0
         ts = self._ts()
-        self._send(self.market.users[user], self.market.escrow, "rent(uint256,uint256,uint256)",
-                   model_id, periods, max_price, value=value, error=error)
+        self._send(
+            self.market.users[user],
+            self.market.escrow,
+            "rent(uint256,uint256,uint256)",
+            model_id,
+            periods,
+            max_price,
+            value=value,
+            error=error,
+        )
         if error is None:
             ledger.do_rent(ts, who, model_id, periods)
             self.touched_currencies.add(offer.currency)
@@ -254,24 +329,43 @@ class MarketMachine(RuleBasedStateMachine):
         error = ledger.buy_error(model_id, max_price)
         value = offer.perpetual_price if offer.currency == ETH else 0
         ts = self._ts()
-        self._send(self.market.users[user], self.market.escrow, "buy(uint256,uint256)", model_id,
-                   max_price, value=value, error=error)
+        self._send(
+            self.market.users[user],
+            self.market.escrow,
+            "buy(uint256,uint256)",
+            model_id,
+            max_price,
+            value=value,
+            error=error,
+        )
         if error is None:
             ledger.do_buy(ts, who, model_id)
             self.touched_currencies.add(offer.currency)
         self.touched_access.add((model_id, who))
 
     @precondition(lambda self: self.ledger.licences)
-    @rule(user=users_, pick=picks, currency=st.integers(0, 2), price=st.sampled_from([0, 3, 999_999_937]),
-          anyone=st.booleans())
+    @rule(
+        user=users_,
+        pick=picks,
+        currency=st.integers(0, 2),
+        price=st.sampled_from([0, 3, 999_999_937]),
+        anyone=st.booleans(),
+    )
     def list_licence(self, user: int, pick: int, currency: int, price: int, anyone: bool) -> None:
         lid = self._pick(sorted(self.ledger.licences), pick)
         holder = self.ledger.licences[lid].holder
         who = holder if holder in self.users and not anyone else self.users[user]
         cur = self.currencies[currency]
         error = self.ledger.list_error(who, lid, cur)
-        self._send(self.accounts[who], self.market.escrow, "list(uint256,address,uint128)", lid,
-                   cur, price, error=error)
+        self._send(
+            self.accounts[who],
+            self.market.escrow,
+            "list(uint256,address,uint128)",
+            lid,
+            cur,
+            price,
+            error=error,
+        )
         if error is None:
             self.ledger.listings[lid] = (who, cur, price)
 
@@ -293,24 +387,42 @@ class MarketMachine(RuleBasedStateMachine):
         max_price = price - 1 if short and price else price
         error = ledger.buy_listed_error(who, lid, max_price)
         ts = self._ts()
-        self._send(self.market.users[user], self.market.escrow, "buyListed(uint256,uint256)", lid,
-                   max_price, value=price if cur == ETH else 0, error=error)
+        self._send(
+            self.market.users[user],
+            self.market.escrow,
+            "buyListed(uint256,uint256)",
+            lid,
+            max_price,
+            value=price if cur == ETH else 0,
+            error=error,
+        )
         if error is None:
             ledger.do_buy_listed(ts, who, lid)
             self.touched_currencies.add(cur)
         model_id = ledger.licences[lid].model_id
         self.touched_access.update({(model_id, who), (model_id, seller)})
 
-    @precondition(lambda self: any(l.holder in self.users for l in self.ledger.licences.values()))
+    @precondition(
+        lambda self: any(lic.holder in self.users for lic in self.ledger.licences.values())
+    )
     @rule(pick=picks, to=users_)
     def transfer_licence(self, pick: int, to: int) -> None:
         ledger = self.ledger
-        lid = self._pick(sorted(i for i, l in ledger.licences.items() if l.holder in self.users), pick)
+        lid = self._pick(
+            sorted(i for i, lic in ledger.licences.items() if lic.holder in self.users), pick
+        )
         lic = ledger.licences[lid]
         holder, receiver = lic.holder, self.users[to]
         error = ledger.transfer_error(lid, receiver)
-        self._send(self.accounts[holder], self.market.licences,
-                   "transferFrom(address,address,uint256)", holder, receiver, lid, error=error)
+        self._send(
+            self.accounts[holder],
+            self.market.licences,
+            "transferFrom(address,address,uint256)",
+            holder,
+            receiver,
+            lid,
+            error=error,
+        )
         if error is None:
             lic.holder = receiver
         self.touched_access.update({(lic.model_id, holder), (lic.model_id, receiver)})
@@ -338,16 +450,29 @@ class MarketMachine(RuleBasedStateMachine):
             self.touched_currencies.add(cur)
 
     @precondition(lambda self: self.ledger.dispute_count)
-    @rule(pick=picks, kind=st.integers(0, 2), refund_bps=st.sampled_from([0, 1, 3_333, 9_999, 10_000]),
-          anyone=st.booleans())
+    @rule(
+        pick=picks,
+        kind=st.integers(0, 2),
+        refund_bps=st.sampled_from([0, 1, 3_333, 9_999, 10_000]),
+        anyone=st.booleans(),
+    )
     def resolve(self, pick: int, kind: int, refund_bps: int, anyone: bool) -> None:
         ledger = self.ledger
         open_ = [i for i, d in ledger.disputes.items() if d["open"]]
-        dispute_id = self._pick(open_, pick) if open_ and not anyone else pick % ledger.dispute_count + 1
+        dispute_id = (
+            self._pick(open_, pick) if open_ and not anyone else pick % ledger.dispute_count + 1
+        )
         error = ledger.resolve_error(dispute_id, kind, refund_bps)
-        outcome = self._send(self.market.arbiter, self.market.escrow,
-                             "resolveDispute(uint256,uint8,uint16)", dispute_id, kind, refund_bps,
-                             error=error, credits_later=True)
+        outcome = self._send(
+            self.market.arbiter,
+            self.market.escrow,
+            "resolveDispute(uint256,uint8,uint16)",
+            dispute_id,
+            kind,
+            refund_bps,
+            error=error,
+            credits_later=True,
+        )
         if error is None:
             d = ledger.disputes[dispute_id]
             lic = ledger.licences[d["licence"]]
@@ -370,9 +495,14 @@ class MarketMachine(RuleBasedStateMachine):
         matured = sorted(k for k in ledger.buckets if k[2] <= ts)
         key = self._pick(matured if matured and not anyone else sorted(ledger.buckets), pick)
         error = ledger.settle_error(key, ts)
-        outcome = self._send(self.market.deployer, self.market.escrow,
-                             "settle(uint256,address,uint64)", *key, error=error,
-                             credits_later=True)
+        outcome = self._send(
+            self.market.deployer,
+            self.market.escrow,
+            "settle(uint256,address,uint64)",
+            *key,
+            error=error,
+            credits_later=True,
+        )
         if error is None:
             credits = ledger.do_settle(key)
             self._check_credits(outcome, credits)
@@ -407,8 +537,16 @@ class MarketMachine(RuleBasedStateMachine):
         cur = ledger.models[model_id].offer.currency
         error = ledger.deposit_error(who, model_id, amount)
         ts = self._ts()
-        self._send(m.users[user], m.credit, "deposit(uint256,address,uint256)", model_id,
-                   _addr(m.relayer), amount, value=amount if cur == ETH else 0, error=error)
+        self._send(
+            m.users[user],
+            m.credit,
+            "deposit(uint256,address,uint256)",
+            model_id,
+            _addr(m.relayer),
+            amount,
+            value=amount if cur == ETH else 0,
+            error=error,
+        )
         if error is None:
             ledger.do_deposit(ts, who, model_id, amount)
             self.touched_currencies.add(cur)
@@ -417,21 +555,34 @@ class MarketMachine(RuleBasedStateMachine):
     @rule(pick=picks, delta=st.sampled_from([0, 1, 50, 10**6]), replay=st.booleans())
     def redeem(self, pick: int, delta: int, replay: bool) -> None:
         ledger, m = self.ledger, self.market
-        who, model_id = self._pick(sorted(k for k, c in ledger.channels.items() if c.expires_at), pick)
+        who, model_id = self._pick(
+            sorted(k for k, c in ledger.channels.items() if c.expires_at), pick
+        )
         channel = ledger.channels[(who, model_id)]
         signed = self.vouchers.setdefault((who, model_id), [])
         if replay and signed:
             voucher, signature = signed[pick % len(signed)]
         else:
-            voucher = Voucher(model_id=model_id, relayer=_addr(m.relayer),
-                              cumulative_amount=channel.redeemed + delta,
-                              chain_id=self.driver.chain_id, escrow=_addr(m.credit))
+            voucher = Voucher(
+                model_id=model_id,
+                relayer=_addr(m.relayer),
+                cumulative_amount=channel.redeemed + delta,
+                chain_id=self.driver.chain_id,
+                escrow=_addr(m.credit),
+            )
             signature = sign_voucher(voucher, self.accounts[who].private_key)
             signed.append((voucher, signature))
         ts = self._ts()
         error = ledger.redeem_error(who, model_id, voucher.cumulative_amount, ts)
-        self._send(m.relayer, m.credit, f"redeem(address,{VOUCHER_TYPE},bytes)", who,
-                   voucher.as_tuple(), signature, error=error)
+        self._send(
+            m.relayer,
+            m.credit,
+            f"redeem(address,{VOUCHER_TYPE},bytes)",
+            who,
+            voucher.as_tuple(),
+            signature,
+            error=error,
+        )
         if error is None:
             ledger.do_redeem(ts, who, model_id, voucher.cumulative_amount)
             self.touched_currencies.add(channel.currency)
@@ -440,11 +591,19 @@ class MarketMachine(RuleBasedStateMachine):
     @rule(pick=picks)
     def reclaim(self, pick: int) -> None:
         ledger = self.ledger
-        who, model_id = self._pick(sorted(k for k, c in ledger.channels.items() if c.expires_at), pick)
+        who, model_id = self._pick(
+            sorted(k for k, c in ledger.channels.items() if c.expires_at), pick
+        )
         user = self.users.index(who)
         error = ledger.reclaim_error(who, model_id, self._ts())
-        self._send(self.market.users[user], self.market.credit, "reclaim(uint256,address)",
-                   model_id, _addr(self.market.relayer), error=error)
+        self._send(
+            self.market.users[user],
+            self.market.credit,
+            "reclaim(uint256,address)",
+            model_id,
+            _addr(self.market.relayer),
+            error=error,
+        )
         if error is None:
             self.touched_currencies.add(ledger.channels[(who, model_id)].currency)
             ledger.do_reclaim(who, model_id)
@@ -455,8 +614,11 @@ class MarketMachine(RuleBasedStateMachine):
         self.driver.time_travel(self.head + seconds)
         self.prev_head, self.head = self.head, self.driver.head_timestamp()
 
-    @rule(action=st.integers(0, 2), fee_bps=st.sampled_from([0, 1, 999, 1_000]),
-          currency=st.integers(0, 2))
+    @rule(
+        action=st.integers(0, 2),
+        fee_bps=st.sampled_from([0, 1, 999, 1_000]),
+        currency=st.integers(0, 2),
+    )
     def admin(self, action: int, fee_bps: int, currency: int) -> None:
         """The admin changes the fee, delists a currency or lists it again."""
         if action == 0:
@@ -464,8 +626,13 @@ class MarketMachine(RuleBasedStateMachine):
             self.ledger.fee_bps = fee_bps
             return
         cur, allowed = self.currencies[currency], action == 2
-        self._send(self.market.deployer, self.market.escrow, "setCurrencyAllowed(address,bool)",
-                   cur, allowed)
+        self._send(
+            self.market.deployer,
+            self.market.escrow,
+            "setCurrencyAllowed(address,bool)",
+            cur,
+            allowed,
+        )
         self.ledger.allowed[cur] = allowed
 
     # ------------------------------------------------------------------ invariants
@@ -480,9 +647,13 @@ class MarketMachine(RuleBasedStateMachine):
         for cur in {ETH} | self.touched_currencies:
             owes = ledger.held(cur) + ledger.disputed(cur) + ledger.owed_total(cur)
             assert self._balance(m.escrow, cur) == owes, f"RentalEscrow balance != owed in {cur}"
-            channels = ledger.credit_in[cur] - ledger.credit_redeemed[cur] - ledger.credit_reclaimed[cur]
+            channels = (
+                ledger.credit_in[cur] - ledger.credit_redeemed[cur] - ledger.credit_reclaimed[cur]
+            )
             assert ledger.channel_total(cur) == channels
-            assert self._balance(m.credit, cur) == channels, f"CreditEscrow balance != owed in {cur}"
+            assert self._balance(m.credit, cur) == channels, (
+                f"CreditEscrow balance != owed in {cur}"
+            )
         self.touched_currencies.clear()
 
     @invariant()
@@ -507,8 +678,13 @@ class MarketMachine(RuleBasedStateMachine):
         for model_id, account in pairs:
             if account == ETH:
                 continue
-            actual = self.driver.call(self.market.licences, "hasAccess(uint256,address)", model_id,
-                                      account, returns=("bool",))[0]
+            actual = self.driver.call(
+                self.market.licences,
+                "hasAccess(uint256,address)",
+                model_id,
+                account,
+                returns=("bool",),
+            )[0]
             assert actual == ledger.has_access(model_id, account, self.head), (model_id, account)
         self.touched_access.clear()
 
@@ -516,22 +692,29 @@ class MarketMachine(RuleBasedStateMachine):
         """End of a sequence: compare every balance, bucket, channel and access with the model."""
         ledger, m, d = self.ledger, self.market, self.driver
         try:
-            for (account, cur), credited in ledger.credited.items():
+            for account, cur in ledger.credited:
                 owed = d.call(m.escrow, "owed(address,address)", account, cur)[0]
                 assert owed == ledger.owed[(account, cur)], (account, cur)
             for key, (amount, fee) in ledger.buckets.items():
-                assert d.call(m.escrow, "held(uint256,address,uint64)", *key,
-                              returns=("uint128", "uint128")) == (amount, fee), key
+                assert d.call(
+                    m.escrow, "held(uint256,address,uint64)", *key, returns=("uint128", "uint128")
+                ) == (amount, fee), key
             for (who, model_id), ch in ledger.channels.items():
                 _, deposited, redeemed, expires = d.call(
-                    m.credit, "channelOf(address,uint256,address)", who, model_id, _addr(m.relayer),
-                    returns=("address", "uint128", "uint128", "uint64"))
+                    m.credit,
+                    "channelOf(address,uint256,address)",
+                    who,
+                    model_id,
+                    _addr(m.relayer),
+                    returns=("address", "uint128", "uint128", "uint64"),
+                )
                 assert (deposited, redeemed) == (ch.deposited, ch.redeemed)
                 assert redeemed <= deposited
             for model_id in ledger.models:
                 for who in self.users:
-                    actual = d.call(m.licences, "hasAccess(uint256,address)", model_id, who,
-                                    returns=("bool",))[0]
+                    actual = d.call(
+                        m.licences, "hasAccess(uint256,address)", model_id, who, returns=("bool",)
+                    )[0]
                     assert actual == ledger.has_access(model_id, who, self.head)
             for cur in self.currencies:
                 owes = ledger.held(cur) + ledger.disputed(cur) + ledger.owed_total(cur)
@@ -564,8 +747,9 @@ def test_market__random_action_sequences__keep_every_promise(market: Market, cha
         1: Model(_addr(creator), 500, MODEL_1, _addr(creator), 1, _addr(creator)),
         2: Model(_addr(creator2), 1_000, model_2, ETH, 0, _addr(creator2)),
     }
-    MarketMachine.base_splits = {(1 << 160) + (1 << 32) + 1: ([_addr(creator), _addr(m.collaborator)],
-                                                              [7_001, 2_999])}
+    MarketMachine.base_splits = {
+        (1 << 160) + (1 << 32) + 1: ([_addr(creator), _addr(m.collaborator)], [7_001, 2_999])
+    }
     run_state_machine_as_test(
         MarketMachine,
         settings=settings(

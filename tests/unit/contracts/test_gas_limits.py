@@ -3,9 +3,7 @@ less than a tenth of it, so no growth of the market can make money unreachable."
 
 from __future__ import annotations
 
-import pytest
 from tests.utils.chain import ETH, only
-from tests.utils.market import offer
 
 BLOCK_GAS_LIMIT = 30_000_000
 BUDGET = BLOCK_GAS_LIMIT // 10
@@ -18,8 +16,13 @@ def test_rental_at_the_maximum_duration__rents_extends_settles_and_withdraws_und
 ):
     # The largest duration an offer can express: 65,535 periods of 2**32 - 1 seconds (~9 million
     # years) per rental, paid at the top of the price range, with the largest split.
-    model = create_model(currency=token, price_per_period=10**14, period=MAX_UINT32,
-                         min_periods=1, max_periods=MAX_UINT16)
+    model = create_model(
+        currency=token,
+        price_per_period=10**14,
+        period=MAX_UINT32,
+        min_periods=1,
+        max_periods=MAX_UINT16,
+    )
     split = [creator, *payees, *payees, *payees[:1]]
     escrow.setSplit(model, split, [1_250] * 8, sender=creator)
     price = MAX_UINT16 * 10**14
@@ -39,12 +42,19 @@ def test_rental_at_the_maximum_duration__rents_extends_settles_and_withdraws_und
 def test_dispute_at_the_last_second_of_the_window__opens_and_resolves_under_budget(
     escrow, eth_model, renter, arbiter, creator, payees, chain
 ):
-    escrow.setSplit(eth_model, [creator, *payees, *payees, *payees[:1]], [1_250] * 8, sender=creator)
-    held = only(escrow.rent(eth_model, 30, 30 * 10**16, value=30 * 10**16, sender=renter), escrow.PaymentHeld)
+    escrow.setSplit(
+        eth_model, [creator, *payees, *payees, *payees[:1]], [1_250] * 8, sender=creator
+    )
+    held = only(
+        escrow.rent(eth_model, 30, 30 * 10**16, value=30 * 10**16, sender=renter),
+        escrow.PaymentHeld,
+    )
     chain.pending_timestamp = held.releaseAt - 1  # the last second the window is open
 
     opened = escrow.openDispute(held.licenceId, sender=renter)
-    resolved = escrow.resolveDispute(only(opened, escrow.DisputeOpened).disputeId, 2, 3_333, sender=arbiter)
+    resolved = escrow.resolveDispute(
+        only(opened, escrow.DisputeOpened).disputeId, 2, 3_333, sender=arbiter
+    )
     refund = escrow.withdraw(ETH, sender=renter)
 
     for tx in (opened, resolved, refund):
@@ -54,8 +64,9 @@ def test_dispute_at_the_last_second_of_the_window__opens_and_resolves_under_budg
 def test_set_fee__with_the_most_currencies__stays_under_budget(project, escrow, deployer):
     allowed = len(escrow.currencies())
     for _ in range(escrow.MAX_CURRENCIES() - allowed):
-        escrow.setCurrencyAllowed(project.MockERC20.deploy("T", "T", 6, sender=deployer), True,
-                                  sender=deployer)
+        escrow.setCurrencyAllowed(
+            project.MockERC20.deploy("T", "T", 6, sender=deployer), True, sender=deployer
+        )
 
     tx = escrow.setFee(1_000, sender=deployer)
 

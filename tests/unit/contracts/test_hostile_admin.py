@@ -36,8 +36,9 @@ def test_delisted_currency__disputes_still_open_and_refund(
     held = only(escrow.rent(eth_model, 1, 10**16, value=10**16, sender=renter), escrow.PaymentHeld)
     escrow.setCurrencyAllowed(ETH, False, sender=deployer)
 
-    dispute = only(escrow.openDispute(held.licenceId, held.payeeSet, ETH, sender=renter),
-                   escrow.DisputeOpened).disputeId
+    dispute = only(
+        escrow.openDispute(held.licenceId, held.payeeSet, ETH, sender=renter), escrow.DisputeOpened
+    ).disputeId
     escrow.resolveDispute(dispute, 0, 0, sender=arbiter)
     escrow.withdraw(ETH, sender=renter)
 
@@ -48,14 +49,26 @@ def test_delisted_currency__disputes_still_open_and_refund(
 def test_delisted_currency__vouchers_for_calls_already_served_still_redeem(
     escrow, credit_escrow, eth_ppu_model, authorised_relayer, renter, deployer, chain
 ):
-    credit_escrow.deposit(eth_ppu_model, authorised_relayer, 10 * PRICE_PER_CALL,
-                          value=10 * PRICE_PER_CALL, sender=renter)
-    voucher = Voucher(model_id=eth_ppu_model, relayer=authorised_relayer.address,
-                      cumulative_amount=3 * PRICE_PER_CALL, chain_id=chain.chain_id,
-                      escrow=credit_escrow.address)
+    credit_escrow.deposit(
+        eth_ppu_model,
+        authorised_relayer,
+        10 * PRICE_PER_CALL,
+        value=10 * PRICE_PER_CALL,
+        sender=renter,
+    )
+    voucher = Voucher(
+        model_id=eth_ppu_model,
+        relayer=authorised_relayer.address,
+        cumulative_amount=3 * PRICE_PER_CALL,
+        chain_id=chain.chain_id,
+        escrow=credit_escrow.address,
+    )
     signature = sign_voucher(voucher, renter.private_key)  # three calls served
     escrow.setCurrencyAllowed(ETH, False, sender=deployer)
 
     credit_escrow.redeem(renter, voucher.as_tuple(), signature, sender=authorised_relayer)
 
-    assert credit_escrow.channelOf(renter, eth_ppu_model, authorised_relayer).redeemed == 3 * PRICE_PER_CALL
+    assert (
+        credit_escrow.channelOf(renter, eth_ppu_model, authorised_relayer).redeemed
+        == 3 * PRICE_PER_CALL
+    )

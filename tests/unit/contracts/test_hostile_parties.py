@@ -1,4 +1,5 @@
-"""Hostile tokens, payees and model owners: none of them takes or locks anyone else's money or licence.
+"""Hostile tokens, payees and model owners: none of them takes or locks anyone else's money or
+licence.
 
 Hostile contracts: contracts/test/Hostile*.sol. The fee-on-transfer token is MockFeeToken (its
 accounting is tested in test_escrow_rent.py and test_credit_escrow.py).
@@ -7,10 +8,9 @@ accounting is tested in test_escrow_rent.py and test_credit_escrow.py).
 from __future__ import annotations
 
 import ape
-import pytest
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector as selector
-from tests.utils.chain import ETH, only, single
+from tests.utils.chain import ETH, only
 from tests.utils.market import METADATA_CID, WEIGHTS_CID, offer
 
 ETH_PRICE = 10**16
@@ -57,8 +57,11 @@ def test_eth_rejecting_payee__cannot_block_the_other_payees_or_the_treasury(
     project, deployer, escrow, registry, renter, payees, treasury, chain
 ):
     rejecter = project.HostileEthRejecter.deploy(sender=deployer)
-    tx = rejecter.execute(registry, calldata("publishModel(string,string,uint96)", WEIGHTS_CID,
-                                             METADATA_CID, 500), sender=deployer)
+    tx = rejecter.execute(
+        registry,
+        calldata("publishModel(string,string,uint96)", WEIGHTS_CID, METADATA_CID, 500),
+        sender=deployer,
+    )
     model = only(tx, registry.ModelPublished).modelId
     terms = offer(ETH, price_per_period=ETH_PRICE)
     offer_type = "(address,uint96,uint32,uint16,uint16,bool,uint128,uint128)"
@@ -71,7 +74,9 @@ def test_eth_rejecting_payee__cannot_block_the_other_payees_or_the_treasury(
         [model, [rejecter.address, payees[0].address], [5_000, 5_000]],
     )
     rejecter.execute(escrow, split, sender=deployer)
-    held = only(escrow.rent(model, 1, ETH_PRICE, value=ETH_PRICE, sender=renter), escrow.PaymentHeld)
+    held = only(
+        escrow.rent(model, 1, ETH_PRICE, value=ETH_PRICE, sender=renter), escrow.PaymentHeld
+    )
     settle_all(escrow, chain, [held], renter)
     share = escrow.owed(rejecter, ETH)
 

@@ -1,4 +1,5 @@
-"""Hostile parties that try to re-enter the escrows: ERC-721 receivers, ETH payees and ERC-20 tokens.
+"""Hostile parties that try to re-enter the escrows: ERC-721 receivers, ETH payees and ERC-20
+tokens.
 
 Each attack is either impossible (no callback runs in a paid flow) or refused by the reentrancy
 guard, and the accounts stay exact afterwards. Hostile contracts: contracts/test/Hostile*.sol.
@@ -6,7 +7,6 @@ guard, and the accounts stay exact afterwards. Hostile contracts: contracts/test
 
 from __future__ import annotations
 
-import ape
 import pytest
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector as selector
@@ -41,13 +41,23 @@ def reentrant_token(project, deployer, escrow, renter):
 def test_rent_buy__hostile_erc721_receiver__gets_no_callback_to_reenter(
     escrow, licences, eth_model, hostile, renter
 ):
-    """Licences are minted with `_mint` (no receiver hook), so a receiver cannot re-enter rent/buy."""
+    """Licences are minted with `_mint` (no receiver hook): a receiver cannot re-enter rent/buy."""
     hostile.arm(escrow, calldata("buy(uint256,uint256)", eth_model, 5 * 10**17), 0, sender=renter)
 
-    hostile.execute(escrow, calldata("rent(uint256,uint256,uint256)", eth_model, 1, ETH_PRICE),
-                    ETH_PRICE, value=ETH_PRICE, sender=renter)
-    hostile.execute(escrow, calldata("buy(uint256,uint256)", eth_model, 5 * 10**17), 5 * 10**17,
-                    value=5 * 10**17, sender=renter)
+    hostile.execute(
+        escrow,
+        calldata("rent(uint256,uint256,uint256)", eth_model, 1, ETH_PRICE),
+        ETH_PRICE,
+        value=ETH_PRICE,
+        sender=renter,
+    )
+    hostile.execute(
+        escrow,
+        calldata("buy(uint256,uint256)", eth_model, 5 * 10**17),
+        5 * 10**17,
+        value=5 * 10**17,
+        sender=renter,
+    )
 
     assert hostile.attempts() == 0
     assert licences.balanceOf(hostile) == 2
@@ -57,13 +67,20 @@ def test_rent_buy__hostile_erc721_receiver__gets_no_callback_to_reenter(
 def test_buy_listed__hostile_erc721_receiver__gets_no_callback_to_reenter(
     escrow, licences, eth_model, hostile, buyer, renter
 ):
-    lid = only(escrow.buy(eth_model, 5 * 10**17, value=5 * 10**17, sender=buyer), escrow.Bought).licenceId
+    lid = only(
+        escrow.buy(eth_model, 5 * 10**17, value=5 * 10**17, sender=buyer), escrow.Bought
+    ).licenceId
     licences.approve(escrow, lid, sender=buyer)
     escrow.list(lid, ETH, 10**17, sender=buyer)
     hostile.arm(escrow, calldata("buyListed(uint256,uint256)", lid, 10**17), 10**17, sender=renter)
 
-    hostile.execute(escrow, calldata("buyListed(uint256,uint256)", lid, 10**17), 10**17,
-                    value=10**17, sender=renter)
+    hostile.execute(
+        escrow,
+        calldata("buyListed(uint256,uint256)", lid, 10**17),
+        10**17,
+        value=10**17,
+        sender=renter,
+    )
 
     assert hostile.attempts() == 0  # `transferFrom`, not `safeTransferFrom`: no hook ran
     assert licences.ownerOf(lid) == hostile.address
@@ -71,19 +88,29 @@ def test_buy_listed__hostile_erc721_receiver__gets_no_callback_to_reenter(
 
 @pytest.mark.parametrize(
     "reentry",
-    ["withdraw(address)", "rent(uint256,uint256,uint256)", "buy(uint256,uint256)",
-     "buyListed(uint256,uint256)"],
+    [
+        "withdraw(address)",
+        "rent(uint256,uint256,uint256)",
+        "buy(uint256,uint256)",
+        "buyListed(uint256,uint256)",
+    ],
 )
 def test_withdraw__eth_payee_reentering_from_receive__is_refused_and_owes_stay_exact(
     escrow, registry, eth_model, hostile, creator, renter, treasury, chain, reentry
 ):
     registry.transferFrom(creator, hostile, eth_model, sender=creator)
-    held = only(escrow.rent(eth_model, 1, ETH_PRICE, value=ETH_PRICE, sender=renter), escrow.PaymentHeld)
+    held = only(
+        escrow.rent(eth_model, 1, ETH_PRICE, value=ETH_PRICE, sender=renter), escrow.PaymentHeld
+    )
     chain.mine(timestamp=held.releaseAt)
     escrow.settle(single(hostile), ETH, held.releaseAt, sender=renter)
     owed = escrow.owed(hostile, ETH)
-    args = {"withdraw(address)": (ETH,), "rent(uint256,uint256,uint256)": (eth_model, 1, ETH_PRICE),
-            "buy(uint256,uint256)": (eth_model, 5 * 10**17), "buyListed(uint256,uint256)": (1, 0)}
+    args = {
+        "withdraw(address)": (ETH,),
+        "rent(uint256,uint256,uint256)": (eth_model, 1, ETH_PRICE),
+        "buy(uint256,uint256)": (eth_model, 5 * 10**17),
+        "buyListed(uint256,uint256)": (1, 0),
+    }
     hostile.arm(escrow, calldata(reentry, *args[reentry]), 0, sender=renter)
 
     hostile.execute(escrow, calldata("withdraw(address)", ETH), 0, sender=renter)
@@ -100,15 +127,31 @@ def test_reclaim__payer_reentering_from_receive__is_refused(
     credit_escrow, eth_ppu_model, authorised_relayer, hostile, renter, chain
 ):
     deposit = 10 * PRICE_PER_CALL
-    hostile.execute(credit_escrow, calldata("deposit(uint256,address,uint256)", eth_ppu_model,
-                                            authorised_relayer.address, deposit),
-                    deposit, value=deposit, sender=renter)
-    chain.mine(timestamp=credit_escrow.channelOf(hostile, eth_ppu_model, authorised_relayer).expiresAt)
-    hostile.arm(credit_escrow, calldata("reclaim(uint256,address)", eth_ppu_model,
-                                        authorised_relayer.address), 0, sender=renter)
+    hostile.execute(
+        credit_escrow,
+        calldata(
+            "deposit(uint256,address,uint256)", eth_ppu_model, authorised_relayer.address, deposit
+        ),
+        deposit,
+        value=deposit,
+        sender=renter,
+    )
+    chain.mine(
+        timestamp=credit_escrow.channelOf(hostile, eth_ppu_model, authorised_relayer).expiresAt
+    )
+    hostile.arm(
+        credit_escrow,
+        calldata("reclaim(uint256,address)", eth_ppu_model, authorised_relayer.address),
+        0,
+        sender=renter,
+    )
 
-    hostile.execute(credit_escrow, calldata("reclaim(uint256,address)", eth_ppu_model,
-                                            authorised_relayer.address), 0, sender=renter)
+    hostile.execute(
+        credit_escrow,
+        calldata("reclaim(uint256,address)", eth_ppu_model, authorised_relayer.address),
+        0,
+        sender=renter,
+    )
 
     assert hostile.attempts() == 1 and not hostile.reentered()
     assert bytes(hostile.lastRevert())[:4] == REENTRANT
@@ -121,8 +164,11 @@ def test_rent__token_reentering_on_transfer__is_refused(
     escrow, create_model, reentrant_token, renter, reentry
 ):
     model = create_model(currency=reentrant_token)
-    payload = (calldata("rent(uint256,uint256,uint256)", model, 1, 10**18) if reentry == "rent"
-               else calldata("withdraw(address)", reentrant_token.address))
+    payload = (
+        calldata("rent(uint256,uint256,uint256)", model, 1, 10**18)
+        if reentry == "rent"
+        else calldata("withdraw(address)", reentrant_token.address)
+    )
     reentrant_token.arm(escrow, payload, sender=renter)
 
     escrow.rent(model, 1, 10**18, sender=renter)
@@ -140,7 +186,9 @@ def test_withdraw__token_reentering_on_transfer__pays_once(
     chain.mine(timestamp=held.releaseAt)
     escrow.settle(held.payeeSet, reentrant_token, held.releaseAt, sender=renter)
     owed = escrow.owed(creator, reentrant_token)
-    reentrant_token.arm(escrow, calldata("withdraw(address)", reentrant_token.address), sender=creator)
+    reentrant_token.arm(
+        escrow, calldata("withdraw(address)", reentrant_token.address), sender=creator
+    )
 
     escrow.withdraw(reentrant_token, sender=creator)
 
@@ -150,8 +198,16 @@ def test_withdraw__token_reentering_on_transfer__pays_once(
 
 
 def test_redeem__token_reentering_on_transfer__is_refused(
-    project, deployer, escrow, credit_escrow, relayer_registry, model_id, set_offer,
-    authorised_relayer, renter, chain
+    project,
+    deployer,
+    escrow,
+    credit_escrow,
+    relayer_registry,
+    model_id,
+    set_offer,
+    authorised_relayer,
+    renter,
+    chain,
 ):
     token = project.HostileReentrantToken.deploy(sender=deployer)
     escrow.setCurrencyAllowed(token, True, sender=deployer)
@@ -159,8 +215,13 @@ def test_redeem__token_reentering_on_transfer__is_refused(
     token.mint(renter, 10**20, sender=deployer)
     token.approve(credit_escrow, 2**256 - 1, sender=renter)
     credit_escrow.deposit(model_id, authorised_relayer, 10**6, sender=renter)
-    voucher = Voucher(model_id=model_id, relayer=authorised_relayer.address, cumulative_amount=10**5,
-                      chain_id=chain.chain_id, escrow=credit_escrow.address)
+    voucher = Voucher(
+        model_id=model_id,
+        relayer=authorised_relayer.address,
+        cumulative_amount=10**5,
+        chain_id=chain.chain_id,
+        escrow=credit_escrow.address,
+    )
     signature = sign_voucher(voucher, renter.private_key)
     # During the redemption's transfer, the token replays the same redemption.
     replay = selector("redeem(address,(uint256,address,uint256,uint256,address),bytes)") + encode(
@@ -186,8 +247,11 @@ def test_deposit__token_reentering_on_transfer__is_refused(
     set_offer(model_id, token)
     token.mint(renter, 10**20, sender=deployer)
     token.approve(credit_escrow, 2**256 - 1, sender=renter)
-    token.arm(credit_escrow, calldata("deposit(uint256,address,uint256)", model_id,
-                                      authorised_relayer.address, 10**6), sender=renter)
+    token.arm(
+        credit_escrow,
+        calldata("deposit(uint256,address,uint256)", model_id, authorised_relayer.address, 10**6),
+        sender=renter,
+    )
 
     credit_escrow.deposit(model_id, authorised_relayer, 10**6, sender=renter)
 

@@ -94,9 +94,15 @@ def test_marketplace__is_fixed_at_deployment_and_has_no_admin(licences, minter):
         assert not hasattr(licences, name)
 
 
-def test_constructor__zero_marketplace__reverts(project, deployer):
+def test_constructor__zero_marketplace__reverts(project, accounts, deployer):
+    # NOTE: from a fresh account. On anvil, ape decodes a reverted creation with the contract type
+    # it cached for the would-be address, and the deployer's next address may have held another
+    # contract in an earlier, rolled-back test (nonces are reused under isolation).
+    sender = accounts.generate_test_account()
+    deployer.transfer(sender, 10**18)
+
     with ape.reverts(project.LicenseNFT.ZeroMarketplace):
-        project.LicenseNFT.deploy(ZERO_ADDRESS, sender=deployer)
+        project.LicenseNFT.deploy(ZERO_ADDRESS, sender=sender)
 
 
 # ------------------------------------------------------------------ mintOrExtendRental / extend
