@@ -17,7 +17,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 SOLC := $(SOLCX_BINARY_PATH)/solc-v$(SOLC_VERSION)
 
-.PHONY: help setup compile contract-types test test-python test-foundry lint demo bench fuzz console clean
+.PHONY: help setup compile contract-types slither test test-python test-foundry lint demo bench fuzz console clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -45,9 +45,14 @@ compile: setup ## Compile the contracts through ape-solidity and the solcjs brid
 contract-types: compile ## Refresh the contract types the package ships (src/daimm/contracts/*.json).
 	$(BIN)/python scripts/export_contract_types.py
 
-test: compile ## Run the whole test suite (ape's in-process chain, then the contract tests on anvil).
+test: compile ## Run the whole test suite (lint, ape's in-process chain, anvil, slither).
+	$(MAKE) --no-print-directory lint
 	$(APE) test tests $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-foundry
+	$(MAKE) --no-print-directory slither
+
+slither: setup ## Static analysis; fails on any untriaged high or medium finding (docs/SECURITY.md).
+	scripts/slither.sh
 
 # Tests that need a real JSON-RPC node (the relayer daemon and the fault injection read anvil over
 # HTTP) skip themselves on the in-process chain and run here.
@@ -70,8 +75,9 @@ bench: compile ## Benchmarks; results in bench/results/*.json, table in bench/RE
 	$(BIN)/python bench/storage_bench.py
 	$(BIN)/python bench/relayer_bench.py
 
-fuzz: compile ## The long property and fuzz runs.
+fuzz: compile ## The long property, fuzz, load (60 s) and 1 GiB runs.
 	DAIMM_FUZZ=long $(APE) test tests $(PYTEST_ARGS)
+	DAIMM_FUZZ=long $(MAKE) --no-print-directory test-foundry
 
 console: compile ## ape console with the daimm contracts and namespace loaded.
 	$(APE) console

@@ -16,6 +16,9 @@ import {ILicenseNFT} from "./interfaces/ILicenseNFT.sol";
 /// - `_access[m][a].rentalId` is the only rental licence of model `m` owned by `a` (or 0), and
 ///   `rentalExpires` is that licence's expiry (0 when `rentalId` is 0);
 /// - a licence is only ever destroyed by `terminate`, called by the marketplace after a full refund;
+/// - `_licences[id].transfers` counts the holder changes of licence `id` since its mint and only
+///   grows, so (holder, transfers) never names the same holding twice (the escrow's listings rely on
+///   it);
 /// - a locked licence (open dispute) neither moves nor is extended until the marketplace unlocks it.
 /// Plain ERC-721 transfers (`transferFrom`, `safeTransferFrom`) move the licence and its access to the
 /// receiver, pay no royalty, and revert with `RentalAlreadyHeld` if the receiver already holds a
@@ -45,6 +48,7 @@ contract LicenseNFT is ERC721, ILicenseNFT, IERC4907 {
 
     uint64 private _licenceCount;
     /// @dev For rentals the `expires` field is not kept here but in `_access` (see `licenceOf`).
+    /// `transfers` shares the slot, so counting a transfer rewrites a slot `_update` reads anyway.
     mapping(uint256 licenceId => Licence) private _licences;
     mapping(uint256 modelId => mapping(address account => Access)) private _access;
     /// @dev Locks of perpetual licences; a rental's lock lives in its `Access` slot (read on extend anyway).
@@ -164,6 +168,12 @@ contract LicenseNFT is ERC721, ILicenseNFT, IERC4907 {
     }
 
     /// @inheritdoc ILicenseNFT
+    function transfersOf(uint256 licenceId) external view returns (uint256) {
+        _requireLicence(licenceId);
+        return _licences[licenceId].transfers;
+    }
+
+    /// @inheritdoc ILicenseNFT
     function rentalOf(uint256 modelId, address account) external view returns (uint256 licenceId) {
         return _access[modelId][account].rentalId;
     }
@@ -196,8 +206,9 @@ contract LicenseNFT is ERC721, ILicenseNFT, IERC4907 {
     }
 
     // ---------------------------------------------------------------- internal
-    /// @dev Moves the access of a transferred or burnt licence from its holder to the receiver. Mints
-    /// set access themselves (`_mintLicence`).
+    /// @dev Moves the access of a transferred or burnt licence from its holder to the receiver and
+    /// counts the transfer (`transfersOf`). Mints set access themselves (`_mintLicence`) and count
+    /// nothing; a burn deletes the record, counter included (`terminate`).
     function _update(address to, uint256 tokenId, address auth) internal override returns (address from) {
         from = super._update(to, tokenId, auth);
         if (from == address(0)) return from;
@@ -230,6 +241,12 @@ contract LicenseNFT is ERC721, ILicenseNFT, IERC4907 {
                 toAccess.rentalExpires = expires;
             }
         }
+        if (to != address(0)) {
+            unchecked {
+                // Each transfer costs far more than 21,000 gas: 2**48 of them (> 5 * 10**18 gas) cannot happen.
+                ++licence.transfers;
+            }
+        }
         emit UpdateUser(tokenId, to, to == address(0) ? 0 : expires);
     }
 
@@ -242,7 +259,12 @@ contract LicenseNFT is ERC721, ILicenseNFT, IERC4907 {
             // One id per mint; 2**64 mints cannot happen.
             licenceId = ++_licenceCount;
         }
-        _licences[licenceId] = Licence(SafeCast.toUint128(modelId), kind == Kind.Perpetual ? expires : 0, kind);
+        // NOTE: field by field, not `= Licence(...)`: the slot of a new id is zero, so `transfers` (and a
+        // rental's `expires`) start at 0 unwritten; a struct copy writes every field (up to ~280 gas each).
+        Licence storage licence = _licences[licenceId];
+        licence.modelId = SafeCast.toUint128(modelId);
+        if (kind == Kind.Perpetual) licence.expires = expires;
+        licence.kind = kind;
         // NOTE: `_mint`, not `_safeMint`: no receiver callback runs inside the escrow's payment flow.
         _mint(holder, licenceId);
         Access storage access = _access[modelId][holder];

@@ -25,7 +25,9 @@ import {Payments} from "./libraries/Payments.sol";
 ///   outside these functions);
 /// - a bucket's `fee <= amount`; a bucket only pays out once, after its `releaseAt`;
 /// - each licence receipt (what its payer may dispute) is part of exactly one unsettled bucket;
-/// - a currency id, once given, names the same currency forever (offers and listings store ids).
+/// - a currency id, once given, names the same currency forever (offers and listings store ids);
+/// - a listing sells only the holding that made it: once the licence changes holder (by any transfer)
+///   the listing is stale forever, even if the licence comes back to its seller.
 /// IMPORTANT: ERC-20 payments are booked at the balance actually received, so a fee-on-transfer token
 /// costs the payees its fee, not the payer. Only allow tokens whose `transfer` cannot be blocked for
 /// the escrow; a token that blocks transfers out freezes withdrawals in that token only.
@@ -91,11 +93,12 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
         uint16 feeBps;
     }
 
-    /// @dev A listing as stored: the currency by id so that seller and currency share a slot.
+    /// @dev A listing as stored: the currency by id so that seller, currency and holding share a slot.
     struct StoredListing {
         // slot 0
         address seller;
         uint8 currencyId; // `_currencies[currencyId]`
+        uint48 transfers; // the licence's `transfersOf` when listed: the listing is live while it is unchanged
         // slot 1
         uint128 price;
     }
@@ -290,8 +293,9 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
             IERC721(licences).getApproved(licenceId) != address(this)
                 && !IERC721(licences).isApprovedForAll(holder, address(this))
         ) revert NotApproved(licenceId);
+        uint48 transfers = ILicenseNFT(licences).transfersOf(licenceId).toUint48();
         // `currencyId <= MAX_CURRENCIES` fits in uint8.
-        _listings[licenceId] = StoredListing(holder, uint8(currencyId), price);
+        _listings[licenceId] = StoredListing(holder, uint8(currencyId), transfers, price);
         emit Listed(licenceId, holder, currency, price);
     }
 
@@ -311,11 +315,10 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
     /// @dev The fee is taken from the seller's part; the royalty receiver's part carries no fee.
     function buyListed(uint256 licenceId, uint256 maxPrice) external payable nonReentrant {
         StoredListing memory listing = _listings[licenceId];
-        // A listing whose seller no longer holds the licence is stale.
-        if (listing.seller == address(0) || _licenceHolder(licenceId) != listing.seller) revert NotListed(licenceId);
+        (bool live, uint256 modelId) = _liveListing(licenceId, listing);
+        if (!live) revert NotListed(licenceId);
         if (listing.price > maxPrice) revert PriceAboveMax(listing.price, maxPrice);
         delete _listings[licenceId];
-        uint256 modelId = ILicenseNFT(licences).licenceOf(licenceId).modelId;
         Currency memory currency = _currencyById(listing.currencyId);
         (uint256 received, uint256 fee) = _collect(currency, listing.price);
         (address receiver, uint256 royalty) = IERC2981(registry).royaltyInfo(modelId, received);
@@ -472,7 +475,8 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
     /// @inheritdoc IRentalEscrow
     function listingOf(uint256 licenceId) external view returns (Listing memory) {
         StoredListing memory listing = _listings[licenceId];
-        if (listing.seller == address(0)) return Listing(address(0), address(0), 0);
+        (bool live,) = _liveListing(licenceId, listing);
+        if (!live) return Listing(address(0), address(0), 0);
         return Listing(listing.seller, _currencyById(listing.currencyId).token, listing.price);
     }
 
@@ -702,6 +706,25 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
         } catch {
             revert UnknownModel(modelId);
         }
+    }
+
+    /// @dev Whether `listing` (of `licenceId`) can be bought: it exists and the licence has not changed
+    /// holder since it was listed; and the licence's model (0 when not live). One call to the LicenseNFT.
+    /// NOTE: no `ownerOf` check: an unchanged transfer counter means no transfer since `list`, which
+    /// required the seller to hold the licence, so the seller still holds it; a terminated licence
+    /// (its record deleted) makes `licenceOf` revert, read here as not live.
+    function _liveListing(uint256 licenceId, StoredListing memory listing)
+        private
+        view
+        returns (bool live, uint256 modelId)
+    {
+        if (listing.seller == address(0)) return (false, 0);
+        try ILicenseNFT(licences).licenceOf(licenceId) returns (ILicenseNFT.Licence memory licence) {
+            if (licence.transfers == listing.transfers) return (true, licence.modelId);
+        } catch {
+            // The licence was terminated (or never minted): nothing to sell.
+        }
+        return (false, 0);
     }
 
     /// @dev The holder of `licenceId`, or zero if it does not exist (never minted or terminated).

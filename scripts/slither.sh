@@ -37,8 +37,10 @@ import sys
 TRIAGED = {
     ("arbitrary-send-erc20", "RentalEscrow", "buyListed"),        # T1: ERC-721 from the listing's seller
     ("msg-value-in-nonpayable", "RentalEscrow", "_collect"),      # T2: reached only from payable fns
+    ("msg-value-in-nonpayable", "CreditEscrow", "_collect"),      # T2
     ("uninitialized-state", "RelayerRegistry", "_relayersOf"),    # T3: written through a storage ref
     ("uninitialized-state", "RentalEscrow", "_terms"),            # T3
+    ("uninitialized-state", "CreditEscrow", "_channels"),         # T3
     ("divide-before-multiply", "Payments", "releaseAt"),          # T4: rounding up to the hour, wanted
     ("incorrect-equality", "CreditEscrow", "_collect"),           # T5: `received == 0` is a guard
     ("uninitialized-local", "RentalEscrow", "resolveDispute"),    # T6: zero defaults are meant

@@ -19,10 +19,13 @@ interface ILicenseNFT {
     /// @param modelId The licensed model.
     /// @param expires End of the rental in seconds; `type(uint64).max` for a perpetual licence.
     /// @param kind Rental or perpetual.
+    /// @param transfers How many times the licence has changed holder since it was minted (see
+    /// `transfersOf`).
     struct Licence {
         uint128 modelId;
         uint64 expires;
         Kind kind;
+        uint48 transfers;
     }
 
     /// @notice The caller is not the marketplace.
@@ -88,6 +91,14 @@ interface ILicenseNFT {
 
     /// @notice The licence record of `licenceId`.
     function licenceOf(uint256 licenceId) external view returns (Licence memory);
+
+    /// @notice How many times licence `licenceId` has changed holder since it was minted: every
+    /// transfer (plain ERC-721 or a resale through the escrow) adds one; minting does not. Together
+    /// with the holder it names one holding of the licence, so a marketplace listing made by a holder
+    /// can tell that the licence left and came back (the escrow's listings record it and die when it
+    /// changes). Reverts with `UnknownLicence` if the licence does not exist (never minted or
+    /// terminated).
+    function transfersOf(uint256 licenceId) external view returns (uint256);
 
     /// @notice The rental licence `account` holds for `modelId`, or 0 if none (used to extend instead
     /// of minting a second token).

@@ -150,7 +150,9 @@ interface IRentalEscrow {
     function delist(uint256 licenceId) external;
 
     /// @notice Buy a listed licence; the model owner's ERC-2981 royalty and the platform fee are
-    /// taken from the price and held like any payment.
+    /// taken from the price and held like any payment. Reverts with `NotListed` if the listing is
+    /// stale: a listing sells only the holding that made it, so any transfer of the licence since
+    /// `list` (`ILicenseNFT.transfersOf` changed) ends it, even if the licence came back.
     function buyListed(uint256 licenceId, uint256 maxPrice) external payable;
 
     // ---------------------------------------------------------------- disputes
@@ -186,6 +188,10 @@ interface IRentalEscrow {
 
     // ---------------------------------------------------------------- views
     function offerOf(uint256 modelId) external view returns (Offer memory);
+    /// @notice The live listing of licence `licenceId`, or an empty one (zero seller, currency and price)
+    /// if it has none or its listing is stale: the licence changed holder since it was listed (even if
+    /// it came back to the seller) or was terminated. A stale listing stays stored until `delist` or
+    /// the next `list`, but `buyListed` refuses it with `NotListed`.
     function listingOf(uint256 licenceId) external view returns (Listing memory);
     function disputeOf(uint256 disputeId) external view returns (Dispute memory);
     /// @notice Who shares a payment carrying `payeeSet`, and in what basis points.

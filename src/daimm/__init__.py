@@ -1,7 +1,7 @@
 """daimm: a decentralized AI model marketplace.
 
-Creators publish encrypted models on IPFS; licences, rentals and payments live on chain; an inference
-relayer serves predictions only to wallets that hold a live licence.
+Creators publish encrypted models on IPFS; licences, rentals and payments live on chain; an
+inference relayer serves predictions only to wallets that hold a live licence.
 """
 
 from daimm.errors import DaimmError

@@ -4,9 +4,9 @@ in-process chain (eth-tester + py-evm), bypassing ape's per-transaction overhead
 NOTE: ape runs every transaction three times on the test provider (gas estimate, the transaction,
 and a replay that collects debug logs), which makes a 200-sequence property run take a quarter of an
 hour. The property tests only need "did it succeed, what did it log, what did it revert with", so
-this driver signs with ``eth_account``, sends the raw transaction to eth-tester once with a fixed
-gas limit, and reads the receipt's logs itself. Everything else (deployment, fixtures, unit tests) uses
-ape as usual; the chain is the same one.
+this driver signs with ``eth_account``, sends the raw transaction to eth-tester once with a
+fixed gas limit, and reads the receipt's logs itself. Everything else (deployment, fixtures, unit
+tests) uses ape as usual; the chain is the same one.
 """
 
 from __future__ import annotations

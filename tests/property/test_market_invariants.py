@@ -425,6 +425,8 @@ class MarketMachine(RuleBasedStateMachine):
         )
         if error is None:
             lic.holder = receiver
+            # A transfer ends the licence's listing for good, even if the licence comes back.
+            ledger.listings.pop(lid, None)
         self.touched_access.update({(lic.model_id, holder), (lic.model_id, receiver)})
 
     # ------------------------------------------------------------------ disputes

@@ -8,6 +8,7 @@ from tests.utils.chain import ETH, only, single
 from tests.utils.market import FEE_BPS, PERPETUAL, ROYALTY_BPS
 
 RESALE = 20 * 10**18 + 7  # odd on purpose
+REFUND = 0  # IRentalEscrow.Resolution.Refund
 
 
 @pytest.fixture
@@ -125,6 +126,48 @@ def test_buy_listed__stale_listing_after_a_plain_transfer__reverts(
     # A plain ERC-721 transfer moves the licence without royalty; the old listing dies with it.
     licences.transferFrom(buyer, stranger, listed, sender=buyer)
 
+    assert escrow.listingOf(listed) == (ETH, ETH, 0)
+    with ape.reverts(escrow.NotListed, licenceId=listed):
+        escrow.buyListed(listed, RESALE, sender=renter)
+
+
+def test_buy_listed__after_the_licence_left_and_came_back__reverts(
+    escrow, licences, listed, buyer, stranger, renter
+):
+    # The seller approved the escrow for all its licences, so the approval survives the round trip:
+    # only the listing's record of the holding (`transfersOf`) tells that this is a new holding.
+    licences.setApprovalForAll(escrow, True, sender=buyer)
+    licences.transferFrom(buyer, stranger, listed, sender=buyer)
+    licences.transferFrom(stranger, buyer, listed, sender=stranger)
+
+    assert licences.ownerOf(listed) == buyer.address
+    assert escrow.listingOf(listed) == (ETH, ETH, 0)
+    with ape.reverts(escrow.NotListed, licenceId=listed):
+        escrow.buyListed(listed, RESALE, sender=renter)
+    assert licences.ownerOf(listed) == buyer.address
+
+
+def test_list__again_after_the_licence_came_back__sells_at_the_new_price(
+    escrow, licences, listed, buyer, stranger, renter, token
+):
+    licences.transferFrom(buyer, stranger, listed, sender=buyer)
+    licences.transferFrom(stranger, buyer, listed, sender=stranger)
+    licences.approve(escrow, listed, sender=buyer)
+
+    escrow.list(listed, token, RESALE + 1, sender=buyer)
+
+    assert escrow.listingOf(listed) == (buyer.address, token.address, RESALE + 1)
+    tx = escrow.buyListed(listed, RESALE + 1, sender=renter)
+    assert only(tx, escrow.Resold).price == RESALE + 1
+    assert licences.ownerOf(listed) == renter.address
+
+
+def test_buy_listed__terminated_licence__reverts(escrow, licences, listed, buyer, renter, arbiter):
+    # A full refund ends the licence (its record is deleted); the listing cannot sell it.
+    dispute = only(escrow.openDispute(listed, sender=buyer), escrow.DisputeOpened).disputeId
+    escrow.resolveDispute(dispute, REFUND, 0, sender=arbiter)
+
+    assert escrow.listingOf(listed) == (ETH, ETH, 0)
     with ape.reverts(escrow.NotListed, licenceId=listed):
         escrow.buyListed(listed, RESALE, sender=renter)
 

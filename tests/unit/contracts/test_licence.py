@@ -40,7 +40,7 @@ def test_mint__perpetual__gives_access_forever(licences, minter, renter, chain):
     user = only(tx, licences.UpdateUser)
     assert (user.tokenId, user.user, user.expires) == (1, renter.address, MAX_UINT64)
     assert licences.ownerOf(1) == renter.address
-    assert licences.licenceOf(1) == (MODEL, MAX_UINT64, PERPETUAL)
+    assert licences.licenceOf(1) == (MODEL, MAX_UINT64, PERPETUAL, 0)
     assert licences.perpetualCountOf(MODEL, renter) == 1
     chain.pending_timestamp += 10 * 365 * DAY
     chain.mine()
@@ -209,6 +209,28 @@ def test_transfer__to_an_account_with_a_rental_of_the_model__reverts(
         licences.transferFrom(renter, buyer, 1, sender=renter)
 
 
+def test_transfers_of__counts_each_change_of_holder_but_not_mints_or_extensions(
+    licences, minter, renter, buyer
+):
+    mint_rental(licences, minter, renter)
+    mint_rental(licences, minter, renter)  # extends licence 1
+    assert licences.transfersOf(1) == 0
+
+    licences.transferFrom(renter, buyer, 1, sender=renter)
+    assert licences.transfersOf(1) == 1
+    licences.safeTransferFrom(buyer, renter, 1, sender=buyer)
+    assert licences.transfersOf(1) == 2
+    licences.setLocked(1, True, sender=minter)
+    with ape.reverts(licences.LicenceLocked, licenceId=1):
+        licences.transferFrom(renter, buyer, 1, sender=renter)
+
+    # Back with its first holder, but a different holding: the count does not go back.
+    assert licences.ownerOf(1) == renter.address
+    assert licences.transfersOf(1) == 2
+    assert licences.licenceOf(1).transfers == 2
+    assert licences.licenceOf(1).modelId == MODEL
+
+
 def test_transfer__model_owner_cannot_take_or_burn_a_licence(
     licences, registry, minter, renter, creator
 ):
@@ -293,7 +315,14 @@ def test_terminate__unknown_licence__reverts(licences, minter):
 
 
 def test_views__unknown_licence__revert(licences):
-    for view in (licences.licenceOf, licences.userOf, licences.userExpires, licences.isLocked):
+    views = (
+        licences.licenceOf,
+        licences.userOf,
+        licences.userExpires,
+        licences.isLocked,
+        licences.transfersOf,
+    )
+    for view in views:
         with ape.reverts(licences.UnknownLicence, licenceId=1):
             view(1)
 

@@ -66,7 +66,9 @@ def test_standard_json__refuses_files_outside_the_allowed_folders(tmp_path: Path
     secret.write_text("pragma solidity 0.8.28; contract S {}")
     (base / "A.sol").write_text(f'pragma solidity 0.8.28; import "{secret}"; contract A {{}}')
 
-    result = run_bridge("--standard-json", "--base-path", str(base), stdin=standard_json({"A.sol": ""}))
+    result = run_bridge(
+        "--standard-json", "--base-path", str(base), stdin=standard_json({"A.sol": ""})
+    )
 
     errors = [e["message"] for e in json.loads(result.stdout)["errors"] if e["severity"] == "error"]
     assert any("outside of allowed directories" in message for message in errors)
