@@ -305,13 +305,18 @@ def _rent(stack: dict[str, Any], escrow: Any, account: Any, periods: int = 1) ->
     escrow.rent(stack["model_id"], periods, price, value=price, sender=account)
 
 
+def _rented_client(stack: dict[str, Any], escrow: Any, renter: Any, chain: Any) -> RelayerClient:
+    """Rent the model for one period, wait until the relayer has seen it, return renter's client."""
+    _rent(stack, escrow, renter)
+    _wait_for_block(stack, chain)
+    return _client(stack, renter)
+
+
 # ------------------------------------------------------------------ the happy path
 def test_a_renter_gets_the_outputs_of_onnx_runtime_on_the_plaintext_model(
     stack: Any, escrow: Any, renter: Any, chain: Any
 ) -> None:
-    _rent(stack, escrow, renter)
-    _wait_for_block(stack, chain)
-    client = _client(stack, renter)
+    client = _rented_client(stack, escrow, renter, chain)
 
     prediction = client.predict(stack["model_id"], {"input": stack["rows"].tolist()})
 
@@ -338,9 +343,7 @@ def test_a_wallet_without_a_licence_is_refused_403(stack: Any, stranger: Any, ch
 def test_a_replayed_request_is_refused_401(
     stack: Any, escrow: Any, renter: Any, chain: Any
 ) -> None:
-    _rent(stack, escrow, renter)
-    _wait_for_block(stack, chain)
-    client = _client(stack, renter)
+    client = _rented_client(stack, escrow, renter, chain)
     body = json.dumps({"inputs": {"input": [[5.1, 3.5, 1.4, 0.2]]}}).encode()
     headers = client.signed_headers(stack["model_id"], body)
     path = f"{stack['url']}/v1/models/{stack['model_id']}/predict"
@@ -355,9 +358,7 @@ def test_a_replayed_request_is_refused_401(
 def test_malformed_and_oversized_requests_are_refused_by_the_daemon(
     stack: Any, escrow: Any, renter: Any, chain: Any
 ) -> None:
-    _rent(stack, escrow, renter)
-    _wait_for_block(stack, chain)
-    client = _client(stack, renter)
+    client = _rented_client(stack, escrow, renter, chain)
 
     with pytest.raises(RequestRefusedError) as wrong_shape:
         client.predict(stack["model_id"], {"input": [[1.0, 2.0]]})
@@ -375,9 +376,7 @@ def test_malformed_and_oversized_requests_are_refused_by_the_daemon(
 def test_a_rental_that_expires_stops_being_served(
     stack: Any, escrow: Any, renter: Any, chain: Any
 ) -> None:
-    _rent(stack, escrow, renter)
-    _wait_for_block(stack, chain)
-    client = _client(stack, renter)
+    client = _rented_client(stack, escrow, renter, chain)
     assert client.predict(stack["model_id"], {"input": [[5.1, 3.5, 1.4, 0.2]]}).outputs
 
     chain.pending_timestamp += PERIOD + 1
@@ -392,9 +391,7 @@ def test_a_rental_that_expires_stops_being_served(
 def test_a_model_owner_who_deauthorises_the_relayer_stops_it_serving(
     stack: Any, escrow: Any, renter: Any, creator: Any, chain: Any
 ) -> None:
-    _rent(stack, escrow, renter)
-    _wait_for_block(stack, chain)
-    client = _client(stack, renter)
+    client = _rented_client(stack, escrow, renter, chain)
     assert client.predict(stack["model_id"], {"input": [[5.1, 3.5, 1.4, 0.2]]}).outputs
 
     stack["relayers"].deauthorise(stack["model_id"], stack["relayer"], sender=creator)
@@ -456,9 +453,7 @@ def test_a_voucher_beyond_the_deposit_is_refused_402(stack: Any, buyer: Any, cha
 def test_the_rpc_endpoint_going_away_gives_503_then_recovers(
     stack: Any, escrow: Any, renter: Any, chain: Any
 ) -> None:
-    _rent(stack, escrow, renter)
-    _wait_for_block(stack, chain)
-    client = _client(stack, renter)
+    client = _rented_client(stack, escrow, renter, chain)
     assert client.predict(stack["model_id"], {"input": [[5.1, 3.5, 1.4, 0.2]]}).outputs
 
     stack["proxy"].stop()

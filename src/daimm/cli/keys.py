@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from daimm.cli.ipfs import os_errors
 from daimm.errors import ValidationError
 
-__all__ = ["keys", "passphrase_options", "read_passphrase"]
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+__all__ = ["keys", "load_key", "passphrase_options", "read_passphrase"]
 
 _PASSPHRASE_ENV = "DAIMM_KEY_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 
@@ -42,6 +46,13 @@ def read_passphrase(
     if ask:
         return str(click.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm))
     return os.environ.get(_PASSPHRASE_ENV) or None
+
+
+def load_key(keyfile: Path, passphrase_file: Path | None, ask: bool) -> X25519PrivateKey:
+    """The private key in ``keyfile``, opened with the passphrase from :func:`read_passphrase`."""
+    from daimm.crypto.keys import load_private_key
+
+    return load_private_key(keyfile, read_passphrase(passphrase_file, ask))
 
 
 @click.group()
@@ -89,7 +100,7 @@ def show(keyfile: Path, passphrase_file: Path | None, ask_passphrase: bool) -> N
     Example:
       daimm keys show relayer.key
     """
-    from daimm.crypto.keys import load_private_key, public_key_of
+    from daimm.crypto.keys import public_key_of
 
-    private = load_private_key(keyfile, read_passphrase(passphrase_file, ask_passphrase))
+    private = load_key(keyfile, passphrase_file, ask_passphrase)
     click.echo(str(public_key_of(private)))

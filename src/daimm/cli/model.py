@@ -18,7 +18,7 @@ from daimm.cli._market import (
     yes_option,
 )
 from daimm.cli.ipfs import open_backend, store_options
-from daimm.cli.keys import passphrase_options, read_passphrase
+from daimm.cli.keys import load_key, passphrase_options
 
 __all__ = ["model"]
 
@@ -90,7 +90,6 @@ def publish(
       daimm model publish iris.onnx --meta iris.json --key creator.key \\
           --account creator --network ethereum:local:foundry --royalty-bps 500
     """
-    from daimm.crypto import load_private_key
     from daimm.market import publishing
 
     metadata = publishing.load_metadata(meta)
@@ -102,7 +101,7 @@ def publish(
     )
     if validate_only:
         return
-    creator_key = load_private_key(keyfile, read_passphrase(passphrase_file, ask_passphrase))
+    creator_key = load_key(keyfile, passphrase_file, ask_passphrase)
     market = open_market(deployments)
     with open_backend(store, kubo) as backend:
         package, plan = publishing.plan_publish(
@@ -169,11 +168,10 @@ def version(
       daimm model version 1 iris-v2.onnx --meta iris-v2.json --key creator.key \\
           --account creator --network ethereum:local:foundry
     """
-    from daimm.crypto import load_private_key
     from daimm.market import publishing
 
     metadata = publishing.load_metadata(meta)
-    creator_key = load_private_key(keyfile, read_passphrase(passphrase_file, ask_passphrase))
+    creator_key = load_key(keyfile, passphrase_file, ask_passphrase)
     market = open_market(deployments)
     with open_backend(store, kubo) as backend:
         package, plan = publishing.plan_publish_version(

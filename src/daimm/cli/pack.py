@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from daimm.cli.ipfs import os_errors, progress_bar, quiet_option
-from daimm.cli.keys import passphrase_options, read_passphrase
+from daimm.cli.keys import load_key, passphrase_options
 
 __all__ = ["pack"]
 
@@ -161,16 +161,10 @@ def decrypt(
       daimm pack decrypt model.onnx.enc --envelope model.onnx.enc.envelope.json \\
           --key relayer.key -o model.onnx --model-id 7 --model-version 1
     """
-    from daimm.crypto import (
-        KeyEnvelope,
-        decrypt_stream,
-        load_private_key,
-        model_associated_data,
-        unwrap_key,
-    )
+    from daimm.crypto import KeyEnvelope, decrypt_stream, model_associated_data, unwrap_key
     from daimm.ipfs import atomic_output
 
-    private = load_private_key(keyfile, read_passphrase(passphrase_file, ask_passphrase))
+    private = load_key(keyfile, passphrase_file, ask_passphrase)
     content_key = unwrap_key(KeyEnvelope.from_json(envelope.read_bytes()), private)
     ad = model_associated_data(model_id, model_version)
     with (
@@ -224,10 +218,10 @@ def share(
       daimm pack share model.onnx.enc.envelope.json --key creator.key \\
           --recipient x25519:9f1c... -o model.onnx.enc.envelope.json
     """
-    from daimm.crypto import KeyEnvelope, PublicKey, add_recipient, load_private_key, unwrap_key
+    from daimm.crypto import KeyEnvelope, PublicKey, add_recipient, unwrap_key
     from daimm.ipfs import atomic_output
 
-    private = load_private_key(keyfile, read_passphrase(passphrase_file, ask_passphrase))
+    private = load_key(keyfile, passphrase_file, ask_passphrase)
     current = KeyEnvelope.from_json(envelope.read_bytes())
     content_key = unwrap_key(current, private)
     for text in recipients:

@@ -22,7 +22,7 @@ from daimm.cli._market import (
     yes_option,
 )
 from daimm.cli.ipfs import open_backend, store_options
-from daimm.cli.keys import passphrase_options, read_passphrase
+from daimm.cli.keys import load_key, passphrase_options
 
 __all__ = ["COMMANDS", "approve_operator", "authorise", "register"]
 
@@ -110,10 +110,9 @@ def authorise(
       daimm relayer authorise 1 0xRelayer... --key creator.key --account creator \\
           --network ethereum:local:foundry
     """
-    from daimm.crypto import load_private_key
     from daimm.market import publishing
 
-    creator_key = load_private_key(keyfile, read_passphrase(passphrase_file, ask_passphrase))
+    creator_key = load_key(keyfile, passphrase_file, ask_passphrase)
     market = open_market(deployments)
     with open_backend(store, kubo) as backend:
         envelope_cid, plan = publishing.plan_authorise_relayer(

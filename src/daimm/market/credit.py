@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from daimm.errors import InsufficientBalanceError, OfferError, PreflightError, ValidationError
+from daimm.errors import OfferError, PreflightError, ValidationError
 from daimm.market._base import ContractClient
 from daimm.market._tx import Plan, checksum, field_of, first_event, tx_hash
 from daimm.market.escrow import Escrow
@@ -93,17 +93,15 @@ class Credit(ContractClient):
                 f" {', '.join(self.relayers.relayers_of(model_id)) or 'none yet'}"
             )
         currency = self.currency_of(offer.currency)
-        if currency.is_eth:
-            if int(sender.balance) < amount:
-                raise InsufficientBalanceError(
-                    f"{checksum(sender)} holds {currency.format(int(sender.balance))} but the"
-                    f" deposit is {currency.format(amount)} plus gas: fund the account"
-                )
-            steps = []
-        else:
-            steps = self.escrow.erc20(currency.address).payment_steps(
-                sender, self.address, amount, approve=approve, spender_name="credit"
-            )
+        steps = self.escrow._payment_steps(
+            currency,
+            amount,
+            sender,
+            approve=approve,
+            spender=self.address,
+            spender_name="credit",
+            what="deposit",
+        )
         action = self._step(
             f"deposit {currency.format(amount)} of credit for model {model_id}",
             "deposit",

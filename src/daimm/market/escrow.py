@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from daimm.errors import (
     InsufficientBalanceError,
@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 __all__ = ["Escrow"]
 
 BPS = 10_000
+
+T = TypeVar("T")
 
 
 def _now() -> int:
@@ -243,18 +245,33 @@ class Escrow(ContractClient):
 
     # ------------------------------------------------------------------ buyers
     def _payment_steps(
-        self, currency: Currency, amount: int, sender: AccountAPI, *, approve: bool
+        self,
+        currency: Currency,
+        amount: int,
+        sender: AccountAPI,
+        *,
+        approve: bool,
+        spender: str | None = None,
+        spender_name: str = "escrow",
+        what: str = "payment",
     ) -> list[Step]:
+        """Check ``sender`` can pay ``amount`` to ``spender`` (this escrow by default).
+
+        Returns the approval step an ERC-20 still needs (with ``approve``), or none.
+
+        Raises:
+            InsufficientBalanceError, AllowanceError: See :meth:`Token.payment_steps`.
+        """
         if currency.is_eth:
             balance = int(sender.balance)
             if balance < amount:
                 raise InsufficientBalanceError(
-                    f"{checksum(sender)} holds {currency.format(balance)} but the payment is"
+                    f"{checksum(sender)} holds {currency.format(balance)} but the {what} is"
                     f" {currency.format(amount)} plus gas: fund the account"
                 )
             return []
         return self.erc20(currency.address).payment_steps(
-            sender, self.address, amount, approve=approve, spender_name="escrow"
+            sender, spender or self.address, amount, approve=approve, spender_name=spender_name
         )
 
     def _live_offer(self, model_id: int) -> Offer:
@@ -276,6 +293,32 @@ class Escrow(ContractClient):
                 f" {currency.format(max_price)}: raise --max-price if you accept it"
             )
         return max_price
+
+    def _payment_plan(
+        self,
+        offer: Offer,
+        price: int,
+        label: str,
+        method: str,
+        *args: Any,
+        parse: Callable[[Sequence[ReceiptAPI]], T],
+        sender: AccountAPI,
+        max_price: int | None,
+        approve: bool,
+    ) -> Plan[T]:
+        """Plan paying ``price`` (smallest unit of the offer's currency) into ``method``.
+
+        Checks ``max_price``, the sender's balance and allowance (adding an approval step if
+        ``approve``), then calls ``method(*args, ceiling)`` with the ETH value when the offer is in
+        ETH; ``ceiling`` is ``max_price`` if given, else ``price``.
+        """
+        currency = self.currency_of(offer.currency)
+        ceiling = self._check_max(price, max_price, currency)
+        steps = self._payment_steps(currency, price, sender, approve=approve)
+        action = self._step(
+            label, method, *args, ceiling, sender=sender, value=price if currency.is_eth else 0
+        )
+        return Plan(action.label, (*steps, action), parse, payment=price, currency=currency)
 
     def plan_rent(
         self,
@@ -308,19 +351,6 @@ class Escrow(ContractClient):
                 f"model {model_id} rents for {offer.min_periods} to {offer.max_periods} periods"
                 f" of {offer.period_seconds} s, not {periods}"
             )
-        currency = self.currency_of(offer.currency)
-        price = offer.rental_price(periods)
-        ceiling = self._check_max(price, max_price, currency)
-        steps = self._payment_steps(currency, price, sender, approve=approve)
-        action = self._step(
-            f"rent model {model_id} for {periods} period(s)",
-            "rent",
-            model_id,
-            periods,
-            ceiling,
-            sender=sender,
-            value=price if currency.is_eth else 0,
-        )
 
         def parse(receipts: Sequence[ReceiptAPI]) -> Rental:
             rented = first_event(receipts[-1], self.contract, "Rented")
@@ -337,7 +367,18 @@ class Escrow(ContractClient):
                 tx_hash(receipts[-1]),
             )
 
-        return Plan(action.label, (*steps, action), parse, payment=price, currency=currency)
+        return self._payment_plan(
+            offer,
+            offer.rental_price(periods),
+            f"rent model {model_id} for {periods} period(s)",
+            "rent",
+            model_id,
+            periods,
+            parse=parse,
+            sender=sender,
+            max_price=max_price,
+            approve=approve,
+        )
 
     def rent(
         self,
@@ -371,18 +412,6 @@ class Escrow(ContractClient):
         offer = self._live_offer(model_id)
         if offer.perpetual_price == 0:
             raise OfferError(f"model {model_id} is not for sale (its offer has no perpetual price)")
-        currency = self.currency_of(offer.currency)
-        price = offer.perpetual_price
-        ceiling = self._check_max(price, max_price, currency)
-        steps = self._payment_steps(currency, price, sender, approve=approve)
-        action = self._step(
-            f"buy a perpetual licence for model {model_id}",
-            "buy",
-            model_id,
-            ceiling,
-            sender=sender,
-            value=price if currency.is_eth else 0,
-        )
 
         def parse(receipts: Sequence[ReceiptAPI]) -> Purchase:
             bought = first_event(receipts[-1], self.contract, "Bought")
@@ -397,7 +426,17 @@ class Escrow(ContractClient):
                 tx_hash(receipts[-1]),
             )
 
-        return Plan(action.label, (*steps, action), parse, payment=price, currency=currency)
+        return self._payment_plan(
+            offer,
+            offer.perpetual_price,
+            f"buy a perpetual licence for model {model_id}",
+            "buy",
+            model_id,
+            parse=parse,
+            sender=sender,
+            max_price=max_price,
+            approve=approve,
+        )
 
     def buy(
         self,

@@ -73,24 +73,32 @@ def _json(output):
 
 
 @pytest.fixture
-def published(run, iris, write_meta, creator_key):
-    """A model published through the CLI by the creator; returns its id."""
-    path, document = iris
-    out = _ok(
-        run(
+def publish(run, write_meta, creator_key):
+    """Run `daimm model publish MODEL --meta DOCUMENT --key <creator key> --yes [EXTRA...]` as the
+    creator; returns click's Result."""
+
+    def invoke(model, document, *extra):
+        return run(
             "model",
             "publish",
-            str(path),
+            str(model),
             "--meta",
             str(write_meta(document)),
             "--key",
             str(creator_key[1]),
             "--yes",
-            "--json",
+            *extra,
             account=CREATOR,
         )
-    )
-    return _json(out)["model_id"]
+
+    return invoke
+
+
+@pytest.fixture
+def published(publish, iris):
+    """A model published through the CLI by the creator; returns its id."""
+    path, document = iris
+    return _json(_ok(publish(path, document, "--json")))["model_id"]
 
 
 @pytest.fixture
@@ -118,22 +126,10 @@ def offered(run, published):
 
 
 # ------------------------------------------------------------------ model
-def test_modelPublish_validatesEncryptsStoresAndMints(run, iris, write_meta, creator_key, market):
+def test_modelPublish_validatesEncryptsStoresAndMints(publish, iris, market):
     path, document = iris
 
-    result = run(
-        "model",
-        "publish",
-        str(path),
-        "--meta",
-        str(write_meta(document)),
-        "--key",
-        str(creator_key[1]),
-        "--royalty-bps",
-        "500",
-        "--yes",
-        account=CREATOR,
-    )
+    result = publish(path, document, "--royalty-bps", "500")
 
     out = _ok(result)
     assert "validated iris.onnx" in out
@@ -144,50 +140,22 @@ def test_modelPublish_validatesEncryptsStoresAndMints(run, iris, write_meta, cre
     assert model.latest.weights_cid in out
 
 
-def test_modelPublish__badMetadata__oneErrorLineAndNothingMinted(
-    run, iris, write_meta, creator_key, market
-):
+def test_modelPublish__badMetadata__oneErrorLineAndNothingMinted(publish, iris, market):
     path, document = iris
     count = market.models.count()
 
-    line = _error(
-        run(
-            "model",
-            "publish",
-            str(path),
-            "--meta",
-            str(write_meta({**document, "name": ""})),
-            "--key",
-            str(creator_key[1]),
-            "--yes",
-            account=CREATOR,
-        )
-    )
+    line = _error(publish(path, {**document, "name": ""}))
 
     assert line == "Error: metadata needs a non-empty 'name'"
     assert market.models.count() == count
 
 
-def test_modelPublish__modelFailsValidation__namesTheMismatch(
-    run, iris, write_meta, creator_key, market
-):
+def test_modelPublish__modelFailsValidation__namesTheMismatch(publish, iris, market):
     path, document = iris
     wrong = {**document, "inputs": [{"name": "input", "dtype": "float64", "shape": [None, 4]}]}
     count = market.models.count()
 
-    line = _error(
-        run(
-            "model",
-            "publish",
-            str(path),
-            "--meta",
-            str(write_meta(wrong)),
-            "--key",
-            str(creator_key[1]),
-            "--yes",
-            account=CREATOR,
-        )
-    )
+    line = _error(publish(path, wrong))
 
     assert line == (
         "Error: input 'input' is tensor(float) in the model but float64 in the metadata"
@@ -195,25 +163,11 @@ def test_modelPublish__modelFailsValidation__namesTheMismatch(
     assert market.models.count() == count
 
 
-def test_modelPublish__notAnOnnxFile__saysItDoesNotLoad(
-    run, iris, write_meta, creator_key, tmp_path
-):
+def test_modelPublish__notAnOnnxFile__saysItDoesNotLoad(publish, iris, tmp_path):
     bogus = tmp_path / "bogus.onnx"
     bogus.write_bytes(b"\x00garbage")
 
-    line = _error(
-        run(
-            "model",
-            "publish",
-            str(bogus),
-            "--meta",
-            str(write_meta(iris[1])),
-            "--key",
-            str(creator_key[1]),
-            "--yes",
-            account=CREATOR,
-        )
-    )
+    line = _error(publish(bogus, iris[1]))
 
     assert line.startswith("Error: the model does not load in ONNX Runtime")
 
