@@ -17,7 +17,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 SOLC := $(SOLCX_BINARY_PATH)/solc-v$(SOLC_VERSION)
 
-.PHONY: help setup compile contract-types slither test test-python test-foundry lint demo bench fuzz console clean
+.PHONY: help setup compile contract-types slither test test-foundry lint demo bench fuzz console clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -83,4 +83,4 @@ console: compile ## ape console with the daimm contracts and namespace loaded.
 	$(APE) console
 
 clean: ## Remove build outputs (keeps .venv and node_modules).
-	rm -rf .build contracts/.cache bench/results/*.tmp
+	rm -rf .build .forge contracts/.cache
