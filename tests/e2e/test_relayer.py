@@ -28,6 +28,7 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
+from tests.utils.relayer import wait_until_current
 
 from daimm.client import ApeAccountSigner, RelayerClient, verify_receipt_document
 from daimm.errors import RequestRefusedError
@@ -290,14 +291,7 @@ def _client(stack: dict[str, Any], account: Any) -> RelayerClient:
 
 def _wait_for_block(stack: dict[str, Any], chain: Any) -> None:
     """Wait until the relayer's watcher has seen the node's head (so its cache is current)."""
-    head = chain.blocks.head.number
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        health = httpx.get(stack["url"] + "/v1/health", timeout=2).json()
-        if health["status"] == "ok" and (health["block"] or -1) >= head:
-            return
-        time.sleep(0.1)
-    pytest.fail(f"the relayer did not reach block {head}")
+    wait_until_current(stack["url"], chain)
 
 
 def _rent(stack: dict[str, Any], escrow: Any, account: Any, periods: int = 1) -> None:

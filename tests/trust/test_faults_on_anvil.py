@@ -38,6 +38,7 @@ import pytest
 
 from daimm.client import KeySigner, RelayerClient
 from tests.trust.conftest import LONG, ROOT, free_port, load_by_path, onnx_models
+from tests.utils.relayer import wait_until_current
 
 pytestmark = [pytest.mark.chain]
 
@@ -300,19 +301,6 @@ def stack(
         gateway.close()
 
 
-def wait_until_current(url: str, chain: Any, timeout_s: float = 15) -> None:
-    """Wait until the daemon's watcher is healthy and has seen the node's head."""
-    head = chain.blocks.head.number
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            health = httpx.get(url + "/v1/health", timeout=2).json()
-            if health["status"] == "ok" and (health["block"] or -1) >= head:
-                return
-        time.sleep(0.05)
-    pytest.fail(f"the relayer at {url} did not reach block {head}")
-
-
 # ------------------------------------------------------------------ the load generator
 @dataclass(frozen=True)
 class Outcome:
@@ -524,7 +512,7 @@ def test_a_reorganisation_that_removes_a_rental_withdraws_access(
 
     chain.restore(snapshot)  # evm_revert: the block holding the rental is gone
     if refill:
-        chain.mine(removed)  # the chain is back at the same height: only the cache TTL saves us
+        chain.mine(removed)  # back at the same height: only the head's new hash tells them apart
     reverted_at = time.monotonic()
 
     outcome = None

@@ -1,6 +1,7 @@
 """The relayer's HTTP API (FastAPI on uvicorn).
 
-- ``GET /v1/health``: liveness, the relayer's address, chain id and contracts, latest block seen.
+- ``GET /v1/health``: liveness, the relayer's address, chain id and contracts, latest block seen
+  (number and hash).
 - ``GET /v1/models``: models loaded now, with input and output schemas.
 - ``GET /v1/models/{model_id}/credit/{payer}``: a payer's spent total and price per call.
 - ``POST /v1/models/{model_id}/predict``: a signed request ``{"inputs": {name: nested list}}``;
@@ -219,6 +220,7 @@ def create_app(services: RelayerServices) -> FastAPI:
             "chain_id": policy.chain_id,
             "contracts": {"RelayerRegistry": policy.registry, "CreditEscrow": policy.escrow},
             "block": services.reader.latest_block,
+            "block_hash": services.reader.latest_block_hash,
             "models_loaded": len(services.models.loaded()),
             "uptime_s": round(time.time() - services.started_at, 1),
         }

@@ -10,8 +10,10 @@ Answers are cached for ``access_ttl_s`` seconds and only while no newer block ha
 log watcher polls ``eth_blockNumber``/``eth_getLogs``; on a licence, relayer, version, offer or
 credit event for a model it drops that model's entries at once, and any new block retires every
 older entry (``hasAccess`` "at the latest block" depends on the block's time, so a rental that
-expires without any event stops being served at the first block past its expiry). When the
-watcher cannot poll, the whole cache is dropped: no access is granted on stale belief.
+expires without any event stops being served at the first block past its expiry). A head that goes
+back, or that keeps its number but changes its hash (a reorganisation, or a node reverted to a
+snapshot), drops the whole cache too: the removed blocks' logs may never be seen. When the watcher
+cannot poll, the whole cache is dropped: no access is granted on stale belief.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from eth_utils import keccak, to_checksum_address
 
 from daimm.errors import ChainError, ChainUnavailableError, TransactionError
 
 __all__ = [
+    "BlockRef",
     "CacheMiss",
     "ChainReader",
     "Channel",
@@ -172,6 +175,14 @@ class CacheMiss(Exception):  # noqa: N818 - control flow, not an error a user se
     """Raised inside :meth:`ChainReader.cache_only` when an answer would need the network."""
 
 
+class BlockRef(NamedTuple):
+    """A block as the watcher tracks it: number, hash (0x-hex) and timestamp (seconds)."""
+
+    number: int
+    hash: str
+    timestamp: int
+
+
 @dataclass
 class _Entry:
     value: Any
@@ -206,6 +217,8 @@ class ChainReader:
         self._local = threading.local()
         #: Latest block the watcher has seen (None when no watcher runs: TTL alone applies).
         self.latest_block: int | None = None
+        #: Hash of that block (0x-hex), telling a reorganisation at the same height apart.
+        self.latest_block_hash: str | None = None
         #: Timestamp of that block, in seconds.
         self.latest_block_time: int | None = None
 
@@ -234,11 +247,13 @@ class ChainReader:
             raise ChainUnavailableError(f"eth_chainId returned {value!r}, not a number")
         return value
 
-    def block(self) -> tuple[int, int]:
-        """Number and timestamp (seconds) of the latest block."""
+    def block(self) -> BlockRef:
+        """Number, hash and timestamp (seconds) of the latest block."""
         block = self._guard("the latest block", lambda: self.w3.eth.get_block("latest"))
         try:
-            return int(block["number"]), int(block["timestamp"])
+            return BlockRef(
+                int(block["number"]), "0x" + bytes(block["hash"]).hex(), int(block["timestamp"])
+            )
         except (KeyError, TypeError, ValueError):
             raise ChainUnavailableError("the latest block came back malformed") from None
 
@@ -248,7 +263,7 @@ class ChainReader:
             return self.latest_block_time
         if getattr(self._local, "cache_only", False):
             raise CacheMiss("chain time")
-        return self.block()[1]
+        return self.block().timestamp
 
     @contextlib.contextmanager
     def cache_only(self) -> Iterator[None]:
@@ -380,12 +395,18 @@ class ChainReader:
         Raises:
             ChainUnavailableError: The chain could not be read (the caller drops the whole cache).
         """
-        number, timestamp = self.block()
-        if number < from_block - 1:
-            # The chain went backwards (a reorganisation, or a node reset to a snapshot): logs
-            # of the removed blocks may have been missed, so nothing cached can be trusted.
+        head = self.block()
+        number = head.number
+        replaced = number == self.latest_block and head.hash != self.latest_block_hash
+        if number < from_block - 1 or replaced:
+            # The chain went backwards or its head was replaced (a reorganisation, or a node
+            # reverted to a snapshot): logs of the removed blocks may have been missed, and
+            # answers cached at this height describe another block, so nothing cached is trusted.
             self.drop()
-            log.warning("chain went back", extra={"block": number, "expected": from_block - 1})
+            log.warning(
+                "chain went back",
+                extra={"block": number, "expected": from_block - 1, "same_height": replaced},
+            )
         elif number >= from_block:
             logs = self._guard(
                 "eth_getLogs",
@@ -400,7 +421,8 @@ class ChainReader:
             for entry in logs:
                 self._apply_log(entry)
         with self._lock:
-            self.latest_block, self.latest_block_time = number, timestamp
+            self.latest_block, self.latest_block_time = number, head.timestamp
+            self.latest_block_hash = head.hash
         return number
 
     def _apply_log(self, entry: Any) -> None:
@@ -460,7 +482,7 @@ class LogWatcher:
         """One poll: on failure drop the whole cache and mark the chain unhealthy."""
         try:
             if self._next_block is None:
-                self._next_block = self.reader.block()[0]
+                self._next_block = self.reader.block().number
             latest = self.reader.poll(self._next_block)
             self._next_block = latest + 1
             if not self.healthy:
@@ -475,6 +497,7 @@ class LogWatcher:
                 # NOTE: an impossible block number: every cached entry is stale until a poll
                 # succeeds, so reads go to the chain (and fail closed while it is down).
                 self.reader.latest_block = -2
+                self.reader.latest_block_hash = None
 
     def start(self) -> None:
         """Poll once now (so the cache starts honest), then every ``interval_s`` in a thread."""

@@ -55,6 +55,7 @@ class ChainDouble:
         self.now = int(time.time())
         self.down = False
         self.latest_block: int | None = 1
+        self.latest_block_hash: str | None = "0x" + "ab" * 32
         self.calls = 0
 
     def _read(self) -> None:

@@ -93,6 +93,7 @@ def test_health_and_metrics_answer(served: Any, relayer_account: Any) -> None:
     health = http.get("/v1/health").json()
     assert health["relayer"] == relayer_account.address
     assert health["chain_id"] == CHAIN_ID
+    assert (health["block"], health["block_hash"]) == (1, "0x" + "ab" * 32)  # the watcher's view
     metrics = http.get("/metrics")
     assert metrics.status_code == 200
     assert "daimm_relayer_requests_total" in metrics.text

@@ -39,6 +39,7 @@ class StandIn:
         self.mode = "ok"
         self.access = True
         self.block = 10
+        self.fork = 0  # which branch the head is on: a new fork at the same height changes its hash
         self.logs: list[dict[str, Any]] = []
         self.calls = 0
 
@@ -75,7 +76,7 @@ def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
             elif method == "eth_blockNumber":
                 result = hex(state.block)
             elif method == "eth_getBlockByNumber":
-                result = _block(state.block)
+                result = _block(state.block, state.fork)
             elif method == "eth_getLogs":
                 result, state.logs = state.logs, []
             else:
@@ -93,10 +94,15 @@ def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _block(number: int) -> dict[str, Any]:
+def _block_hash(number: int, fork: int) -> str:
+    return "0x" + keccak(number.to_bytes(8, "big") + fork.to_bytes(8, "big")).hex()
+
+
+def _block(number: int, fork: int = 0) -> dict[str, Any]:
     zero32 = "0x" + "00" * 32
     return {
-        "number": hex(number), "hash": zero32, "parentHash": zero32, "nonce": "0x" + "00" * 8,
+        "number": hex(number), "hash": _block_hash(number, fork),
+        "parentHash": _block_hash(number - 1, fork), "nonce": "0x" + "00" * 8,
         "sha3Uncles": zero32, "logsBloom": "0x" + "00" * 256, "transactionsRoot": zero32,
         "stateRoot": zero32, "receiptsRoot": zero32, "miner": "0x" + "00" * 20,
         "difficulty": "0x0", "totalDifficulty": "0x0", "extraData": "0x", "size": "0x0",
@@ -169,6 +175,40 @@ def test_a_new_block_retires_older_answers(node: Any) -> None:
     state.block = 11
     watcher.poll_once()
 
+    assert reader.has_access(1, ACCOUNT) is False
+
+
+def test_a_head_replaced_at_the_same_height_drops_the_cache(node: Any) -> None:
+    # A reorganisation (or a node reverted to a snapshot and mined again) can put another block at
+    # the height the watcher last saw: its number says nothing changed, only its hash does.
+    state, url = node
+    reader = _reader(url)
+    watcher = LogWatcher(reader)
+    watcher.poll_once()
+    assert reader.has_access(1, ACCOUNT) is True
+    state.access = False
+
+    state.fork = 1
+    watcher.poll_once()
+
+    assert reader.latest_block == 10
+    assert reader.latest_block_hash == _block_hash(10, 1)
+    assert reader.has_access(1, ACCOUNT) is False
+
+
+def test_a_head_that_goes_back_drops_the_cache(node: Any) -> None:
+    state, url = node
+    reader = _reader(url)
+    watcher = LogWatcher(reader)
+    state.block = 12
+    watcher.poll_once()
+    assert reader.has_access(1, ACCOUNT) is True
+    state.access = False
+
+    state.block = 11  # reverted: block 11 again, whose logs the watcher read on another branch
+    watcher.poll_once()
+
+    assert reader.latest_block == 11
     assert reader.has_access(1, ACCOUNT) is False
 
 
