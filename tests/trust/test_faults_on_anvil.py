@@ -558,7 +558,12 @@ def test_sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_cleanly(
                 ]
                 await asyncio.sleep(0.4)
                 daemon.process.send_signal(signal.SIGTERM)
-                await asyncio.sleep(0.3)
+                # uvicorn logs "Shutting down" and closes its listener in the same step; wait for
+                # the line (a fixed sleep raced a busy event loop and the late request was served).
+                deadline = time.monotonic() + 15
+                while '"Shutting down"' not in daemon.log.read_text(errors="replace"):
+                    assert time.monotonic() < deadline, "the daemon never began shutting down"
+                    await asyncio.sleep(0.05)
                 try:
                     async with httpx.AsyncClient(base_url=daemon.url, timeout=5) as fresh:
                         late: Any = (await fresh.get("/v1/health")).status_code
