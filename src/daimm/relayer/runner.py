@@ -23,7 +23,7 @@ from daimm.relayer.settings import RelayerSettings
 from daimm.relayer.vouchers import Redeemer, VoucherStore
 from daimm.relayer.worker import WorkerLimits
 
-__all__ = ["JsonLogFormatter", "build_services", "configure_logging", "serve"]
+__all__ = ["JsonLogFormatter", "build_services", "configure_logging", "serve", "uvicorn_config"]
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -171,22 +171,31 @@ def build_services(
     )
 
 
+def uvicorn_config(app: Any, settings: RelayerSettings, *, graceful_timeout_s: int = 30) -> Any:
+    """The ``uvicorn.Config`` the daemon serves ``app`` with."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        # NOTE: uvicorn's default (5 s) equals httpx's idle expiry: a client could reuse a
+        # connection in the instant the server closes it and lose the request (seen under load).
+        timeout_keep_alive=settings.keep_alive_s,  # type: ignore[arg-type]  # a float works (call_later)
+        timeout_graceful_shutdown=graceful_timeout_s,
+        server_header=False,
+    )
+
+
 def serve(settings: RelayerSettings, *, graceful_timeout_s: int = 30) -> None:
     """Run the relayer until SIGTERM/SIGINT, then finish in-flight requests and stop cleanly."""
     import uvicorn
 
     configure_logging(settings.log_level)
     services = build_services(settings)
-    app = create_app(services)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=graceful_timeout_s,
-        server_header=False,
-    )
+    config = uvicorn_config(create_app(services), settings, graceful_timeout_s=graceful_timeout_s)
     # NOTE: uvicorn captures SIGTERM/SIGINT, shuts down gracefully, then re-raises the signal into
     # the handler that was installed before it started. With Python's default handler that kills
     # the process (exit -15) after a clean shutdown; a no-op handler lets `run()` return instead,

@@ -52,6 +52,9 @@ class RelayerSettings(BaseModel):
         storage_url: URL of the Kubo RPC API or HTTP gateway.
         host: Address to listen on.
         port: TCP port to listen on.
+        keep_alive_s: How long an idle HTTP connection stays open, in seconds. Longer than
+            clients' own idle expiry (httpx's is 5 s), so a client never sends a request on a
+            connection the relayer is closing at that very moment.
         max_body_bytes: Largest request body accepted; larger ones get 413.
         rate_per_ip: Sustained requests per second allowed from one IP address.
         burst_per_ip: Requests one IP address may send at once.
@@ -93,6 +96,7 @@ class RelayerSettings(BaseModel):
     storage_url: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(8700, ge=0, le=65535)
+    keep_alive_s: float = Field(30.0, gt=0)
     max_body_bytes: int = Field(1_048_576, gt=0)
     rate_per_ip: float = Field(200.0, gt=0)
     burst_per_ip: int = Field(400, gt=0)
