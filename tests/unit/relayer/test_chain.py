@@ -138,6 +138,18 @@ def _reader(url: str, ttl_s: float = 30.0) -> ChainReader:
     return ChainReader(url, CONTRACTS, timeout_s=0.5, ttl_s=ttl_s)
 
 
+def _cached_then_revoked(node: Any, block: int = 10) -> tuple[StandIn, ChainReader, LogWatcher]:
+    """A watched reader at ``block`` that has cached "access"; the node then revokes it."""
+    state, url = node
+    state.block = block
+    reader = _reader(url)
+    watcher = LogWatcher(reader)
+    watcher.poll_once()
+    assert reader.has_access(1, ACCOUNT) is True
+    state.access = False
+    return state, reader, watcher
+
+
 def test_has_access_reads_the_licence_and_caches_it(node: Any) -> None:
     state, url = node
     reader = _reader(url)
@@ -165,12 +177,8 @@ def test_a_licence_event_drops_the_cached_answer_at_once(node: Any) -> None:
 
 
 def test_a_new_block_retires_older_answers(node: Any) -> None:
-    state, url = node
-    reader = _reader(url)
-    watcher = LogWatcher(reader)
-    watcher.poll_once()
-    assert reader.has_access(1, ACCOUNT) is True
-    state.access = False  # e.g. the rental expired: no event, only a later block
+    # e.g. the rental expired: no event, only a later block
+    state, reader, watcher = _cached_then_revoked(node)
 
     state.block = 11
     watcher.poll_once()
@@ -181,12 +189,7 @@ def test_a_new_block_retires_older_answers(node: Any) -> None:
 def test_a_head_replaced_at_the_same_height_drops_the_cache(node: Any) -> None:
     # A reorganisation (or a node reverted to a snapshot and mined again) can put another block at
     # the height the watcher last saw: its number says nothing changed, only its hash does.
-    state, url = node
-    reader = _reader(url)
-    watcher = LogWatcher(reader)
-    watcher.poll_once()
-    assert reader.has_access(1, ACCOUNT) is True
-    state.access = False
+    state, reader, watcher = _cached_then_revoked(node)
 
     state.fork = 1
     watcher.poll_once()
@@ -197,13 +200,7 @@ def test_a_head_replaced_at_the_same_height_drops_the_cache(node: Any) -> None:
 
 
 def test_a_head_that_goes_back_drops_the_cache(node: Any) -> None:
-    state, url = node
-    reader = _reader(url)
-    watcher = LogWatcher(reader)
-    state.block = 12
-    watcher.poll_once()
-    assert reader.has_access(1, ACCOUNT) is True
-    state.access = False
+    state, reader, watcher = _cached_then_revoked(node, block=12)
 
     state.block = 11  # reverted: block 11 again, whose logs the watcher read on another branch
     watcher.poll_once()
