@@ -289,11 +289,6 @@ def _client(stack: dict[str, Any], account: Any) -> RelayerClient:
     return RelayerClient(stack["url"], ApeAccountSigner(account), expected_relayer=stack["relayer"])
 
 
-def _wait_for_block(stack: dict[str, Any], chain: Any) -> None:
-    """Wait until the relayer's watcher has seen the node's head (so its cache is current)."""
-    wait_until_current(stack["url"], chain)
-
-
 def _rent(stack: dict[str, Any], escrow: Any, account: Any, periods: int = 1) -> None:
     price = periods * PRICE_PER_PERIOD
     escrow.rent(stack["model_id"], periods, price, value=price, sender=account)
@@ -302,7 +297,7 @@ def _rent(stack: dict[str, Any], escrow: Any, account: Any, periods: int = 1) ->
 def _rented_client(stack: dict[str, Any], escrow: Any, renter: Any, chain: Any) -> RelayerClient:
     """Rent the model for one period, wait until the relayer has seen it, return renter's client."""
     _rent(stack, escrow, renter)
-    _wait_for_block(stack, chain)
+    wait_until_current(stack["url"], chain)
     return _client(stack, renter)
 
 
@@ -327,7 +322,7 @@ def test_a_renter_gets_the_outputs_of_onnx_runtime_on_the_plaintext_model(
 
 # ------------------------------------------------------------------ refusals
 def test_a_wallet_without_a_licence_is_refused_403(stack: Any, stranger: Any, chain: Any) -> None:
-    _wait_for_block(stack, chain)
+    wait_until_current(stack["url"], chain)
     with pytest.raises(RequestRefusedError) as refused:
         _client(stack, stranger).predict(stack["model_id"], {"input": [[1.0, 2.0, 3.0, 4.0]]})
     assert (refused.value.status, refused.value.code) == (403, "no_licence")
@@ -375,7 +370,7 @@ def test_a_rental_that_expires_stops_being_served(
 
     chain.pending_timestamp += PERIOD + 1
     chain.mine()
-    _wait_for_block(stack, chain)
+    wait_until_current(stack["url"], chain)
 
     with pytest.raises(RequestRefusedError) as refused:
         client.predict(stack["model_id"], {"input": [[5.1, 3.5, 1.4, 0.2]]})
@@ -389,7 +384,7 @@ def test_a_model_owner_who_deauthorises_the_relayer_stops_it_serving(
     assert client.predict(stack["model_id"], {"input": [[5.1, 3.5, 1.4, 0.2]]}).outputs
 
     stack["relayers"].deauthorise(stack["model_id"], stack["relayer"], sender=creator)
-    _wait_for_block(stack, chain)
+    wait_until_current(stack["url"], chain)
 
     with pytest.raises(RequestRefusedError) as refused:
         client.predict(stack["model_id"], {"input": [[5.1, 3.5, 1.4, 0.2]]})
@@ -401,7 +396,7 @@ def test_pay_per_use_deposit_calls_redeem_and_reclaim(stack: Any, buyer: Any, ch
     credit, model_id, relayer = stack["credit"], stack["model_id"], stack["relayer"]
     deposit = 10 * PRICE_PER_CALL
     credit.deposit(model_id, relayer, deposit, value=deposit, sender=buyer)
-    _wait_for_block(stack, chain)
+    wait_until_current(stack["url"], chain)
     client = _client(stack, buyer)
 
     charged = [
@@ -430,7 +425,7 @@ def test_pay_per_use_deposit_calls_redeem_and_reclaim(stack: Any, buyer: Any, ch
 def test_a_voucher_beyond_the_deposit_is_refused_402(stack: Any, buyer: Any, chain: Any) -> None:
     credit, model_id, relayer = stack["credit"], stack["model_id"], stack["relayer"]
     credit.deposit(model_id, relayer, PRICE_PER_CALL, value=PRICE_PER_CALL, sender=buyer)
-    _wait_for_block(stack, chain)
+    wait_until_current(stack["url"], chain)
     client = _client(stack, buyer)
     body = json.dumps({"inputs": {"input": [[5.1, 3.5, 1.4, 0.2]]}}).encode()
     headers = client.signed_headers(model_id, body)
@@ -461,7 +456,7 @@ def test_the_rpc_endpoint_going_away_gives_503_then_recovers(
 
     assert (refused.value.status, refused.value.code) == (503, "chain_unavailable")
     assert health["status"] == "chain_unavailable"
-    _wait_for_block(stack, chain)
+    wait_until_current(stack["url"], chain)
     assert client.predict(stack["model_id"], {"input": [[5.1, 3.5, 1.4, 0.2]]}).outputs
 
 
@@ -478,7 +473,7 @@ def test_the_infer_and_verify_receipt_commands_work_against_the_daemon(
     key_file.write_text(str(user.private_key))
     key_file.chmod(0o600)
     _rent(stack, escrow, user)
-    _wait_for_block(stack, chain)
+    wait_until_current(stack["url"], chain)
     inputs = tmp_path / "inputs.json"
     inputs.write_text(json.dumps({"inputs": {"input": [[5.1, 3.5, 1.4, 0.2]]}}))
     answer = tmp_path / "answer.json"

@@ -404,8 +404,8 @@ class ChainReader:
             # answers cached at this height describe another block, so nothing cached is trusted.
             self.drop()
             log.warning(
-                "chain went back",
-                extra={"block": number, "expected": from_block - 1, "same_height": replaced},
+                "chain head replaced" if replaced else "chain went back",
+                extra={"block": number, "expected": from_block - 1},
             )
         elif number >= from_block:
             logs = self._guard(

@@ -183,7 +183,8 @@ def uvicorn_config(app: Any, settings: RelayerSettings, *, graceful_timeout_s: i
         access_log=False,
         # NOTE: uvicorn's default (5 s) equals httpx's idle expiry: a client could reuse a
         # connection in the instant the server closes it and lose the request (seen under load).
-        timeout_keep_alive=settings.keep_alive_s,  # type: ignore[arg-type]  # a float works (call_later)
+        # uvicorn types it int but only hands it to call_later, where a float works.
+        timeout_keep_alive=settings.keep_alive_s,  # type: ignore[arg-type]
         timeout_graceful_shutdown=graceful_timeout_s,
         server_header=False,
     )
