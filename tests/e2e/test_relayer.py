@@ -10,15 +10,11 @@ endpoint going away.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
-import select
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +24,7 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
-from tests.utils.relayer import wait_until_current
+from tests.utils.relayer import TcpProxy, free_port, node_url_or_skip, wait_until_current
 
 from daimm.client import ApeAccountSigner, RelayerClient, verify_receipt_document
 from daimm.errors import RequestRefusedError
@@ -54,105 +50,15 @@ def _onnx_helpers() -> Any:
     return module
 
 
-class TcpProxy:
-    """Forwards 127.0.0.1:<port> to the node; ``stop()`` cuts every connection and refuses new
-    ones (the RPC endpoint "goes away"), ``start()`` brings it back on the same port."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self._listener: socket.socket | None = None
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def stop(self) -> None:
-        with self._lock:
-            listener, self._listener = self._listener, None
-            doomed, self._sockets = self._sockets, []
-        for sock in [listener, *doomed]:
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(self.upstream)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._sockets += [client, server]
-            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
-
-    @staticmethod
-    def _pump(a: socket.socket, b: socket.socket) -> None:
-        try:
-            while True:
-                ready, _, _ = select.select([a, b], [], [], 1.0)
-                for sock in ready:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    (b if sock is a else a).sendall(data)
-        except (OSError, ValueError):
-            return
-        finally:
-            for sock in (a, b):
-                with contextlib.suppress(OSError):
-                    sock.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _offer(price_per_call: int = PRICE_PER_CALL) -> tuple[Any, ...]:
     # (currency, pricePerPeriod, periodSeconds, minPeriods, maxPeriods, active, perpetualPrice,
     #  pricePerCall)
     return (ETH, PRICE_PER_PERIOD, PERIOD, 1, 30, True, 0, price_per_call)
 
 
-def _answers_rpc(uri: Any) -> bool:
-    if not isinstance(uri, str) or not uri.startswith("http"):
-        return False
-    try:
-        probe = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
-        return "result" in httpx.post(uri, json=probe, timeout=2).json()
-    except (httpx.HTTPError, ValueError):
-        return False
-
-
 @pytest.fixture(scope="module")
 def node_url(chain: Any) -> str:
-    uri = getattr(chain.provider, "http_uri", None) or getattr(chain.provider, "uri", None)
-    if chain.provider.name == "test" or not _answers_rpc(uri):
-        pytest.skip(
-            "needs a real node: run with `--network ethereum:local:foundry` (anvil); the"
-            " in-process test chain has no HTTP endpoint for the relayer daemon"
-        )
-    return uri
+    return node_url_or_skip(chain, "the relayer daemon reads the chain over HTTP")
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +116,7 @@ def stack(
     assert int(tx.events.filter(registry.ModelPublished)[0].modelId) == model_id
     contracts.escrow.setOffer(model_id, _offer(), sender=creator)
 
-    port = _free_port()
+    port = free_port()
     # The relayer address registers itself (the registry refuses squatting by others).
     relayers.register(
         relayer_eth.address,

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import importlib.util
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +34,7 @@ from daimm.relayer.access import AccessPolicy, RateLimiter
 from daimm.relayer.app import RelayerServices, create_app
 from daimm.relayer.models import ModelManager, StaticSource
 from daimm.relayer.vouchers import VoucherStore
+from tests.utils.relayer import free_port
 
 #: Long runs: ``make fuzz`` sets ``DAIMM_FUZZ=long``.
 LONG = os.environ.get("DAIMM_FUZZ", "") == "long"
@@ -88,13 +88,6 @@ class ColdChainDouble(ChainDouble):  # type: ignore[misc, valid-type]
         if getattr(self._local, "cache_only", False):
             raise CacheMiss("cold")
         super()._read()
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class ThreadedUvicorn:

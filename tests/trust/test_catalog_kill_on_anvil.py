@@ -24,7 +24,8 @@ from sqlalchemy import func, select
 from daimm.catalog import CatalogContracts, CatalogStore, ChainReader, Indexer, ipfs_fetcher
 from daimm.catalog import store as t
 from daimm.ipfs import LocalBlockstore, add_file
-from tests.trust.conftest import ROOT, load_by_path
+from tests.trust.conftest import ROOT
+from tests.utils.relayer import node_url_or_skip
 
 pytestmark = [pytest.mark.chain]
 
@@ -57,14 +58,7 @@ print("done", flush=True)
 
 @pytest.fixture(scope="module")
 def node_url(chain: Any) -> str:
-    e2e = load_by_path("tests/e2e/test_relayer.py", "daimm_trust_e2e_relayer_catalog")
-    uri = getattr(chain.provider, "http_uri", None) or getattr(chain.provider, "uri", None)
-    if chain.provider.name == "test" or not e2e._answers_rpc(uri):
-        pytest.skip(
-            "needs anvil: run `ape test tests/trust --network ethereum:local:foundry` (make"
-            " test-foundry); the indexer process must read the chain over HTTP"
-        )
-    return str(uri)
+    return node_url_or_skip(chain, "the indexer process reads the chain over HTTP")
 
 
 @pytest.fixture(scope="module")

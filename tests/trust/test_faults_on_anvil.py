@@ -37,8 +37,8 @@ import httpx
 import pytest
 
 from daimm.client import KeySigner, RelayerClient
-from tests.trust.conftest import LONG, ROOT, free_port, load_by_path, onnx_models
-from tests.utils.relayer import wait_until_current
+from tests.trust.conftest import LONG, ROOT, onnx_models
+from tests.utils.relayer import TcpProxy, free_port, node_url_or_skip, wait_until_current
 
 pytestmark = [pytest.mark.chain]
 
@@ -53,9 +53,6 @@ SLOW_SIZE = 256
 ACCESS_TTL_S = 1.0
 LOG_POLL_S = 0.2
 LOAD_RETRY_S = 1.0
-
-_e2e = load_by_path("tests/e2e/test_relayer.py", "daimm_trust_e2e_relayer")
-TcpProxy = _e2e.TcpProxy
 
 
 # ------------------------------------------------------------------ the storage gateway
@@ -167,13 +164,7 @@ def stop_daemon(daemon: Daemon) -> None:
 # ------------------------------------------------------------------ the stack
 @pytest.fixture(scope="module")
 def node_url(chain: Any) -> str:
-    uri = getattr(chain.provider, "http_uri", None) or getattr(chain.provider, "uri", None)
-    if chain.provider.name == "test" or not _e2e._answers_rpc(uri):
-        pytest.skip(
-            "needs anvil: run `ape test tests/trust --network ethereum:local:foundry` (make"
-            " test-foundry); ape's in-process test chain has no HTTP endpoint for the relayer"
-        )
-    return str(uri)
+    return node_url_or_skip(chain, "the relayer daemon reads the chain over HTTP")
 
 
 @dataclass

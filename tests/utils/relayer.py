@@ -1,8 +1,11 @@
-"""Helpers for tests that run the relayer daemon against anvil."""
+"""Helpers for tests that run daemons (the relayer, the catalog indexer) against anvil."""
 
 from __future__ import annotations
 
 import contextlib
+import select
+import socket
+import threading
 import time
 from typing import Any
 
@@ -40,3 +43,104 @@ def wait_until_current(url: str, chain: Any, timeout_s: float = 15.0) -> None:
 
 def _hash_of(chain: Any, number: int) -> str:
     return "0x" + bytes(chain.provider.get_block(number).hash).hex()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def node_url_or_skip(chain: Any, why: str) -> str:
+    """The HTTP JSON-RPC URL of the node ape is connected to; skip the test if there is none.
+
+    Args:
+        chain: ape's chain manager.
+        why: Why the test needs a real node (ends the skip message).
+    """
+    uri = getattr(chain.provider, "http_uri", None) or getattr(chain.provider, "uri", None)
+    if chain.provider.name == "test" or not _answers_rpc(uri):
+        pytest.skip(
+            "needs anvil: run with `--network ethereum:local:foundry` (make test-foundry);"
+            f" ape's in-process test chain has no HTTP endpoint and {why}"
+        )
+    return str(uri)
+
+
+def _answers_rpc(uri: Any) -> bool:
+    if not isinstance(uri, str) or not uri.startswith("http"):
+        return False
+    try:
+        probe = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+        return "result" in httpx.post(uri, json=probe, timeout=2).json()
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to the node; ``stop()`` cuts every connection and refuses new
+    ones (the RPC endpoint "goes away"), ``start()`` brings it back on the same port."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._listener: socket.socket | None = None
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+            doomed, self._sockets = self._sockets, []
+        for sock in [listener, *doomed]:
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.upstream)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets += [client, server]
+            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
+
+    @staticmethod
+    def _pump(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while True:
+                ready, _, _ = select.select([a, b], [], [], 1.0)
+                for sock in ready:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    (b if sock is a else a).sendall(data)
+        except (OSError, ValueError):
+            return
+        finally:
+            for sock in (a, b):
+                with contextlib.suppress(OSError):
+                    sock.close()

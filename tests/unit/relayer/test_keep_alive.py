@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from tests.utils.relayer import free_port
 
 from daimm.relayer.app import create_app
 from daimm.relayer.runner import uvicorn_config
@@ -28,9 +29,7 @@ def serve(create_services: Any) -> Iterator[Any]:
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
     def start(keep_alive_s: float) -> int:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
+        port = free_port()
         settings = RelayerSettings(port=port, keep_alive_s=keep_alive_s)
         server = uvicorn.Server(uvicorn_config(create_app(create_services()), settings))
         thread = threading.Thread(target=server.run, daemon=True)

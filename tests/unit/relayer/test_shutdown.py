@@ -4,7 +4,6 @@ then the app closes its workers and its database."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from typing import Any
@@ -13,6 +12,7 @@ import httpx
 import numpy as np
 import pytest
 import uvicorn
+from tests.utils.relayer import free_port
 
 from daimm.relayer.app import create_app
 
@@ -36,9 +36,7 @@ def test_stopping_the_server_finishes_the_request_in_flight_then_closes_everythi
     services = create_services(
         models={1: onnx_models.slow_model(repeats=40)}, max_body_bytes=64 << 20
     )
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_config=None)
     )
