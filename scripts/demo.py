@@ -138,61 +138,6 @@ def rpc_url_of(provider: Any) -> str:
     )
 
 
-def train_model(workdir: Path) -> tuple[Path, Any, Any, float, dict[str, Any]]:
-    """Train a logistic regression on scikit-learn's breast-cancer data; export it to ONNX.
-
-    Returns:
-        The ONNX file, the held-out inputs (float32) and labels, the test accuracy, and the
-        metadata document describing the model.
-    """
-    import numpy as np
-    from skl2onnx import to_onnx
-    from sklearn.datasets import load_breast_cancer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import train_test_split
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    data = load_breast_cancer()
-    x = data.data.astype(np.float32)
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, data.target, test_size=0.25, random_state=7, stratify=data.target
-    )
-    pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    pipeline.fit(x_train, y_train)
-    accuracy = float(pipeline.score(x_test, y_test))
-    onx = to_onnx(
-        pipeline,
-        x_train[:1],
-        options={id(pipeline.steps[-1][1]): {"zipmap": False}},
-        target_opset={"": 17, "ai.onnx.ml": 3},
-    )
-    onx.graph.input[0].name = "input"
-    for node in onx.graph.node:
-        node.input[:] = ["input" if name == "X" else name for name in node.input]
-    path = workdir / "breast_cancer.onnx"
-    path.write_bytes(onx.SerializeToString())
-    features = x.shape[1]
-    metadata = {
-        "name": "Breast cancer tumour classifier",
-        "description": "Logistic regression on the Wisconsin diagnostic breast cancer data set"
-        " (30 cell-nucleus features): predicts malignant (0) or benign (1) with probabilities.",
-        "task": "tabular-classification",
-        "framework": "onnx",
-        "tags": ["medical", "oncology", "breast-cancer", "sklearn", "logistic-regression"],
-        "inputs": [{"name": "input", "dtype": "float32", "shape": [None, features]}],
-        "outputs": [
-            {"name": "label", "dtype": "int64", "shape": [None]},
-            {"name": "probabilities", "dtype": "float32", "shape": [None, 2]},
-        ],
-        "sample_input": {"input": x_test[:1].tolist()},
-        "metrics": {"accuracy": round(accuracy, 4), "test_rows": int(len(y_test))},
-        "training_data": "sklearn.datasets.load_breast_cancer, 75% stratified split (seed 7)",
-        "licence": "Research use; no clinical decisions.",
-    }
-    return path, x_test, y_test, accuracy, metadata
-
-
 @contextmanager
 def relayer_daemon(config: Path, env: dict[str, str], log_file: Path, url: str) -> Iterator[Any]:
     """Run `daimm relayer serve --config CONFIG` as a subprocess until the block exits."""
@@ -407,9 +352,11 @@ class Demo:
     # ------------------------------------------------------------------ 2
     def train(self) -> None:
         self.story.section("2. A creator trains a model")
-        self.model_path, self.x_test, self.y_test, accuracy, self.document = train_model(
-            self.workdir
-        )
+        from daimm.samples import train_sample_model
+
+        sample = train_sample_model(self.workdir)
+        self.model_path, self.x_test, self.y_test = sample.path, sample.x_test, sample.y_test
+        accuracy, self.document = sample.accuracy, sample.metadata
         self.story.say(
             "scikit-learn logistic regression on the breast-cancer data set that ships with it"
             f" ({self.x_test.shape[1]} features, {len(self.y_test)} held-out rows)"

@@ -194,6 +194,19 @@ def catalog() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the sync report as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Keep syncing every --interval seconds until SIGTERM or Ctrl-C (one line per change).",
+)
+@click.option(
+    "--interval",
+    "interval_s",
+    type=click.FloatRange(min=0.1),
+    default=2.0,
+    show_default=True,
+    help="Seconds between syncs with --follow.",
+)
 def sync(
     network: str,
     db_url: str | None,
@@ -209,6 +222,8 @@ def sync(
     retry_metadata: bool,
     as_json: bool,
     quiet: bool,
+    follow: bool,
+    interval_s: float,
 ) -> None:
     """Read new contract events and metadata into the catalog.
 
@@ -221,6 +236,7 @@ def sync(
       daimm catalog sync
       daimm catalog sync --network ethereum:sepolia:infura --batch-blocks 500
       daimm catalog sync --rpc-url http://127.0.0.1:8545 --retry-metadata
+      daimm catalog sync --rpc-url http://127.0.0.1:8545 --follow --interval 1
     """
     from tqdm import tqdm
 
@@ -242,6 +258,9 @@ def sync(
         )
         if rebuild:
             indexer.rebuild()
+        if follow:
+            _follow(indexer, interval_s, as_json)
+            return
         with tqdm(
             total=None,
             desc="blocks",
@@ -280,6 +299,34 @@ def sync(
         + (f", {report.metadata_failed} failed (retried later)" if report.metadata_failed else "")
         + f" ({report.seconds:.1f} s)."
     )
+
+
+def _follow(indexer: Any, interval_s: float, as_json: bool) -> None:
+    """`sync --follow`: the loop until SIGTERM/SIGINT; a line (or JSON object) per change."""
+    import signal
+    import threading
+
+    from daimm.catalog.follow import follow
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+
+    def report(r: Any) -> None:
+        if not (r.events or r.metadata_fetched or r.metadata_failed or r.reorged_from):
+            return
+        if as_json:
+            line = {"to_block": r.to_block, "events": r.events, "reorged_from": r.reorged_from}
+            click.echo(json.dumps({**line, "metadata_fetched": r.metadata_fetched}))
+        else:
+            click.echo(
+                f"Synced to block {r.to_block}: {r.events} new events,"
+                f" {r.metadata_fetched} metadata documents fetched."
+            )
+
+    click.echo(f"Following the chain every {interval_s:g} s (Ctrl-C stops).", err=True)
+    follow(indexer, interval_s=interval_s, stop=stop, on_report=report)
+    click.echo("Stopped.", err=True)
 
 
 @catalog.command("status")

@@ -22,7 +22,15 @@ def _signer(key_file: str | None, account: str | None) -> object:
     if account:
         from ape import accounts
 
-        return ApeAccountSigner(accounts.load(account))
+        if account.upper().startswith("TEST::") and account[6:].isdigit():
+            return ApeAccountSigner(accounts.test_accounts[int(account[6:])])
+        try:
+            return ApeAccountSigner(accounts.load(account))
+        except KeyError:
+            raise ConfigError(
+                f"no ape account {account!r}: see `ape accounts list` (TEST::0..9 are the test"
+                " accounts)"
+            ) from None
     raise ConfigError("say who signs: --account ALIAS (an ape account) or --key-file FILE")
 
 

@@ -1,0 +1,895 @@
+"""`daimm up`: a whole local marketplace from one command, and everything it starts stopped again.
+
+The stack is, in start order: a chain (anvil, or an existing network), the deployment (every
+contract, recorded in ``<state>/deployments.json``), a seeded sample model (published encrypted,
+offered in AIMT), one relayer (registered with its X25519 key, authorised for the model, run as
+`daimm relayer serve`), the catalog indexer (`daimm catalog sync --follow`) and the web server
+(`daimm web`). Each daemon is a child process in its own process group, so the terminal's Ctrl-C
+reaches only `daimm up`, which then stops the children in reverse order: SIGTERM to the group, a
+wait, SIGKILL to the group after a timeout, and a final SIGKILL to the group for any grandchild
+(the relayer's model workers) still in it.
+
+The CLI (`daimm.cli.up`) parses options, calls :meth:`Stack.start` with a progress callback,
+prints :class:`StackInfo`, waits for a signal and calls :meth:`Stack.stop`.
+
+State lives in one folder (``~/.daimm/up`` by default): ``deployments.json``, the X25519 key
+files (mode 0600), ``relayer.toml``, the block store, the catalog and the relayer's SQLite files,
+a log per daemon and ``stack.json`` (what is running where). A fresh anvil chain starts from
+nothing, so on anvil everything chain-derived is rebuilt at each start; on an existing network
+(``network``) the recorded deployment and seeded model are reused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from daimm.errors import ChainUnavailableError, ConfigError, DaimmError
+
+if TYPE_CHECKING:
+    from daimm.deployments import Deployment
+    from daimm.market import Marketplace
+
+__all__ = [
+    "ANVIL_CHAIN_ID",
+    "Child",
+    "StackConfig",
+    "StackInfo",
+    "Stack",
+    "StepEvent",
+    "find_anvil",
+]
+
+log = logging.getLogger(__name__)
+
+#: Chain id of the anvil `daimm up` starts: ape's ``ethereum:local`` network expects 1337 for a
+#: node given by URL.
+ANVIL_CHAIN_ID = 1337
+AIMT = 10**18
+HOUR = 3600
+#: The sample model's offer: rent by the hour, a perpetual licence, or pay per call (AIMT).
+RENT_PER_HOUR = 2 * AIMT
+PERPETUAL_PRICE = 100 * AIMT
+PRICE_PER_CALL = AIMT // 10
+ROYALTY_BPS = 500
+#: AIMT the treasury gives each user test account on anvil, so they can rent at once.
+USER_FUNDS = 1_000 * AIMT
+#: Roles of anvil's ten dev accounts (TEST::0..9) in the stack.
+ROLES = {0: "deployer, treasury, arbiter", 1: "creator of the sample model", 2: "relayer"}
+
+STEPS = (
+    "chain",
+    "deploy",
+    "sample model",
+    "relayer keys",
+    "relayer",
+    "catalog",
+    "web",
+)
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """What `daimm up` starts and where.
+
+    Attributes:
+        state_dir: Folder for every file the stack writes.
+        host: Address every daemon listens on.
+        rpc_port: anvil's JSON-RPC port (ignored with ``network``).
+        relayer_port: The relayer's HTTP port.
+        web_port: The web server's HTTP port.
+        network: An existing chain in ape's syntax (``ethereum:sepolia:alchemy``,
+            ``ethereum:local:http://127.0.0.1:8545``); None starts anvil.
+        account: The ape account that deploys, creates the sample model and runs the relayer on
+            ``network`` (required with it); on anvil the dev accounts play every role.
+        seed: Publish the sample model (and authorise the relayer for it).
+        sync_interval_s: Seconds between catalog syncs.
+        stop_timeout_s: How long each daemon gets to exit after SIGTERM before SIGKILL, seconds.
+        start_timeout_s: How long each daemon gets to answer after starting, in seconds.
+        anvil: The anvil executable (found with :func:`find_anvil` when None).
+    """
+
+    state_dir: Path
+    host: str = "127.0.0.1"
+    rpc_port: int = 8545
+    relayer_port: int = 8700
+    web_port: int = 8800
+    network: str | None = None
+    account: Any = None
+    seed: bool = True
+    sync_interval_s: float = 1.0
+    stop_timeout_s: float = 10.0
+    start_timeout_s: float = 90.0
+    anvil: str | None = None
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """Progress of one start-up step, for the CLI's display.
+
+    Attributes:
+        index: 1-based position among ``total`` steps.
+        total: How many steps there are.
+        name: The step (one of ``STEPS``).
+        state: ``start``, ``done`` or ``skipped``.
+        detail: What was done, or why it was skipped (empty on ``start``).
+        seconds: How long the step took (0 on ``start``).
+    """
+
+    index: int
+    total: int
+    name: str
+    state: str
+    detail: str = ""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    """What is running, where: printed by `daimm up` and written to ``<state>/stack.json``.
+
+    Attributes:
+        rpc_url: The chain's JSON-RPC URL.
+        chain_id: Its chain id.
+        network: The network in ape's syntax, for ``--network`` of the other commands.
+        network_key: The key of the deployment in the deployments file.
+        deployments_file: The deployments file.
+        contracts: Contract name -> address.
+        aimt: The AIMT token's address.
+        relayer_url: The relayer's endpoint.
+        relayer_address: Its registered address.
+        web_url: The web server's URL ("" when `daimm web` is not available).
+        catalog_url: SQLAlchemy URL of the catalog.
+        model_id: The sample model's id (0 when not seeded).
+        accounts: (address, private key) of anvil's dev accounts (empty on another network).
+        state_dir: The state folder.
+        pids: Daemon name -> process id (each the leader of its own process group).
+    """
+
+    rpc_url: str
+    chain_id: int
+    network: str
+    network_key: str
+    deployments_file: str
+    contracts: dict[str, str]
+    aimt: str
+    relayer_url: str
+    relayer_address: str
+    web_url: str
+    catalog_url: str
+    model_id: int
+    accounts: list[tuple[str, str]]
+    state_dir: str
+    pids: dict[str, int] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------ processes
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A ``preexec_fn`` making the child get SIGTERM if `daimm up` dies (Linux), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except OSError:
+        return None
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+    return preexec
+
+
+class Child:
+    """A daemon started in its own process group, its output going to a log file.
+
+    Args:
+        name: What it is (``anvil``, ``relayer``...), for messages.
+        argv: The command.
+        log_path: Where its stdout and stderr go.
+        env: Its environment.
+    """
+
+    def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._log: IO[bytes] = log_path.open("ab")
+        # NOTE: start_new_session puts the child in its own process group, so a Ctrl-C in the
+        # terminal reaches only `daimm up`, which stops the children in order; the parent-death
+        # signal covers `daimm up` itself being killed.
+        self.process = subprocess.Popen(  # noqa: S603 - our own executables and arguments
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_parent_death_signal(),  # noqa: PLW1509 - no threads run yet
+        )
+        self.pid = self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def tail(self, lines: int = 5) -> str:
+        """The last lines of its log, for an error message."""
+        with contextlib.suppress(OSError):
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+            return " | ".join(line.strip() for line in text[-lines:])
+        return ""
+
+    def stop(self, timeout_s: float) -> None:
+        """SIGTERM to its group, wait up to ``timeout_s``, then SIGKILL the group; idempotent."""
+        if self.alive():
+            self._signal_group(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop within %.0f s: killing it", self.name, timeout_s)
+                self._signal_group(signal.SIGKILL)
+                self.process.wait()
+        # Anything its leader left behind in the group (the relayer's model workers) goes too;
+        # return only once the kernel has removed the whole group.
+        self._signal_group(signal.SIGKILL)
+        deadline = time.monotonic() + timeout_s
+        while self._group_exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._log.close()
+
+    def _group_exists(self) -> bool:
+        try:
+            os.killpg(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def _signal_group(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signum)
+
+
+def find_anvil(explicit: str | None = None) -> str:
+    """The anvil executable: ``explicit``, else on PATH, else ``node_modules/.bin`` of the working
+    directory or of the daimm checkout this module belongs to.
+
+    Raises:
+        ConfigError: None found (with what to run).
+    """
+    if explicit:
+        if not (Path(explicit).is_file() and os.access(explicit, os.X_OK)):
+            raise ConfigError(f"anvil {explicit!r} is not an executable file")
+        return explicit
+    found = shutil.which("anvil")
+    if found:
+        return found
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        candidate = root / "node_modules" / ".bin" / "anvil"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    raise ConfigError(
+        "anvil is not installed: run `make setup` in the daimm checkout (it installs anvil from"
+        " npm into node_modules/.bin), or put anvil on PATH, or point --network at a running chain"
+    )
+
+
+def _check_port_free(host: str, port: int, what: str, option: str) -> None:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise ConfigError(
+                f"port {port} on {host} ({what}) is already in use: stop what listens there, or"
+                f" choose another with {option} or --port-base"
+            ) from None
+
+
+def _daimm_command(*args: str) -> list[str]:
+    """The command line of a `daimm` subcommand, with the interpreter running this one."""
+    return [sys.executable, "-c", "from daimm.cli import main; main()", *args]
+
+
+def _rpc_answers(url: str) -> int | None:
+    """The chain id ``url`` answers with, or None."""
+    import httpx
+
+    probe = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+    try:
+        return int(httpx.post(url, json=probe, timeout=2).json()["result"], 16)
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _http_ok(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _web_available() -> bool:
+    """Whether this installation has `daimm web` (the web UI ships with the package)."""
+    import importlib.util
+
+    from daimm.cli import SUBCOMMANDS
+
+    return importlib.util.find_spec("daimm.web") is not None and "web" in SUBCOMMANDS
+
+
+# ------------------------------------------------------------------------------------ the stack
+class _ShippedProject:
+    """Contract containers of the contract types daimm ships, shaped like ``ape.project`` for
+    :func:`daimm.market.wiring.deploy_marketplace`, so `daimm up` deploys from any folder."""
+
+    def __getattr__(self, name: str) -> Any:
+        from ape.contracts import ContractContainer
+
+        from daimm import contracts
+
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return ContractContainer(contracts.load(name))
+
+
+@dataclass
+class _Outcome:
+    """What a step reports when it ends (see :class:`StepEvent`)."""
+
+    state: str = "done"
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class _OnChain:
+    """What the on-chain steps leave for the daemons."""
+
+    rpc_url: str
+    chain_id: int
+    key: str
+    deployment: Deployment
+    aimt: str
+    model_id: int
+    relayer_address: str
+    relayer_env: dict[str, str]
+    accounts: list[tuple[str, str]]
+
+
+class Stack:
+    """Starts and stops the local marketplace; see the module docstring.
+
+    Args:
+        config: What to start and where.
+    """
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.state = Path(config.state_dir).expanduser().resolve()
+        self.children: list[Child] = []
+        self.info: StackInfo | None = None
+        self._report: Callable[[StepEvent], None] = lambda event: None
+        self._step_no = 0
+        self._env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
+
+    # ------------------------------------------------------------------ start
+    def start(self, progress: Callable[[StepEvent], None] | None = None) -> StackInfo:
+        """Start every piece, in order, reporting each step to ``progress``.
+
+        On any failure the pieces already started are stopped before the error propagates.
+
+        Raises:
+            ConfigError: A port in use, anvil missing, a bad option.
+            ChainUnavailableError: The chain does not answer.
+            DaimmError: A deployment, publishing or daemon step failed (its log is named).
+        """
+        report = progress or (lambda event: None)
+        try:
+            return self._start(report)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, report: Callable[[StepEvent], None]) -> StackInfo:
+        self._report, self._step_no = report, 0
+        self.state.mkdir(parents=True, exist_ok=True)
+        web = self._preflight()
+        with self._step("chain") as outcome:
+            if self.config.network is None:
+                self._wipe_chain_state()
+                rpc_url = self._start_anvil()
+                choice = f"ethereum:local:{rpc_url}"
+                outcome.detail = f"anvil at {rpc_url}, chain id {ANVIL_CHAIN_ID}"
+            else:
+                choice, rpc_url = self.config.network, ""
+                outcome.detail = f"using {choice}"
+        chain = self._set_up_on_chain(choice, rpc_url)
+        self._start_relayer(chain)
+        catalog_url = self._start_catalog(chain)
+        web_url = self._start_web(chain, catalog_url, web)
+        self.info = StackInfo(
+            rpc_url=chain.rpc_url,
+            chain_id=chain.chain_id,
+            network=choice,
+            network_key=chain.key,
+            deployments_file=str(self.deployments_file),
+            contracts=dict(chain.deployment.contracts),
+            aimt=chain.aimt,
+            relayer_url=self.relayer_url,
+            relayer_address=chain.relayer_address,
+            web_url=web_url,
+            catalog_url=catalog_url,
+            model_id=chain.model_id,
+            accounts=chain.accounts,
+            state_dir=str(self.state),
+            pids={child.name: child.pid for child in self.children},
+        )
+        (self.state / "stack.json").write_text(json.dumps(asdict(self.info), indent=2) + "\n")
+        return self.info
+
+    @contextlib.contextmanager
+    def _step(self, name: str) -> Iterator[_Outcome]:
+        """Report the start and the end of one of ``STEPS``; the body fills in the outcome."""
+        self._step_no += 1
+        total = len(STEPS)
+        self._report(StepEvent(self._step_no, total, name, "start"))
+        started = time.monotonic()
+        outcome = _Outcome()
+        yield outcome
+        self._report(
+            StepEvent(
+                self._step_no,
+                total,
+                name,
+                outcome.state,
+                outcome.detail,
+                time.monotonic() - started,
+            )
+        )
+
+    def _preflight(self) -> bool:
+        """Check options and ports before anything starts; whether `daimm web` is installed."""
+        cfg = self.config
+        if cfg.network is not None and cfg.account is None:
+            raise ConfigError("--network needs --account: the account that deploys and seeds")
+        if cfg.network is None:
+            _check_port_free(cfg.host, cfg.rpc_port, "anvil's JSON-RPC", "--rpc-port")
+        _check_port_free(cfg.host, cfg.relayer_port, "the relayer", "--relayer-port")
+        web = _web_available()
+        if web:
+            _check_port_free(cfg.host, cfg.web_port, "the web server", "--web-port")
+        return web
+
+    @property
+    def relayer_url(self) -> str:
+        return f"http://{self.config.host}:{self.config.relayer_port}"
+
+    def _set_up_on_chain(self, choice: str, rpc_url: str) -> _OnChain:
+        """Connect ape to the chain for the steps that send transactions: deploy, sample model,
+        relayer registration."""
+        from ape import accounts, networks
+
+        from daimm.market import Marketplace
+
+        cfg = self.config
+        logging.getLogger("ape").setLevel(logging.WARNING)
+        try:
+            context = networks.parse_network_choice(choice)
+            provider = context.__enter__()
+        except Exception as exc:  # noqa: BLE001 - ape raises many kinds for an unreachable node
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ChainUnavailableError(
+                f"cannot connect to {choice}: {first}; check the network name and that the node"
+                " is running"
+            ) from exc
+        try:
+            if not provider.is_connected:
+                raise ChainUnavailableError(f"cannot connect to {choice}: check that it runs")
+            rpc_url = rpc_url or self._provider_url(provider)
+            if cfg.network is None:
+                test = list(accounts.test_accounts)
+                deployer, creator, relayer, users = test[0], test[1], test[2], test[3:]
+                keys = [(str(a.address), _hex_key(a.private_key)) for a in test]
+            else:
+                deployer = creator = relayer = cfg.account
+                users, keys = [], []
+            with self._step("deploy") as outcome:
+                deployment, fresh = self._deploy(deployer)
+                market = Marketplace(deployment)
+                if fresh:
+                    outcome.detail = f"{len(deployment.contracts)} contracts from block"
+                    outcome.detail += f" {deployment.block}"
+                    for user in users:
+                        market.token.transfer(user, USER_FUNDS, sender=deployer)
+                    if users:
+                        outcome.detail += f"; TEST::3-{len(test) - 1} hold 1,000 AIMT each"
+                else:
+                    outcome.state = "skipped"
+                    outcome.detail = f"reusing the deployment from block {deployment.block}"
+            with self._step("sample model") as outcome:
+                model_id = 0
+                if cfg.seed:
+                    model_id, fresh = self._seed(market, creator)
+                    outcome.detail = (
+                        f"model {model_id} published, offered at 2 AIMT/h, 0.1 AIMT a call"
+                        if fresh
+                        else f"reusing model {model_id}"
+                    )
+                else:
+                    outcome.state, outcome.detail = "skipped", "--no-sample"
+            with self._step("relayer keys") as outcome:
+                outcome.detail = self._register_relayer(market, relayer, creator, model_id)
+            return _OnChain(
+                rpc_url=rpc_url,
+                chain_id=int(provider.chain_id),
+                key=provider_key_of(provider),
+                deployment=deployment,
+                aimt=str(market.token.address),
+                model_id=model_id,
+                relayer_address=str(relayer.address),
+                relayer_env=self._relayer_secret(relayer),
+                accounts=keys,
+            )
+        finally:
+            context.__exit__(None, None, None)
+
+    def _start_relayer(self, chain: _OnChain) -> None:
+        config_file = self._write_relayer_config(chain.rpc_url, chain.chain_id, chain.key)
+        with self._step("relayer") as outcome:
+            self._spawn(
+                "relayer",
+                _daimm_command("relayer", "serve", "--config", str(config_file)),
+                env=chain.relayer_env,
+            )
+            health = f"{self.relayer_url}/v1/health"
+            self._wait_until("relayer", lambda: _http_ok(health), self.relayer_url)
+            outcome.detail = f"{self.relayer_url} ({chain.relayer_address})"
+
+    def _start_catalog(self, chain: _OnChain) -> str:
+        catalog_url = f"sqlite:///{self.state / 'catalog.sqlite'}"
+        interval = self.config.sync_interval_s
+        with self._step("catalog") as outcome:
+            self._spawn(
+                "catalog",
+                _daimm_command(
+                    "catalog",
+                    "sync",
+                    "--follow",
+                    f"--interval={interval}",
+                    f"--network={chain.key}",
+                    f"--rpc-url={chain.rpc_url}",
+                    f"--deployments={self.deployments_file}",
+                    f"--db-url={catalog_url}",
+                    f"--store={self.state / 'blocks'}",
+                    "--quiet",
+                ),
+            )
+            self._wait_until(
+                "catalog",
+                lambda: self._catalog_has(catalog_url, chain.model_id),
+                f"the catalog to list model {chain.model_id}",
+            )
+            outcome.detail = f"following the chain every {interval:g} s"
+        return catalog_url
+
+    def _start_web(self, chain: _OnChain, catalog_url: str, available: bool) -> str:
+        cfg = self.config
+        with self._step("web") as outcome:
+            if not available:
+                outcome.state, outcome.detail = "skipped", "`daimm web` is not installed"
+                return ""
+            web_url = f"http://{cfg.host}:{cfg.web_port}"
+            self._spawn(
+                "web",
+                _daimm_command(
+                    "web",
+                    f"--catalog={catalog_url}",
+                    f"--rpc={chain.rpc_url}",
+                    f"--deployments={self.deployments_file}",
+                    f"--network={chain.key}",
+                    f"--host={cfg.host}",
+                    f"--port={cfg.web_port}",
+                ),
+            )
+            self._wait_until("web", lambda: _http_ok(web_url + "/"), web_url)
+            outcome.detail = web_url
+        return web_url
+
+    # ------------------------------------------------------------------ run and stop
+    def wait(self, stop: Callable[[], bool], poll_s: float = 0.5) -> Child | None:
+        """Block until ``stop()`` is true (None) or a daemon exits on its own (that daemon)."""
+        while not stop():
+            for child in self.children:
+                if not child.alive():
+                    return child
+            time.sleep(poll_s)
+        return None
+
+    def stop(self) -> None:
+        """Stop every daemon, last started first; returns when none of them is left."""
+        while self.children:
+            child = self.children.pop()
+            child.stop(self.config.stop_timeout_s)
+            log.info("stopped %s (pid %d)", child.name, child.pid)
+        with contextlib.suppress(OSError):
+            (self.state / "stack.json").unlink()
+
+    # ------------------------------------------------------------------ steps
+    @property
+    def deployments_file(self) -> Path:
+        return self.state / "deployments.json"
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Child:
+        child = Child(name, argv, self.state / f"{name}.log", {**self._env, **(env or {})})
+        self.children.append(child)
+        return child
+
+    def _wait_until(self, name: str, ready: Callable[[], bool], what: str) -> None:
+        child = next(c for c in self.children if c.name == name)
+        deadline = time.monotonic() + self.config.start_timeout_s
+        while not ready():
+            if not child.alive():
+                raise DaimmError(
+                    f"{name} exited with status {child.process.returncode} while starting"
+                    f" ({child.tail()}); see {child.log_path}"
+                )
+            if time.monotonic() > deadline:
+                raise DaimmError(
+                    f"{name} did not become ready ({what}) within"
+                    f" {self.config.start_timeout_s:.0f} s; see {child.log_path}"
+                )
+            time.sleep(0.2)
+
+    def _wipe_chain_state(self) -> None:
+        """A fresh anvil chain: forget what belonged to the previous one (the block store stays;
+        it is content-addressed)."""
+        for name in ("deployments.json", "stack.json", "relayer.sqlite3", "catalog.sqlite"):
+            for path in self.state.glob(name + "*"):
+                path.unlink()
+
+    def _start_anvil(self) -> str:
+        cfg = self.config
+        anvil = find_anvil(cfg.anvil)
+        url = f"http://{cfg.host}:{cfg.rpc_port}"
+        self._spawn(
+            "anvil",
+            [
+                anvil,
+                "--host",
+                cfg.host,
+                "--port",
+                str(cfg.rpc_port),
+                "--chain-id",
+                str(ANVIL_CHAIN_ID),
+            ],
+        )
+        self._wait_until("anvil", lambda: _rpc_answers(url) == ANVIL_CHAIN_ID, url)
+        return url
+
+    @staticmethod
+    def _provider_url(provider: Any) -> str:
+        for attr in ("http_uri", "uri"):
+            value = getattr(provider, attr, None)
+            if isinstance(value, str) and value.startswith("http"):
+                return value
+        raise ConfigError(
+            "the network has no HTTP JSON-RPC endpoint, which the relayer and the catalog need:"
+            " give --network a provider with one (e.g. ethereum:sepolia:alchemy or a node URL)"
+        )
+
+    def _deploy(self, deployer: Any) -> tuple[Deployment, bool]:
+        """The deployment: the recorded one if its contracts exist on this chain, else a new one.
+
+        Returns:
+            The deployment and whether it was made now.
+        """
+        from ape import chain
+
+        from daimm.deployments import DeploymentsFile
+        from daimm.market.wiring import DeployConfig, deploy_marketplace
+
+        key = provider_key_of(chain.provider)
+        recorded = DeploymentsFile(self.deployments_file).find(key)
+        if (
+            recorded is not None
+            and recorded.chain_id == chain.chain_id
+            and chain.provider.get_code(recorded.address("RentalEscrow"))
+        ):
+            return recorded, False
+        # NOTE: local chains hold payments an hour, like deploy-config.yaml's ethereum:local.
+        config = (
+            DeployConfig.model_validate({"dispute_window": HOUR, "credit_timeout": HOUR})
+            if self.config.network is None
+            else DeployConfig.model_validate({})
+        )
+        deployment = deploy_marketplace(
+            _ShippedProject(), deployer, config, path=self.deployments_file, force=True
+        )
+        return deployment, True
+
+    def _seed(self, market: Marketplace, creator: Any) -> tuple[int, bool]:
+        """Publish the sample model with an offer, unless this deployment already has it.
+
+        Returns:
+            The model id and whether it was published now.
+        """
+        from daimm.crypto import generate_private_key, save_private_key
+        from daimm.ipfs import LocalBlockstore
+        from daimm.market.publishing import check_minted_id, parse_metadata, plan_publish
+        from daimm.market.types import Offer
+        from daimm.samples import train_sample_model
+
+        seeded = self.state / "seeded.json"
+        escrow = str(market.escrow.address)
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            record = json.loads(seeded.read_text())
+            if record["escrow"] == escrow and (self.state / "creator.x25519").exists():
+                return int(record["model_id"]), False
+        sample = train_sample_model(self.state / "sample")
+        creator_key = generate_private_key()
+        save_private_key(self.state / "creator.x25519", creator_key, overwrite=True)
+        package, plan = plan_publish(
+            market,
+            sample.path,
+            parse_metadata(sample.metadata),
+            backend=LocalBlockstore(self.state / "blocks"),
+            creator_key=creator_key,
+            sender=creator,
+            royalty_bps=ROYALTY_BPS,
+        )
+        published = plan.execute()
+        check_minted_id(package, published)
+        offer = Offer(
+            currency=str(market.token.address),
+            price_per_period=RENT_PER_HOUR,
+            period_seconds=HOUR,
+            min_periods=1,
+            max_periods=720,
+            active=True,
+            perpetual_price=PERPETUAL_PRICE,
+            price_per_call=PRICE_PER_CALL,
+        )
+        market.escrow.set_offer(published.model_id, offer, sender=creator)
+        sample_input = self.state / "sample-input.json"
+        sample_input.write_text(json.dumps({"input": sample.x_test[:2].tolist()}) + "\n")
+        seeded.write_text(json.dumps({"escrow": escrow, "model_id": published.model_id}) + "\n")
+        return published.model_id, True
+
+    def _register_relayer(
+        self, market: Marketplace, relayer: Any, creator: Any, model_id: int
+    ) -> str:
+        """Give the relayer an X25519 key, register it, and authorise it for the sample model."""
+        from daimm.crypto import (
+            generate_private_key,
+            load_private_key,
+            public_key_of,
+            save_private_key,
+        )
+        from daimm.ipfs import LocalBlockstore
+        from daimm.market.publishing import plan_authorise_relayer
+
+        endpoint = self.relayer_url
+        key_file = self.state / "relayer.x25519"
+        registered = market.relayers.relayer(relayer.address)
+        if registered is not None and key_file.exists():
+            key = load_private_key(key_file)
+            if public_key_of(key).raw != registered.x25519_public_key:
+                raise ConfigError(
+                    f"relayer {relayer.address} is registered with another X25519 key than"
+                    f" {key_file}: restore that key file, or use a fresh --state-dir and account"
+                )
+            done = f"{relayer.address} already registered"
+        elif registered is not None:
+            raise ConfigError(
+                f"relayer {relayer.address} is registered but its X25519 key file {key_file} is"
+                " missing: restore it, or use another account"
+            )
+        else:
+            key = generate_private_key()
+            save_private_key(key_file, key, overwrite=True)
+            market.relayers.register(
+                relayer.address, public_key_of(key).raw, endpoint, sender=relayer
+            )
+            done = f"{relayer.address} registered at {endpoint}"
+        if model_id and not market.relayers.is_authorised(model_id, relayer.address):
+            from daimm.crypto import load_private_key as load_key
+
+            _, plan = plan_authorise_relayer(
+                market,
+                model_id,
+                relayer.address,
+                backend=LocalBlockstore(self.state / "blocks"),
+                creator_key=load_key(self.state / "creator.x25519"),
+                sender=creator,
+            )
+            plan.execute()
+            done += f", authorised for model {model_id}"
+        return done
+
+    def _relayer_secret(self, relayer: Any) -> dict[str, str]:
+        """The environment that gives the relayer daemon its Ethereum key (never a file we write:
+        a dev account's key is public anyway; a keystore stays where ape keeps it)."""
+        key = getattr(relayer, "private_key", None) if self.config.network is None else None
+        if key is not None:
+            return {"DAIMM_RELAYER_ACCOUNT_KEY": _hex_key(key)}
+        keyfile = getattr(relayer, "keyfile_path", None)
+        if keyfile is not None and Path(keyfile).exists():
+            if not os.environ.get("DAIMM_RELAYER_ACCOUNT_PASSWORD"):
+                raise ConfigError(
+                    "the relayer signs with account"
+                    f" {getattr(relayer, 'alias', relayer.address)}: set"
+                    " DAIMM_RELAYER_ACCOUNT_PASSWORD to its passphrase so the daemon can unlock"
+                    " it"
+                )
+            return {"DAIMM_RELAYER_ACCOUNT_KEYSTORE": str(keyfile)}
+        key = getattr(relayer, "private_key", None)
+        if key is not None:
+            return {"DAIMM_RELAYER_ACCOUNT_KEY": _hex_key(key)}
+        raise ConfigError(
+            f"cannot hand the key of account {relayer.address} to the relayer daemon: use an ape"
+            " keystore account (`ape accounts import`) or a test account"
+        )
+
+    def _write_relayer_config(self, rpc_url: str, chain_id: int, network_key: str) -> Path:
+        cfg = self.config
+        settings = {
+            "rpc_url": rpc_url,
+            "chain_id": chain_id,
+            "deployments_file": str(self.deployments_file),
+            "network": network_key,
+            "x25519_key_file": str(self.state / "relayer.x25519"),
+            "storage": "local",
+            "storage_path": str(self.state / "blocks"),
+            "host": cfg.host,
+            "port": cfg.relayer_port,
+            "db_path": str(self.state / "relayer.sqlite3"),
+            "redeem_interval_s": 10.0,
+            "max_workers": 2,
+        }
+        path = self.state / "relayer.toml"
+        path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items()))
+        return path
+
+    @staticmethod
+    def _catalog_has(url: str, model_id: int) -> bool:
+        from sqlalchemy import select
+
+        from daimm.catalog import CatalogStore
+        from daimm.catalog import store as tables
+
+        try:
+            store = CatalogStore(url)
+            if model_id == 0:
+                return store.last_block() is not None
+            with store.connect() as conn:
+                row = conn.execute(
+                    select(tables.models.c.model_id).where(tables.models.c.model_id == model_id)
+                ).first()
+            return row is not None
+        except Exception:  # noqa: BLE001 - the indexer may not have created its tables yet
+            return False
+
+
+def provider_key_of(provider: Any) -> str:
+    from daimm.deployments import provider_key
+
+    return provider_key(provider)
+
+
+def _hex_key(key: Any) -> str:
+    return key if isinstance(key, str) else "0x" + bytes(key).hex()
