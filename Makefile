@@ -16,13 +16,15 @@ export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
 SOLC := $(SOLCX_BINARY_PATH)/solc-v$(SOLC_VERSION)
+# The browser module of `daimm web`: viem bundled by esbuild (both pinned in package.json).
+WEB_JS := src/daimm/web/static/daimm.js
 
-.PHONY: help setup compile contract-types slither test test-foundry lint demo bench fuzz console clean
+.PHONY: help setup web compile contract-types slither test test-foundry lint demo bench fuzz console clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed node_modules/.installed $(SOLC) ## Install Python, npm and compiler tooling (idempotent).
+setup: $(VENV)/.installed node_modules/.installed $(SOLC) $(WEB_JS) ## Install Python, npm and compiler tooling (idempotent).
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +35,12 @@ $(VENV)/.installed: pyproject.toml
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
+
+$(WEB_JS): node_modules/.installed $(wildcard src/daimm/web/js/*.js)
+	esbuild src/daimm/web/js/main.js --bundle --minify --format=iife --target=es2020 \
+		--log-level=warning --outfile=$@
+
+web: $(WEB_JS) ## Build the browser module of `daimm web` (src/daimm/web/static/daimm.js).
 
 $(SOLC): scripts/solc-bridge.mjs
 	mkdir -p $(SOLCX_BINARY_PATH)

@@ -149,7 +149,7 @@ def _listening(port: int) -> bool:
 
 def _assert_nothing_left(up: Up) -> None:
     pids = up.info["pids"]
-    assert set(pids) >= {"anvil", "relayer", "catalog"}
+    assert set(pids) >= {"anvil", "relayer", "catalog", "web"}
     # Each daemon led its own process group; a group that still exists has a live member.
     assert [name for name, pid in pids.items() if _group_exists(pid)] == []
     assert [port for port in up.ports if _listening(port)] == []
@@ -411,3 +411,45 @@ def test_an_unreachable_chain_is_one_clear_error(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert f"Error: cannot connect to ethereum:local:http://127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+
+
+# ------------------------------------------------------------------------------------ --network
+def test_on_an_existing_chain_up_deploys_once_then_reuses_the_deployment_and_model(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    anvil = subprocess.Popen(
+        [find_anvil(), "--port", str(port), "--chain-id", "1337", "--silent"],
+        start_new_session=True,
+    )
+    try:
+        _wait_for_rpc(port)
+        network = f"--network=ethereum:local:http://127.0.0.1:{port}"
+        first = _started(_start_up(tmp_path, network, "--account=TEST::0"))
+        assert _stop(first, signal.SIGTERM) == 0, first.output()
+        second = _started(_start_up(tmp_path, network, "--account=TEST::0"))
+        status = _stop(second, signal.SIGTERM)
+    finally:
+        os.killpg(anvil.pid, signal.SIGTERM)
+        anvil.wait(timeout=30)
+
+    assert status == 0, second.output()
+    assert "7 contracts from block" in "".join(first.lines)
+    assert "reusing the deployment" in "".join(second.lines)
+    assert f"reusing model {first.info['model_id']}" in "".join(second.lines)
+    assert "already registered" in "".join(second.lines)
+    assert "anvil" not in second.info["pids"]
+    assert second.info["contracts"] == first.info["contracts"]
+
+
+def _wait_for_rpc(port: int) -> None:
+    probe = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.post(f"http://127.0.0.1:{port}", json=probe, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"anvil did not answer on port {port}")

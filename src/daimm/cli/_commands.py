@@ -22,4 +22,5 @@ register("token", "daimm.cli.token:token", "Token balances, approvals and transf
 register("relayer", "daimm.cli.relayer:relayer", "Run an inference relayer (serve).")
 register("verify-receipt", "daimm.cli.receipts:verify_receipt", "Check a relayer's receipt.")
 register("infer", "daimm.cli.infer:infer", "Call a relayer: sign, predict, verify the receipt.")
+register("web", "daimm.cli.web:web", "Serve the catalog in a browser (wallet: rent, buy, try).")
 register("up", "daimm.cli.up:up", "Start a local marketplace (chain, relayer, web) until Ctrl-C.")

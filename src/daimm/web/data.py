@@ -1,0 +1,426 @@
+"""What the pages and the JSON API show, read from the catalog and shaped for people.
+
+Everything here reads the catalog store (``daimm.catalog``); nothing reads the chain or sends a
+transaction. Amounts stay integers in the currency's smallest unit and are formatted with
+:func:`daimm.units.format_amount` for display; JSON carries both (integers as decimal strings).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from daimm.catalog import ModelHit, PriceKind, SearchQuery, SortKey, get_model, search
+from daimm.catalog import store as t
+from daimm.catalog.stats import ModelStats, model_stats
+from daimm.catalog.store import CatalogStore
+from daimm.errors import ValidationError
+from daimm.units import format_amount, parse_amount
+
+__all__ = [
+    "ETH",
+    "LICENCE_KINDS",
+    "Dashboard",
+    "Filters",
+    "HeldBucket",
+    "Page",
+    "dashboard",
+    "hit_json",
+    "known_currencies",
+    "model_detail",
+    "parse_address",
+    "parse_filters",
+    "run_filters",
+]
+
+ETH = "0x0000000000000000000000000000000000000000"
+#: The ``licence`` filter: which kind of licence the model must offer -> the price that says so.
+LICENCE_KINDS: dict[str, PriceKind] = {
+    "rental": PriceKind.RENTAL,
+    "perpetual": PriceKind.PERPETUAL,
+    "call": PriceKind.CALL,
+}
+#: Most results a filtered listing looks at (pages past it are refused with a message).
+MAX_RESULTS = 2_000
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+
+def parse_address(text: str | None) -> str:
+    """A checksummed address from ``text``.
+
+    Raises:
+        ValidationError: Not ``0x`` and 40 hex digits.
+    """
+    from eth_utils import to_checksum_address
+
+    if text is None or not _ADDRESS.match(text.strip()):
+        raise ValidationError(f"address: {text!r} is not 0x followed by 40 hex digits")
+    return str(to_checksum_address(text.strip()))
+
+
+def known_currencies(
+    store: CatalogStore, deployment_currencies: Mapping[str, str]
+) -> dict[str, tuple[str, int]]:
+    """Upper-case symbol -> (address, decimals) of every currency a price can be typed in."""
+    with store.connect() as conn:
+        rows = conn.execute(select(t.tokens.c.address, t.tokens.c.symbol, t.tokens.c.decimals))
+        known = {str(s).upper(): (str(a), int(d)) for a, s, d in rows}
+    by_address = {a.lower(): (s, d) for s, (a, d) in known.items()}
+    for symbol, address in deployment_currencies.items():
+        if int(address, 16) == 0:
+            continue
+        hit = by_address.get(address.lower())
+        if hit is not None:
+            known.setdefault(symbol.upper(), (address, hit[1]))
+    known["ETH"] = (ETH, 18)
+    return known
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The listing's query string, validated (what the form shows back)."""
+
+    text: str = ""
+    task: str = ""
+    licence: str = ""
+    max_price: str = ""
+    min_rating: float | None = None
+    sort: str = SortKey.RELEVANCE.value
+    page: int = 1
+
+    def query_string(self, **changes: Any) -> str:
+        """The query string of these filters with ``changes`` (for pagination links)."""
+        from urllib.parse import urlencode
+
+        values = {
+            "q": self.text,
+            "task": self.task,
+            "licence": self.licence,
+            "max_price": self.max_price,
+            "min_rating": "" if self.min_rating is None else f"{self.min_rating:g}",
+            "sort": self.sort,
+            "page": str(self.page),
+        }
+        values.update({k: str(v) for k, v in changes.items()})
+        return urlencode({k: v for k, v in values.items() if v and not (k == "page" and v == "1")})
+
+
+def parse_filters(
+    params: Mapping[str, str], currencies: Mapping[str, tuple[str, int]], page_size: int
+) -> tuple[Filters, SearchQuery]:
+    """Validate a listing's query string (``q``, ``task``, ``licence``, ``max_price``,
+    ``min_rating``, ``sort``, ``page``) into the filters and the catalog query.
+
+    Raises:
+        ValidationError: A parameter that cannot be read; the message names it and says what to
+            write instead.
+    """
+    text = params.get("q", "").strip()[:200]
+    task = params.get("task", "").strip()[:64]
+    licence = params.get("licence", "").strip().lower()
+    if licence and licence not in LICENCE_KINDS:
+        raise ValidationError(f"licence: {licence!r} is not one of {', '.join(LICENCE_KINDS)}")
+    sort = params.get("sort", "").strip().lower() or SortKey.RELEVANCE.value
+    try:
+        sort_key = SortKey(sort)
+    except ValueError:
+        choices = ", ".join(k.value for k in SortKey)
+        raise ValidationError(f"sort: {sort!r} is not one of {choices}") from None
+    min_rating = None
+    raw_rating = params.get("min_rating", "").strip()
+    if raw_rating:
+        try:
+            min_rating = float(raw_rating)
+        except ValueError:
+            raise ValidationError(f"min_rating: {raw_rating!r} is not a number") from None
+        if not 1 <= min_rating <= 5:
+            raise ValidationError(f"min_rating: {raw_rating} is not between 1 and 5 stars")
+    raw_page = params.get("page", "").strip() or "1"
+    if not raw_page.isdigit() or int(raw_page) < 1:
+        raise ValidationError(f"page: {raw_page!r} is not a page number (1, 2, ...)")
+    page = int(raw_page)
+    if page * page_size > MAX_RESULTS:
+        raise ValidationError(
+            f"page: {page} is past the last {MAX_RESULTS} results; narrow the search"
+        )
+    max_price = params.get("max_price", "").strip()
+    currency = max_value = None
+    if max_price:
+        try:
+            amount = parse_amount(max_price, {s: d for s, (_, d) in currencies.items()})
+        except ValidationError as exc:
+            raise ValidationError(f"max_price: {exc}") from None
+        currency, _ = currencies[amount.symbol.upper()]
+        max_value = amount.value
+    kind = LICENCE_KINDS.get(licence, PriceKind.RENTAL)
+    filters = Filters(text, task, licence, max_price, min_rating, sort_key.value, page)
+    query = SearchQuery(
+        text=text or None,
+        task=task or None,
+        currency=currency,
+        max_price=max_value,
+        price_kind=kind,
+        min_rating=min_rating,
+        sort=sort_key,
+        # NOTE: the licence filter is applied to the results (the catalog filters by price only
+        # with a currency), so a filtered listing asks for every match up to MAX_RESULTS.
+        limit=MAX_RESULTS if licence else page * page_size + 1,
+    )
+    return filters, query
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing."""
+
+    filters: Filters
+    hits: list[ModelHit]
+    page_size: int
+    has_more: bool
+
+
+def run_filters(store: CatalogStore, filters: Filters, query: SearchQuery, page_size: int) -> Page:
+    """Run ``query`` and cut out the page ``filters`` asks for."""
+    hits = search(store, query)
+    if filters.licence:
+        kind = LICENCE_KINDS[filters.licence]
+        hits = [h for h in hits if h.price(kind) > 0]
+    start = (filters.page - 1) * page_size
+    return Page(filters, hits[start : start + page_size], page_size, len(hits) > start + page_size)
+
+
+def _period(seconds: int) -> str:
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds and seconds % size == 0:
+            count = seconds // size
+            return unit if count == 1 else f"{count} {unit}"
+    return f"{seconds} s"
+
+
+def prices(hit: ModelHit) -> dict[str, str | None]:
+    """The offer's prices for people (None where not offered)."""
+    symbol = hit.symbol or "?"
+
+    def fmt(value: int) -> str | None:
+        return format_amount(value, hit.decimals, symbol) if value else None
+
+    rental = fmt(hit.price_per_period)
+    return {
+        "rental": f"{rental} / {_period(hit.period_seconds)}" if rental else None,
+        "perpetual": fmt(hit.perpetual_price),
+        "call": fmt(hit.price_per_call),
+    }
+
+
+def hit_json(hit: ModelHit) -> dict[str, Any]:
+    """A model as the JSON API shows it (amounts as decimal strings in the smallest unit)."""
+    rep = hit.reputation
+    return {
+        "model_id": hit.model_id,
+        "name": hit.name,
+        "description": hit.description,
+        "task": hit.task,
+        "framework": hit.framework,
+        "tags": list(hit.tags),
+        "creator": hit.creator,
+        "owner": hit.owner,
+        "versions": hit.versions,
+        "metadata_cid": hit.metadata_cid,
+        "weights_cid": hit.weights_cid,
+        "metadata_status": hit.metadata_status,
+        "published_at": hit.published_at,
+        "offer": {
+            "active": hit.offer_active,
+            "currency": hit.currency,
+            "symbol": hit.symbol,
+            "decimals": hit.decimals,
+            "price_per_period": str(hit.price_per_period),
+            "period_seconds": hit.period_seconds,
+            "min_periods": hit.min_periods,
+            "max_periods": hit.max_periods,
+            "perpetual_price": str(hit.perpetual_price),
+            "price_per_call": str(hit.price_per_call),
+            "display": prices(hit),
+        },
+        "rating": {"count": hit.rating_count, "average": hit.rating},
+        "creator_reputation": None
+        if rep is None
+        else {"score": rep.score, "models": rep.models, "paid_licences": rep.paid_licences},
+        "relayers": list(hit.relayers),
+    }
+
+
+def model_detail(store: CatalogStore, model_id: int) -> dict[str, Any]:
+    """Everything the model page shows: the model, its metadata document, versions with their
+    CIDs, reviews, relayers with their endpoints, and sales counts.
+
+    Raises:
+        CatalogError: No such model in the catalog.
+    """
+    hit = get_model(store, model_id)
+    with store.connect() as conn:
+        document = conn.execute(
+            select(t.metadata_docs.c.document).where(t.metadata_docs.c.cid == hit.metadata_cid)
+        ).scalar_one_or_none()
+        versions = []
+        for name, args, ts, block, tx in conn.execute(
+            select(t.events.c.event, t.events.c.args, t.events.c.timestamp,
+                   t.events.c.block_number, t.events.c.tx_hash)
+            .where(t.events.c.model_id == model_id,
+                   t.events.c.event.in_(("ModelPublished", "VersionPublished")))
+            .order_by(t.events.c.block_number, t.events.c.log_index)
+        ):  # fmt: skip
+            a = json.loads(args)
+            versions.append(
+                {
+                    "version": 0 if name == "ModelPublished" else int(a["version"]),
+                    "weights_cid": a["weightsCid"],
+                    "metadata_cid": a["metadataCid"],
+                    "block": int(block),
+                    "timestamp": int(ts),
+                    "tx_hash": tx,
+                }
+            )
+        reviews = [
+            {"reviewer": r.reviewer, "rating": int(r.rating), "comment_cid": r.comment_cid,
+             "timestamp": int(r.timestamp)}
+            for r in conn.execute(
+                select(t.reviews).where(t.reviews.c.model_id == model_id)
+                .order_by(t.reviews.c.timestamp.desc())
+            )
+        ]  # fmt: skip
+        endpoints = dict(
+            conn.execute(
+                select(t.relayers.c.address, t.relayers.c.endpoint).where(
+                    t.relayers.c.address.in_(hit.relayers)
+                )
+            ).all()
+        )
+    stats = model_stats(store, model_id)
+    metadata = None
+    if document:
+        try:
+            metadata = json.loads(document)
+        except ValueError:
+            metadata = None
+    return {
+        **hit_json(hit),
+        "royalty_bps": None,
+        "metadata": metadata,
+        "versions": versions,
+        "reviews": reviews,
+        "relayers": [{"address": a, "endpoint": endpoints.get(a, "")} for a in hit.relayers],
+        "sales": {
+            "rentals": stats.rentals,
+            "rental_extensions": stats.rental_extensions,
+            "purchases": stats.purchases,
+            "resales": stats.resales,
+            "calls": stats.calls,
+            "refunds": stats.refunds,
+        },
+    }
+
+
+@dataclass(frozen=True)
+class HeldBucket:
+    """Payments held in escrow for a payee set, released together (``settle`` takes the key)."""
+
+    payee_set: int
+    currency: str
+    release_at: int
+    amount: int
+    fee: int
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """A creator's dashboard, from the catalog: their models, earnings, rentals over time, and
+    the held payments the browser checks on chain before offering to withdraw.
+
+    Attributes:
+        earnings: Per currency: symbol, decimals, gross, fee, refunded, net (smallest unit).
+        rentals: ``(timestamp, cumulative rentals)`` over every model, in time order.
+        revenue: Symbol -> ``(timestamp, cumulative net revenue in whole units)``.
+    """
+
+    address: str
+    models: list[ModelHit]
+    stats: list[ModelStats]
+    earnings: list[dict[str, Any]]
+    rentals: list[tuple[int, int]]
+    revenue: dict[str, list[tuple[int, float]]]
+    held: list[HeldBucket] = field(default_factory=list)
+
+
+def dashboard(store: CatalogStore, address: str) -> Dashboard:
+    """The dashboard of the models ``address`` created (a checksummed address)."""
+    hits = search(
+        store,
+        SearchQuery(creator=address, include_inactive=True, sort=SortKey.NEWEST, limit=MAX_RESULTS),
+    )
+    stats = [model_stats(store, h.model_id) for h in hits]
+    money: dict[str, dict[str, Any]] = {}
+    rentals: list[int] = []
+    points: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+    for s in stats:
+        for r in s.revenue:
+            m = money.setdefault(
+                r.currency,
+                {"currency": r.currency, "symbol": r.symbol, "decimals": r.decimals,
+                 "gross": 0, "fee": 0, "refunded": 0, "net": 0},
+            )  # fmt: skip
+            for key in ("gross", "fee", "refunded", "net"):
+                m[key] += getattr(r, key)
+        decimals = {r.currency: (r.symbol, r.decimals) for r in s.revenue}
+        for p in s.timeline:
+            if p.kind == "rental":
+                rentals.append(p.timestamp)
+            symbol, dec = decimals.get(p.currency, (p.currency[:8], 18))
+            points[symbol].append((p.timestamp, p.amount, dec))
+    revenue: dict[str, list[tuple[int, float]]] = {}
+    for symbol, series in points.items():
+        total, out = 0, []
+        for ts, amount, dec in sorted(series):
+            total += amount
+            out.append((ts, total / 10**dec))
+        revenue[symbol] = out
+    earnings = []
+    for m in money.values():
+        fmt = {
+            k: format_amount(m[k], m["decimals"], m["symbol"])
+            for k in ("gross", "fee", "refunded", "net")
+        }
+        earnings.append({**m, "display": fmt})
+    return Dashboard(
+        address=address,
+        models=hits,
+        stats=stats,
+        earnings=earnings,
+        rentals=[(ts, i + 1) for i, ts in enumerate(sorted(rentals))],
+        revenue=revenue,
+        held=_held(store, [h.model_id for h in hits]),
+    )
+
+
+def _held(store: CatalogStore, model_ids: list[int]) -> list[HeldBucket]:
+    if not model_ids:
+        return []
+    buckets: dict[tuple[int, str, int], list[int]] = {}
+    with store.connect() as conn:
+        for (args,) in conn.execute(
+            select(t.events.c.args).where(
+                t.events.c.model_id.in_(model_ids), t.events.c.event == "PaymentHeld"
+            )
+        ):
+            a = json.loads(args)
+            key = (int(a["payeeSet"]), str(a["currency"]), int(a["releaseAt"]))
+            total = buckets.setdefault(key, [0, 0])
+            total[0] += int(a["amount"])
+            total[1] += int(a["fee"])
+    return [HeldBucket(k[0], k[1], k[2], v[0], v[1]) for k, v in sorted(buckets.items())]
