@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from daimm.market.deploy import Deployment, deploy_all
+from tests.utils.catalog_db import catalog_backend, catalog_databases, catalog_url  # noqa: F401
 from tests.utils.chain import ETH
 from tests.utils.market import (
     DISPUTE_WINDOW,

@@ -127,7 +127,11 @@ class CatalogError(DaimmError):
     """The catalog database cannot be opened or used, or does not hold what was asked for."""
 
 
-__all__ += ["CatalogError"]
+class CatalogUnavailableError(CatalogError):
+    """The catalog database could not be reached, or went away (what was committed stays)."""
+
+
+__all__ += ["CatalogError", "CatalogUnavailableError"]
 
 
 # ------------------------------------------------------------------ relayer (daimm.relayer)

@@ -1,9 +1,12 @@
 """Search the catalog: full text over name, description, task and tags, with filters and sorting.
 
-Text search uses SQLite's FTS5 (porter stemming, ranked by bm25); on PostgreSQL it falls back to a
-case-insensitive match of any word. Filters are exact: task, framework, currency, a maximum price
-(of a rental period, a perpetual licence or a call), a minimum average rating. Only models with an
-active offer are listed unless asked otherwise.
+Text search matches any of the words, each as a whole word or as the start of one, after stemming
+(exact matches rank above prefix matches), over name, description, task and tags. On SQLite it uses
+FTS5 (porter stemming, ranked by bm25); on PostgreSQL a generated ``tsvector`` column with a GIN
+index (Snowball English stemming, ranked by ``ts_rank``); ``docs/CATALOG.md`` says where the two
+differ. Filters are exact: task, framework, currency, a maximum price (of a rental period, a
+perpetual licence or a call), a minimum average rating. Only models with an active offer are listed
+unless asked otherwise. Results come in pages (``limit``, ``offset``).
 
 Creator reputation (``docs/CATALOG.md``)::
 
@@ -26,7 +29,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, literal_column, or_, select, text
+from sqlalchemy import Connection, and_, bindparam, case, func, literal_column, select, text
+from sqlalchemy.dialects.postgresql import TSVECTOR
 
 from daimm.catalog import store as t
 from daimm.catalog.store import CatalogStore
@@ -84,6 +88,7 @@ class SearchQuery:
         include_inactive: Also list models whose offer is missing or inactive.
         sort: Result order.
         limit: Most results, at least 1.
+        offset: Results to skip first (``offset=20, limit=20`` is the second page).
     """
 
     text: str | None = None
@@ -97,6 +102,7 @@ class SearchQuery:
     include_inactive: bool = False
     sort: SortKey = SortKey.RELEVANCE
     limit: int = 20
+    offset: int = 0
 
     def __post_init__(self) -> None:
         if self.max_price is not None and self.currency is None:
@@ -107,6 +113,8 @@ class SearchQuery:
             raise ValidationError("the minimum rating is between 1 and 5 stars")
         if self.limit < 1:
             raise ValidationError("the result limit must be at least 1")
+        if self.offset < 0:
+            raise ValidationError("the result offset must not be negative")
 
 
 @dataclass(frozen=True)
@@ -248,9 +256,75 @@ def creator_reputation(store: CatalogStore, creator: str) -> Reputation:
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-def _fts_query(words: Sequence[str]) -> str:
-    # Each word quoted (so FTS5 operators in user text are plain words), any word matches.
-    return " OR ".join('"' + w.replace('"', "") + '"' for w in words)
+def _fts_term(word: str, *, prefix: bool) -> str:
+    # Quoted, so FTS5 operators in user text are plain words; `*` makes it a prefix.
+    return '"' + word.replace('"', "") + '"' + ("*" if prefix else "")
+
+
+def _pg_term(word: str, *, prefix: bool) -> str:
+    # The same in to_tsquery syntax: a quoted lexeme, `:*` for a prefix.
+    return "'" + word.replace("'", "").replace("\\", "") + "'" + (":*" if prefix else "")
+
+
+def _text_match(store: CatalogStore, stmt: Any, words: Sequence[str]) -> tuple[Any, Any, Any]:
+    """``stmt`` narrowed to models matching any of ``words``, their score and the engine's rank.
+
+    The score is the same on both databases: 2 per word matched whole, 1 per word matched only as
+    the start of a longer word. The engine's own rank (bm25, ts_rank) only breaks its ties. Both
+    are higher-is-better.
+    """
+    any_word = [_fts_term(w, prefix=p) for w in words for p in (False, True)]
+    if store.is_sqlite:
+
+        def matching(terms: Sequence[str]) -> Any:
+            return (
+                text("SELECT rowid AS model_id FROM catalog_fts WHERE catalog_fts MATCH :q")
+                .bindparams(bindparam("q", " OR ".join(terms), unique=True))
+                .columns(literal_column("model_id"))
+            )
+
+        score: Any = sum(
+            (
+                case(
+                    (t.models.c.model_id.in_(matching([_fts_term(w, prefix=False)])), 2),
+                    (t.models.c.model_id.in_(matching([_fts_term(w, prefix=True)])), 1),
+                    else_=0,
+                )
+                for w in words
+            ),
+            literal_column("0"),
+        )
+        fts = (
+            text(
+                "SELECT rowid AS model_id, bm25(catalog_fts) AS rank FROM catalog_fts"
+                " WHERE catalog_fts MATCH :q"
+            )
+            .bindparams(bindparam("q", " OR ".join(any_word), unique=True))
+            .columns(literal_column("model_id"), literal_column("rank"))
+            .subquery("fts")
+        )
+        stmt = stmt.join(fts, fts.c.model_id == t.models.c.model_id)
+        return stmt, score, -fts.c.rank  # bm25: lower is better
+    vector = literal_column(f"{t.metadata_docs.name}.search", TSVECTOR)
+
+    def query(terms: Sequence[str]) -> Any:
+        return func.to_tsquery(t.PG_TEXT_CONFIG, " | ".join(terms))
+
+    any_query = query([_pg_term(w, prefix=p) for w in words for p in (False, True)])
+    stmt = stmt.where(t.metadata_docs.c.status == "ok", vector.op("@@")(any_query))
+    score = sum(
+        (
+            case(
+                (vector.op("@@")(query([_pg_term(w, prefix=False)])), 2),
+                (vector.op("@@")(query([_pg_term(w, prefix=True)])), 1),
+                else_=0,
+            )
+            for w in words
+        ),
+        literal_column("0"),
+    )
+    # NOTE: normalisation 1 divides by 1 + log(length): bm25 also favours short texts.
+    return stmt, score, func.ts_rank(vector, any_query, 1)
 
 
 def _price_column(kind: PriceKind) -> Any:
@@ -350,38 +424,12 @@ def search(store: CatalogStore, query: SearchQuery) -> list[ModelHit]:
     """Models matching ``query``, in its order, with relayers and creator reputation."""
     stmt = _base_select(store)
     conditions = []
-    relevance_col = None
+    relevance_col = engine_rank = None  # higher is better
     words = _WORD.findall(query.text or "")
     if words:
-        if store.is_sqlite:
-            fts = (
-                text(
-                    "SELECT rowid AS model_id, bm25(catalog_fts) AS rank FROM catalog_fts"
-                    " WHERE catalog_fts MATCH :q"
-                )
-                .columns(
-                    literal_column("model_id").label("model_id"),
-                    literal_column("rank").label("rank"),
-                )
-                .bindparams(q=_fts_query(words))
-                .subquery("fts")
-            )
-            stmt = stmt.join(fts, fts.c.model_id == t.models.c.model_id).add_columns(
-                fts.c.rank.label("relevance")
-            )
-            relevance_col = fts.c.rank
-        else:
-            d = t.metadata_docs
-            per_word = [
-                or_(
-                    d.c.name.ilike(f"%{w}%"),
-                    d.c.description.ilike(f"%{w}%"),
-                    d.c.task.ilike(f"%{w}%"),
-                    d.c.tags.ilike(f"%{w}%"),
-                )
-                for w in words
-            ]
-            conditions.append(or_(*per_word))
+        stmt, score, engine_rank = _text_match(store, stmt, words)
+        relevance_col = score
+        stmt = stmt.add_columns(score.label("relevance"))
     if query.task:
         conditions.append(func.lower(t.metadata_docs.c.task) == query.task.lower())
     if query.framework:
@@ -411,16 +459,18 @@ def search(store: CatalogStore, query: SearchQuery) -> list[ModelHit]:
     elif query.sort is SortKey.RATING:
         order = [average.desc(), t.models.c.rating_count.desc(), t.models.c.model_id.asc()]
     elif query.sort is SortKey.NAME:
-        order = [func.lower(func.coalesce(t.metadata_docs.c.name, "")), t.models.c.model_id]
-    elif query.sort is SortKey.RELEVANCE and relevance_col is not None:
-        order = [relevance_col.asc(), *newest]  # bm25: lower is better
+        name = func.lower(func.coalesce(t.metadata_docs.c.name, ""))
+        # NOTE: byte order on both databases (SQLite's default), whatever the server's locale.
+        order = [name if store.is_sqlite else name.collate("C"), t.models.c.model_id]
+    elif query.sort is SortKey.RELEVANCE and relevance_col is not None and engine_rank is not None:
+        order = [relevance_col.desc(), engine_rank.desc(), *newest]
     else:
         order = list(newest)
-    stmt = stmt.order_by(*order).limit(query.limit)
+    stmt = stmt.order_by(*order).limit(query.limit).offset(query.offset)
     with store.connect() as conn:
         rows = conn.execute(stmt).all()
         hits = [
-            _hit(r, -float(r.relevance) if getattr(r, "relevance", None) is not None else None)
+            _hit(r, float(r.relevance) if getattr(r, "relevance", None) is not None else None)
             for r in rows
         ]
         return _with_details(conn, hits)

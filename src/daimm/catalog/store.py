@@ -6,10 +6,11 @@ Three kinds of table live here (the schema is described in ``docs/CATALOG.md``):
   of the last blocks it read (``blocks``); the log is the catalog's source of truth;
 - **projections** folded from the log in chain order (``models``, ``offers``, ``licences``,
   ``listings``, ``disputes``, ``reviews``, ``relayers``, ``model_relayers``, ``channels``,
-  ``currencies``, and the SQLite full-text index ``catalog_fts``); after a reorganisation they are
-  cleared and folded again from what is left of the log;
+  ``currencies``, and on SQLite the full-text index ``catalog_fts``); after a reorganisation they
+  are cleared and folded again from what is left of the log;
 - **caches** of immutable things fetched off chain (``metadata`` by CID, ``tokens`` by address),
-  which a reorganisation does not touch.
+  which a reorganisation does not touch. On PostgreSQL, ``metadata`` also has the generated
+  ``tsvector`` column ``search`` with a GIN index: the full-text index there, kept by the server.
 
 Amounts are uint256 and do not fit SQL integers, so they are stored as zero-padded 78-digit strings
 (:class:`U256`): equal width makes string order equal numeric order, so ``price <= :max`` and
@@ -43,11 +44,14 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.types import TypeDecorator
 
-from daimm.errors import CatalogError
+from daimm.errors import CatalogError, CatalogUnavailableError
 
 __all__ = [
+    "PG_TEXT_CONFIG",
     "PROJECTIONS",
     "U256",
     "CatalogStore",
@@ -280,6 +284,29 @@ _FTS_DDL = (
     "name, description, task, tags, tokenize='porter unicode61')"
 )
 
+#: The text search configuration of the PostgreSQL index: Snowball English stemming, like FTS5's
+#: porter tokenizer, and like it no stop words (PostgreSQL's ``english`` would drop "the", "for").
+PG_TEXT_CONFIG = "daimm_english"
+
+# NOTE: the same four fields as catalog_fts, the task's hyphens made spaces like there; one vector
+# rather than four weighted ones, since FTS5's bm25 here weighs every column alike.
+_PG_SEARCH_DDL = (
+    "DO $$ BEGIN"
+    " IF NOT EXISTS (SELECT 1 FROM pg_ts_dict WHERE dictname = 'daimm_english_stem') THEN"
+    " CREATE TEXT SEARCH DICTIONARY daimm_english_stem"
+    " (TEMPLATE = snowball, LANGUAGE = english); END IF;"
+    " IF NOT EXISTS (SELECT 1 FROM pg_ts_config WHERE cfgname = 'daimm_english') THEN"
+    " CREATE TEXT SEARCH CONFIGURATION daimm_english (COPY = english);"
+    " ALTER TEXT SEARCH CONFIGURATION daimm_english ALTER MAPPING FOR asciiword, asciihword,"
+    " hword_asciipart, word, hword, hword_part WITH daimm_english_stem;"
+    " END IF; END $$",
+    "ALTER TABLE metadata ADD COLUMN IF NOT EXISTS search tsvector GENERATED ALWAYS AS ("
+    "to_tsvector('daimm_english', coalesce(name, '') || ' ' || coalesce(description, '')"
+    " || ' ' || replace(coalesce(task, ''), '-', ' ') || ' ' || coalesce(tags, ''))) STORED",
+    "CREATE INDEX IF NOT EXISTS ix_metadata_search ON metadata USING gin (search)",
+)
+_CONNECT_TIMEOUT_S = 10
+
 
 def default_db_url(network: str | None = None) -> str:
     """``$DAIMM_CATALOG_URL``, else a SQLite file per network under ``$DAIMM_HOME`` (``~/.daimm``).
@@ -294,6 +321,21 @@ def default_db_url(network: str | None = None) -> str:
     home = Path(os.environ.get("DAIMM_HOME") or Path.home() / ".daimm")
     slug = (network or "default").replace(":", "-").replace("/", "-")
     return f"sqlite:///{home / f'catalog-{slug}.sqlite'}"
+
+
+def _normalise_url(url: str) -> str:
+    # NOTE: a bare postgresql:// URL would make SQLAlchemy load psycopg2; daimm[postgres] ships
+    # psycopg 3, so plain PostgreSQL URLs are taken to mean it.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own message of a database error, on one line."""
+    orig = getattr(exc, "orig", None) or exc
+    return " ".join(str(orig).split()) or type(orig).__name__
 
 
 def _dialect_insert(conn: Connection, table: Table) -> Any:
@@ -328,17 +370,51 @@ class CatalogStore:
 
     Args:
         url: A SQLAlchemy URL: ``sqlite:///path/catalog.sqlite`` (the default kind, created with its
-            folder) or ``postgresql+psycopg://user@host/db``.
+            folder) or ``postgresql://user@host/db`` (read as ``postgresql+psycopg://``; needs
+            ``pip install 'daimm[postgres]'``).
+
+    Attributes:
+        url: The URL with any password masked (for messages).
+
+    Raises:
+        CatalogError: The URL is malformed or names a database or driver daimm cannot use.
+        CatalogUnavailableError: The database server cannot be reached.
     """
 
     def __init__(self, url: str) -> None:
-        self.url = url
+        url = _normalise_url(url)
+        try:
+            parsed = make_url(url)
+        except SQLAlchemyError as exc:
+            raise CatalogError(
+                f"{url!r} is not a database URL: use sqlite:///path/catalog.sqlite or"
+                " postgresql://user@host/database"
+            ) from exc
+        self.url = parsed.render_as_string(hide_password=True)
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             Path(url[len("sqlite:///") :]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        options: dict[str, Any] = {}
+        if parsed.get_backend_name() == "postgresql":
+            # A pooled connection that died with its server is replaced, not handed out.
+            options["pool_pre_ping"] = True
+            if "connect_timeout" not in parsed.query:
+                options["connect_args"] = {"connect_timeout": _CONNECT_TIMEOUT_S}
         try:
-            self.engine: Engine = create_engine(url, future=True)
-        except Exception as exc:  # noqa: BLE001 - a bad URL or a missing driver
-            raise CatalogError(f"cannot open catalog database {url!r}: {exc}") from exc
+            self.engine: Engine = create_engine(url, **options)
+        except ModuleNotFoundError as exc:
+            raise CatalogError(
+                f"the driver for {self.url} is not installed ({exc.name}): for PostgreSQL run"
+                " `pip install 'daimm[postgres]'`"
+            ) from exc
+        except Exception as exc:  # noqa: BLE001 - an unknown dialect or a malformed option
+            raise CatalogError(
+                f"cannot open the catalog database {self.url} ({_reason(exc)}): use"
+                " sqlite:///path/catalog.sqlite or postgresql://user@host/database"
+            ) from exc
+        if self.engine.dialect.name not in ("sqlite", "postgresql"):
+            raise CatalogError(
+                f"database {self.engine.dialect.name!r} is not supported: use SQLite or PostgreSQL"
+            )
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -347,23 +423,59 @@ class CatalogStore:
     def _create(self) -> None:
         try:
             metadata.create_all(self.engine)
-            if self.is_sqlite:
-                with self.engine.begin() as conn:
+            with self.engine.begin() as conn:
+                if self.is_sqlite:
                     conn.exec_driver_sql(_FTS_DDL)
-        except Exception as exc:  # noqa: BLE001 - unreachable server, no permission, ...
-            raise CatalogError(f"cannot create the catalog tables in {self.url!r}: {exc}") from exc
+                else:
+                    for ddl in _PG_SEARCH_DDL:
+                        conn.exec_driver_sql(ddl)
+        except (OperationalError, InterfaceError) as exc:
+            raise CatalogUnavailableError(
+                f"cannot connect to the catalog database {self.url} ({_reason(exc)}): check"
+                " --db-url (or DAIMM_CATALOG_URL) and that the database server is running"
+            ) from exc
+        except SQLAlchemyError as exc:  # no permission, a read-only file, ...
+            raise CatalogError(
+                f"cannot create the catalog tables in {self.url} ({_reason(exc)}): check that"
+                " the database user may create tables there"
+            ) from exc
+
+    def _unavailable(self, exc: BaseException) -> CatalogUnavailableError:
+        return CatalogUnavailableError(
+            f"the catalog database {self.url} is unavailable ({_reason(exc)}): check that the"
+            " database server is running and reachable, then run the command again (an"
+            " interrupted `daimm catalog sync` resumes from its last checkpoint)"
+        )
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        """A connection inside one transaction: committed on success, rolled back on any error."""
-        with self.engine.begin() as conn:
-            yield conn
+        """A connection inside one transaction: committed on success, rolled back on any error.
+
+        Raises:
+            CatalogUnavailableError: The database went away (the transaction is not committed).
+        """
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except (OperationalError, InterfaceError) as exc:
+            raise self._unavailable(exc) from exc
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        """A read connection."""
-        with self.engine.connect() as conn:
-            yield conn
+        """A read connection.
+
+        Raises:
+            CatalogUnavailableError: The database cannot be reached.
+        """
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except (OperationalError, InterfaceError) as exc:
+            raise self._unavailable(exc) from exc
+
+    def close(self) -> None:
+        """Close every pooled connection (the store opens new ones if used again)."""
+        self.engine.dispose()
 
     def get_meta(self, conn: Connection, key: str) -> str | None:
         """The indexer state ``key``, or None."""
@@ -380,7 +492,8 @@ class CatalogStore:
         return None if value is None else int(value)
 
     def refresh_fts(self, conn: Connection, model_id: int) -> None:
-        """Re-index the searchable text of ``model_id`` (SQLite FTS5; a no-op elsewhere)."""
+        """Re-index the searchable text of ``model_id`` (SQLite FTS5; on PostgreSQL the server
+        keeps the generated ``search`` column, so this is a no-op there)."""
         if not self.is_sqlite:
             return
         conn.execute(text("DELETE FROM catalog_fts WHERE rowid = :id"), {"id": model_id})

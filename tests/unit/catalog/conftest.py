@@ -1,6 +1,9 @@
 """Fixtures for the catalog tests: the whole marketplace on ape's local chain, a real local block
 store holding metadata documents, and an indexer over both.
 
+Every test using ``store`` runs twice, on SQLite and on PostgreSQL (``catalog_backend`` from
+tests/utils/catalog_db.py, loaded by tests/conftest.py).
+
 The core comes from tests/conftest.py (`deploy_all`), the extensions from `deploy_extensions`; the
 chain state a test needs is arranged with raw contract calls (the catalog is what is under test).
 """
@@ -9,8 +12,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -148,8 +150,25 @@ def fund(market: Any, treasury: Any) -> Callable[[Any, int], None]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> CatalogStore:
-    return CatalogStore(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+def store(catalog_url: str) -> Iterator[CatalogStore]:
+    """An empty catalog on the backend under test."""
+    catalog = CatalogStore(catalog_url)
+    yield catalog
+    catalog.close()
+
+
+@pytest.fixture
+def new_store(catalog_backend: str, catalog_databases: Any) -> Iterator[Callable[[], CatalogStore]]:
+    """Another empty catalog on the same backend (a reference built by a clean sync)."""
+    made: list[CatalogStore] = []
+
+    def make() -> CatalogStore:
+        made.append(CatalogStore(catalog_databases.url(catalog_backend)))
+        return made[-1]
+
+    yield make
+    for catalog in made:
+        catalog.close()
 
 
 @pytest.fixture(scope="module")

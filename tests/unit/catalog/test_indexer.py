@@ -94,7 +94,7 @@ class _Killed(BaseException):
 
 
 def test_sync_killed_mid_batch_resumes_with_nothing_missed_and_nothing_duplicated(
-    chain, creator, renter, publish, set_offer, fund, market, make_indexer, store, tmp_path
+    chain, creator, renter, publish, set_offer, fund, market, make_indexer, store, new_store
 ):
     for i in range(4):
         model_id = publish(creator, {"name": f"model {i}"})
@@ -120,7 +120,7 @@ def test_sync_killed_mid_batch_resumes_with_nothing_missed_and_nothing_duplicate
     events_at_kill = _count(store, t.events)
 
     make_indexer(batch_blocks=4).sync()
-    reference = CatalogStore(f"sqlite:///{tmp_path / 'reference.sqlite'}")
+    reference = new_store()
     make_indexer(store=reference).sync()
 
     assert checkpoint is not None and checkpoint < chain.blocks.head.number
@@ -138,7 +138,7 @@ def test_sync_killed_mid_batch_resumes_with_nothing_missed_and_nothing_duplicate
 
 
 def test_a_reorganisation_is_detected_and_the_dropped_blocks_are_forgotten(
-    chain, creator, publish, set_offer, make_indexer, store, tmp_path
+    chain, creator, publish, set_offer, make_indexer, store, new_store
 ):
     snapshot = chain.provider.snapshot()
     model_id = publish(creator, {"name": "Orphaned fraud model", "task": "fraud-detection"})
@@ -153,7 +153,7 @@ def test_a_reorganisation_is_detected_and_the_dropped_blocks_are_forgotten(
     set_offer(creator, replacement, rent=1)
     report = indexer.sync()
 
-    reference = CatalogStore(f"sqlite:///{tmp_path / 'reference.sqlite'}")
+    reference = new_store()
     make_indexer(store=reference).sync()
     assert report.reorged_from is not None
     assert replacement == model_id  # the same id, now naming another model
@@ -307,3 +307,72 @@ def test_relayers_channels_and_pay_per_use_are_recorded(
     [channel] = _rows(store, t.channels)
     assert channel[3:] == (market.token.address, 5 * AIMT, 3 * AIMT, 0)
     assert _count(store, t.relayers) == 1
+
+
+# ----------------------------------------------------------------- PostgreSQL going away
+@pytest.fixture
+def own_postgres() -> Any:
+    """A PostgreSQL server of this test's own, so stopping it disturbs no other test."""
+    from tests.utils.postgres import PostgresServer, PostgresUnavailable, postgres_bin
+
+    try:
+        postgres_bin()
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+    with PostgresServer.running() as server:
+        yield server
+
+
+@pytest.mark.parametrize("outage", ["server restart", "connection killed"])
+def test_postgres_lost_mid_sync_is_one_catalog_error_and_a_resumed_sync_misses_nothing(
+    outage, chain, creator, renter, publish, set_offer, fund, market, blockstore, own_postgres
+):
+    from daimm.catalog import CatalogContracts, ipfs_fetcher
+    from daimm.errors import CatalogUnavailableError
+
+    for i in range(4):
+        model_id = publish(creator, {"name": f"outage model {i}"})
+        set_offer(creator, model_id, rent=1)
+    fund(renter, 10)
+    market.escrow.rent(1, 1, AIMT, sender=renter)
+    contracts = CatalogContracts(market.addresses, market.start_block, chain.chain_id)
+    store = CatalogStore(own_postgres.create_database("outage"))
+    folds = {"n": 0}
+
+    class InterruptedIndexer(Indexer):
+        # NOTE: fault injection, not a mock: the real indexer and server run; at the 7th fold the
+        # server stops like a crash (or the connection is killed), the batch's transaction open.
+        def _fold(self, *args: Any, **kwargs: Any) -> None:
+            folds["n"] += 1
+            if folds["n"] == 7:
+                if outage == "server restart":
+                    own_postgres.stop(mode="immediate")
+                else:
+                    own_postgres.terminate_connections("outage")
+            super()._fold(*args, **kwargs)
+
+    def indexer(cls: type[Indexer], target: CatalogStore) -> Indexer:
+        reader = ChainReader(chain.provider.web3)
+        return cls(target, reader, contracts, ipfs_fetcher(blockstore), batch_blocks=4)
+
+    with pytest.raises(CatalogUnavailableError, match="is unavailable .*resumes from its last"):
+        indexer(InterruptedIndexer, store).sync()
+    if outage == "server restart":
+        with pytest.raises(CatalogUnavailableError, match="is unavailable"):
+            store.last_block()  # still down
+        own_postgres.start()
+    checkpoint = store.last_block()
+    events_at_outage = _count(store, t.events)
+    indexer(Indexer, store).sync()
+    reference = CatalogStore(own_postgres.create_database("reference"))
+    indexer(Indexer, reference).sync()
+
+    assert checkpoint is not None and checkpoint < chain.blocks.head.number
+    assert 0 < events_at_outage < _count(reference, t.events)
+    for table in (t.events, t.models, t.offers, t.licences, t.blocks):
+        assert _rows(store, table) == _rows(reference, table), table.name
+    assert [r[:-1] for r in _rows(store, t.metadata_docs)] == [
+        r[:-1] for r in _rows(reference, t.metadata_docs)
+    ]
+    store.close()
+    reference.close()

@@ -23,9 +23,17 @@ ETH = "0x0000000000000000000000000000000000000000"
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, chain, catalog_contracts, blockstore) -> CatalogStore:
-    """One catalog for the module, synced once by `shelf` (the tests only read it)."""
-    return CatalogStore(f"sqlite:///{tmp_path_factory.mktemp('catalog') / 'c.sqlite'}")
+def store(catalog_backend, catalog_databases, shelf, chain, catalog_contracts, blockstore):
+    """One catalog per backend for the module, synced once from `shelf` (the tests only read it).
+
+    Both backends read the same chain, so every assertion below holds for SQLite and PostgreSQL.
+    """
+    catalog = CatalogStore(catalog_databases.url(catalog_backend))
+    Indexer(
+        catalog, ChainReader(chain.provider.web3), catalog_contracts, ipfs_fetcher(blockstore)
+    ).sync()
+    yield catalog
+    catalog.close()
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +46,8 @@ def shelf(
     buyer,
     publish,
     set_offer,
-    store,
-    catalog_contracts,
-    blockstore,
 ):
-    """Six models, synced once; returns their ids by nickname. Ratings: card 5 and 4, claims 3."""
+    """Six models on chain; returns their ids by nickname. Ratings: card 5 and 4, claims 3."""
     ids: dict[str, int] = {}
 
     def add(nick: str, owner: Any, doc: dict[str, Any], **offer: Any) -> None:
@@ -92,8 +97,6 @@ def shelf(
         market.escrow.rent(ids[nick], 1, 10 * AIMT, sender=account)
         licence = int(market.licences.rentalOf(ids[nick], account))
         market.reviews.review(licence, rating, "bafycomment", sender=account)
-    reader = ChainReader(chain.provider.web3)
-    Indexer(store, reader, catalog_contracts, ipfs_fetcher(blockstore)).sync()
     return ids
 
 

@@ -1,0 +1,138 @@
+"""A throwaway PostgreSQL server for the tests (and the catalog benchmark).
+
+The binaries come from the ``pgserver`` wheel (PostgreSQL 16, in the ``test`` extra); the server
+listens only on a unix socket in its data folder, trusts local connections and lives until
+:meth:`PostgresServer.close`. PostgreSQL refuses to run as root, so under root (CI containers) it
+runs as the unprivileged ``nobody`` user in a folder that user owns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PostgresServer", "PostgresUnavailable", "postgres_bin"]
+
+_UNPRIVILEGED = "nobody"
+
+
+class PostgresUnavailable(RuntimeError):
+    """No PostgreSQL binaries here (``pgserver`` is not installed)."""
+
+
+def postgres_bin() -> Path:
+    """The folder holding ``initdb``, ``pg_ctl`` and ``postgres``.
+
+    Raises:
+        PostgresUnavailable: ``pgserver`` is not installed.
+    """
+    # NOTE: located, not imported: importing pgserver sets up its own server management.
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or spec.origin is None or importlib.util.find_spec("psycopg") is None:
+        raise PostgresUnavailable(
+            "the PostgreSQL variants need the pgserver and psycopg packages: run `make setup`"
+            " (or `pip install pgserver 'psycopg[binary]'`)"
+        )
+    return Path(spec.origin).resolve().parent / "pginstall" / "bin"
+
+
+class PostgresServer:
+    """One PostgreSQL server in a fresh temporary folder, started by :meth:`start`.
+
+    Args:
+        bin_dir: The PostgreSQL binaries; :func:`postgres_bin` when omitted.
+    """
+
+    def __init__(self, bin_dir: Path | None = None) -> None:
+        self.bin_dir = bin_dir or postgres_bin()
+        # NOTE: not pytest's tmp_path: that is private to root (0700), and the server may run as
+        # `nobody`; /tmp is world-traversable. The socket path must stay under 107 characters.
+        self.root = Path(tempfile.mkdtemp(prefix="daimm-pg-"))
+        self.data = self.root / "data"
+        self._user: str | None = _UNPRIVILEGED if os.geteuid() == 0 else None
+        if self._user is not None:
+            entry = pwd.getpwnam(self._user)
+            os.chown(self.root, entry.pw_uid, entry.pw_gid)
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                  "--encoding=UTF8", "--locale=C", "--no-sync")  # fmt: skip
+        with open(self.data / "postgresql.conf", "a") as conf:
+            # Tests open many short-lived databases; durability is not under test here.
+            conf.write("max_connections = 300\nfsync = off\nlisten_addresses = ''\n")
+            conf.write(f"unix_socket_directories = '{self.root}'\n")
+
+    def _run(self, tool: str, *args: str, timeout_s: float = 60) -> str:
+        done = subprocess.run(
+            [str(self.bin_dir / tool), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            user=self._user,
+            cwd=self.root,
+            check=False,
+        )
+        if done.returncode != 0:
+            log = self.root / "server.log"
+            tail = log.read_text()[-2000:] if log.exists() else ""
+            raise RuntimeError(f"{tool} {' '.join(args)} failed:\n{done.stdout}{done.stderr}{tail}")
+        return done.stdout
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w",
+                  "start")  # fmt: skip
+
+    def stop(self, *, mode: str = "fast") -> None:
+        """Stop the server (``fast``: disconnect clients cleanly; ``immediate``: like a crash)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def url(self, database: str = "postgres") -> str:
+        """The SQLAlchemy URL of ``database`` (psycopg 3 over the unix socket)."""
+        return f"postgresql+psycopg://postgres@/{database}?host={self.root}"
+
+    def execute(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Run one statement in the ``postgres`` database (autocommit); rows if it returns any."""
+        import psycopg
+
+        with psycopg.connect(host=str(self.root), user="postgres", dbname="postgres") as conn:
+            conn.autocommit = True
+            cursor = conn.execute(sql, params or None)
+            return list(cursor.fetchall()) if cursor.description else []
+
+    def create_database(self, name: str) -> str:
+        """Create an empty database; returns its URL."""
+        self.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 STRATEGY FILE_COPY')
+        return self.url(name)
+
+    def terminate_connections(self, database: str) -> int:
+        """Kill every client connection to ``database`` (as if the network dropped them)."""
+        rows = self.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            database,
+        )
+        return len(rows)
+
+    def close(self) -> None:
+        """Stop the server (if running) and delete its folder."""
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+            self.stop(mode="immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls) -> Iterator[PostgresServer]:
+        """A started server, closed on exit."""
+        server = cls()
+        try:
+            server.start()
+            yield server
+        finally:
+            server.close()
