@@ -4,7 +4,9 @@ tests/unit/catalog/test_indexer.py simulates the kill with an exception raised i
 here the indexer runs as a separate Python process reading anvil over HTTP, one block per
 database transaction, and is SIGKILLed several times while it syncs. After each kill the
 database holds nothing past its checkpoint; after the last run it equals, table by table, a
-catalog built by one clean run. Runs on anvil (``--network ethereum:local:foundry``).
+catalog built by one clean run. Runs on anvil (``--network ethereum:local:foundry``), once on
+SQLite and once on PostgreSQL (where a killed client's open transaction is rolled back by the
+server).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -104,11 +105,16 @@ def _events_after(store: CatalogStore, block: int) -> int:
 
 
 def test_an_indexer_killed_mid_sync_resumes_with_nothing_missed_and_nothing_duplicated(
-    market: dict[str, Any], node_url: str, chain: Any, tmp_path: Path
+    market: dict[str, Any],
+    node_url: str,
+    chain: Any,
+    catalog_url: str,
+    catalog_backend: str,
+    catalog_databases: Any,
 ) -> None:
     head = chain.blocks.head.number
     args = {
-        "db": f"sqlite:///{tmp_path / 'killed.sqlite'}",
+        "db": catalog_url,
         "rpc": node_url,
         "addresses": market["addresses"],
         "start_block": 1,
@@ -138,7 +144,7 @@ def test_an_indexer_killed_mid_sync_resumes_with_nothing_missed_and_nothing_dupl
         checkpoints.append(checkpoint)
 
     finished = subprocess.run(command, cwd=ROOT, capture_output=True, env=env, text=True)
-    reference = CatalogStore(f"sqlite:///{tmp_path / 'reference.sqlite'}")
+    reference = CatalogStore(catalog_databases.url(catalog_backend))
     Indexer(
         reference,
         ChainReader.from_url(node_url),
@@ -152,3 +158,5 @@ def test_an_indexer_killed_mid_sync_resumes_with_nothing_missed_and_nothing_dupl
     for table in (t.events, t.models, t.offers, t.licences, t.blocks):
         assert _rows(store, table) == _rows(reference, table), table.name
     assert len(_rows(store, t.models)) >= MODELS
+    store.close()
+    reference.close()
