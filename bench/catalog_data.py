@@ -28,10 +28,18 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
 from daimm.catalog import CatalogContracts, CatalogStore, Indexer
-from daimm.catalog.reader import BlockRef, _abi_type, load_event_abis
+from daimm.catalog.reader import BlockRef, DecodedLog, _abi_type, load_event_abis
 from daimm.ipfs.multiformats import CID
 
-__all__ = ["AIMT_ADDRESS", "CHAIN_ID", "SyntheticChain", "build_chain", "populate", "sync_chain"]
+__all__ = [
+    "AIMT_ADDRESS",
+    "CHAIN_ID",
+    "SyntheticChain",
+    "build_chain",
+    "populate",
+    "populate_bulk",
+    "sync_chain",
+]
 
 CHAIN_ID = 31337
 AIMT = 10**18
@@ -146,6 +154,7 @@ class SyntheticChain:
     blocks: list[BlockRef] = field(default_factory=list)
     logs_by_block: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     documents: dict[str, bytes] = field(default_factory=dict)
+    decoded: list[DecodedLog] = field(default_factory=list)
 
     def chain_id(self) -> int:
         return CHAIN_ID
@@ -178,7 +187,7 @@ class SyntheticChain:
 
     @property
     def events(self) -> int:
-        return sum(len(v) for v in self.logs_by_block.values())
+        return sum(len(v) for v in self.logs_by_block.values()) or len(self.decoded)
 
 
 class _Encoder:
@@ -391,28 +400,42 @@ def _transactions(n_models: int, rng: random.Random, chain: SyntheticChain) -> l
     return txs
 
 
-def build_chain(n_models: int, seed: int = 0) -> SyntheticChain:
-    """The synthetic chain :func:`populate` syncs: same ``seed``, same chain."""
+def build_chain(n_models: int, seed: int = 0, *, encode: bool = True) -> SyntheticChain:
+    """The synthetic chain :func:`populate` syncs: same ``seed``, same chain.
+
+    Args:
+        n_models: Models published on it.
+        seed: The random seed.
+        encode: Also ABI-encode every log for ``eth_getLogs`` (what :func:`populate` reads);
+            without it only ``decoded`` is filled (what :func:`populate_bulk` folds).
+    """
     rng = random.Random(seed)
     chain = SyntheticChain()
-    encoder = _Encoder()
+    encoder = _Encoder() if encode else None
     txs = _transactions(n_models, rng, chain)
     for start in range(0, len(txs), _TXS_PER_BLOCK):
         number = len(chain.blocks) + 1
         ref = BlockRef(number, _hash("block", seed, number), _GENESIS_TS + number * _BLOCK_S)
         chain.blocks.append(ref)
         entries = chain.logs_by_block[number] = []
+        index = 0
         for position, tx in enumerate(txs[start : start + _TXS_PER_BLOCK]):
             tx_hash = _hash("tx", seed, number, position)
             for contract, name, args in tx:
-                raw = encoder.encode(contract, name, args)
-                raw.update(
-                    blockNumber=number,
-                    blockHash=ref.hash,
-                    logIndex=len(entries),
-                    transactionHash=tx_hash,
-                )
-                entries.append(raw)
+                if encoder is not None:
+                    raw = encoder.encode(contract, name, args)
+                    raw.update(
+                        blockNumber=number,
+                        blockHash=ref.hash,
+                        logIndex=index,
+                        transactionHash=tx_hash,
+                    )
+                    entries.append(raw)
+                else:
+                    chain.decoded.append(
+                        DecodedLog(contract, name, args, number, ref.hash, index, tx_hash)
+                    )
+                index += 1
     return chain
 
 
@@ -437,3 +460,24 @@ def sync_chain(store: CatalogStore, chain: SyntheticChain, **indexer_kwargs: Any
     indexer = Indexer(store, chain, chain.contracts, chain.fetch, **indexer_kwargs)  # type: ignore[arg-type]
     indexer.sync()
     return indexer
+
+
+def populate_bulk(
+    store: CatalogStore, n_models: int, seed: int = 0, *, events_per_transaction: int = 50_000
+) -> int:
+    """The catalog :func:`populate` makes, loaded faster: the same events, already decoded, go
+    through the indexer's own :meth:`~daimm.catalog.Indexer.apply` (record + fold) in large
+    transactions, skipping only the ABI encoding, ``eth_getLogs`` and decoding; then a normal
+    sync fetches the metadata. Returns the number of events folded.
+    """
+    chain = build_chain(n_models, seed, encode=False)
+    indexer = Indexer(store, chain, chain.contracts, chain.fetch)  # type: ignore[arg-type]
+    timestamps = {ref.number: ref.timestamp for ref in chain.blocks}
+    logs = chain.decoded
+    for start in range(0, len(logs), events_per_transaction):
+        with store.begin() as conn:
+            indexer.apply(conn, logs[start : start + events_per_transaction], timestamps)
+    with store.begin() as conn:
+        store.set_meta(conn, "last_block", str(chain.head()))
+    indexer.sync()  # nothing left to read: caches token metadata, fetches the documents
+    return len(logs)

@@ -49,9 +49,12 @@ class PostgresServer:
 
     Args:
         bin_dir: The PostgreSQL binaries; :func:`postgres_bin` when omitted.
+        durable: Flush to disk like a production server (``fsync``) instead of the tests'
+            ``fsync = off``; commits still return before their flush (``synchronous_commit =
+            off``), the durability of the catalog's SQLite (WAL, ``synchronous=NORMAL``).
     """
 
-    def __init__(self, bin_dir: Path | None = None) -> None:
+    def __init__(self, bin_dir: Path | None = None, *, durable: bool = False) -> None:
         self.bin_dir = bin_dir or postgres_bin()
         # NOTE: not pytest's tmp_path: that is private to root (0700), and the server may run as
         # `nobody`; /tmp is world-traversable. The socket path must stay under 107 characters.
@@ -64,8 +67,12 @@ class PostgresServer:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
                   "--encoding=UTF8", "--locale=C", "--no-sync")  # fmt: skip
         with open(self.data / "postgresql.conf", "a") as conf:
-            # Tests open many short-lived databases; durability is not under test here.
-            conf.write("max_connections = 300\nfsync = off\nlisten_addresses = ''\n")
+            conf.write("max_connections = 300\nlisten_addresses = ''\n")
+            if durable:
+                conf.write("synchronous_commit = off\n")
+            else:
+                # Tests open many short-lived databases; durability is not under test there.
+                conf.write("fsync = off\n")
             conf.write(f"unix_socket_directories = '{self.root}'\n")
 
     def _run(self, tool: str, *args: str, timeout_s: float = 60) -> str:
@@ -128,9 +135,9 @@ class PostgresServer:
 
     @classmethod
     @contextlib.contextmanager
-    def running(cls) -> Iterator[PostgresServer]:
+    def running(cls, *, durable: bool = False) -> Iterator[PostgresServer]:
         """A started server, closed on exit."""
-        server = cls()
+        server = cls(durable=durable)
         try:
             server.start()
             yield server

@@ -24,14 +24,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
 
 from daimm.catalog import store as t
-from daimm.catalog.reader import ChainReader, EventDecoder
+from daimm.catalog.reader import ChainReader, DecodedLog, EventDecoder
 from daimm.catalog.store import CatalogStore, insert_ignore, upsert
 from daimm.errors import CatalogError, DaimmError, IntegrityError
 
@@ -176,6 +176,17 @@ def parse_metadata(raw: bytes) -> dict[str, Any]:
         "framework": framework.lower(),
         "tags": " ".join(words),
     }
+
+
+# NOTE: built once (it runs for nearly every event); the values come as parameters.
+_SET_EVENT_MODEL = (
+    update(t.events)
+    .where(
+        t.events.c.block_number == bindparam("at_block"),
+        t.events.c.log_index == bindparam("at_index"),
+    )
+    .values(model_id=bindparam("to_model"))
+)
 
 
 def _jsonable(args: Mapping[str, Any]) -> str:
@@ -337,23 +348,8 @@ class Indexer:
                 f"blocks {start}..{end} keep changing while being read (a reorganisation in"
                 " progress?): run `daimm catalog sync` again in a moment"
             )
-        added = 0
         with self.store.begin() as conn:
-            for entry in decoded:
-                ts = refs[entry.block_number].timestamp
-                row = {
-                    "block_number": entry.block_number,
-                    "log_index": entry.log_index,
-                    "block_hash": entry.block_hash,
-                    "tx_hash": entry.tx_hash,
-                    "contract": entry.contract,
-                    "event": entry.event,
-                    "args": _jsonable(entry.args),
-                    "timestamp": ts,
-                }
-                if insert_ignore(conn, t.events, row):
-                    added += 1
-                    self._fold(conn, entry.contract, entry.event, dict(entry.args), entry, ts)
+            added = self.apply(conn, decoded, {n: r.timestamp for n, r in refs.items()})
             for number, ref in refs.items():
                 if number >= target - self.reorg_depth + 1:
                     upsert(
@@ -363,6 +359,38 @@ class Indexer:
                     )
             conn.execute(delete(t.blocks).where(t.blocks.c.number <= end - self.reorg_depth))
             self.store.set_meta(conn, "last_block", str(end))
+        return added
+
+    def apply(
+        self, conn: Connection, logs: Sequence[DecodedLog], timestamps: Mapping[int, int]
+    ) -> int:
+        """Record decoded logs in the event log and fold them, in chain order, inside ``conn``'s
+        transaction; logs already recorded are skipped. Every sync batch goes through here.
+
+        Args:
+            conn: A connection from :meth:`CatalogStore.begin`.
+            logs: Decoded logs in (block, log index) order, of blocks whose hashes were checked.
+            timestamps: Block number -> block timestamp (seconds) for every block in ``logs``.
+
+        Returns:
+            How many logs were new.
+        """
+        added = 0
+        for entry in logs:
+            ts = timestamps[entry.block_number]
+            row = {
+                "block_number": entry.block_number,
+                "log_index": entry.log_index,
+                "block_hash": entry.block_hash,
+                "tx_hash": entry.tx_hash,
+                "contract": entry.contract,
+                "event": entry.event,
+                "args": _jsonable(entry.args),
+                "timestamp": ts,
+            }
+            if insert_ignore(conn, t.events, row):
+                added += 1
+                self._fold(conn, entry.contract, entry.event, dict(entry.args), entry, ts)
         return added
 
     # ------------------------------------------------------------------------------ reorgs
@@ -429,12 +457,8 @@ class Indexer:
             model_id = int(args["modelId"])
         if model_id is not None:
             conn.execute(
-                update(t.events)
-                .where(
-                    t.events.c.block_number == where.block_number,
-                    t.events.c.log_index == where.log_index,
-                )
-                .values(model_id=model_id)
+                _SET_EVENT_MODEL,
+                {"at_block": where.block_number, "at_index": where.log_index, "to_model": model_id},
             )
 
     def _model_of_licence(self, conn: Connection, licence_id: int) -> int | None:

@@ -23,6 +23,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -338,31 +339,40 @@ def _reason(exc: BaseException) -> str:
     return " ".join(str(orig).split()) or type(orig).__name__
 
 
-def _dialect_insert(conn: Connection, table: Table) -> Any:
-    name = conn.dialect.name
-    if name == "sqlite":
+def _dialect_insert(dialect: str, table: Table) -> Any:
+    if dialect == "sqlite":
         return sqlite.insert(table)
-    if name == "postgresql":
+    if dialect == "postgresql":
         return postgresql.insert(table)
-    raise CatalogError(f"database {name!r} is not supported: use SQLite or PostgreSQL")
+    raise CatalogError(f"database {dialect!r} is not supported: use SQLite or PostgreSQL")
+
+
+# NOTE: statements are built once per table and set of columns, the row given as parameters:
+# building `.values(**row)` anew for every event cost more than executing it.
+@lru_cache(maxsize=256)
+def _insert_ignore_stmt(dialect: str, table: Table, columns: tuple[str, ...]) -> Any:
+    return _dialect_insert(dialect, table).on_conflict_do_nothing()
+
+
+@lru_cache(maxsize=256)
+def _upsert_stmt(dialect: str, table: Table, columns: tuple[str, ...]) -> Any:
+    keys = [c.name for c in table.primary_key.columns]
+    stmt = _dialect_insert(dialect, table)
+    updates = {k: stmt.excluded[k] for k in columns if k not in keys}
+    if not updates:
+        return stmt.on_conflict_do_nothing()
+    return stmt.on_conflict_do_update(index_elements=keys, set_=updates)
 
 
 def insert_ignore(conn: Connection, table: Table, row: dict[str, Any]) -> bool:
     """Insert ``row`` unless its primary key exists; True when it was inserted."""
-    stmt = _dialect_insert(conn, table).values(**row).on_conflict_do_nothing()
-    return bool(conn.execute(stmt).rowcount)
+    stmt = _insert_ignore_stmt(conn.dialect.name, table, tuple(sorted(row)))
+    return bool(conn.execute(stmt, row).rowcount)
 
 
 def upsert(conn: Connection, table: Table, row: dict[str, Any]) -> None:
     """Insert ``row`` or update every non-key column of the existing row."""
-    keys = [c.name for c in table.primary_key.columns]
-    stmt = _dialect_insert(conn, table).values(**row)
-    updates = {k: stmt.excluded[k] for k in row if k not in keys}
-    conn.execute(
-        stmt.on_conflict_do_update(index_elements=keys, set_=updates)
-        if updates
-        else stmt.on_conflict_do_nothing()
-    )
+    conn.execute(_upsert_stmt(conn.dialect.name, table, tuple(sorted(row))), row)
 
 
 class CatalogStore:
