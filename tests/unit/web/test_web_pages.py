@@ -60,6 +60,7 @@ def test_model_page__is_a_model_card_with_versions_offer_and_relayers(client, si
     assert 'id="versions"' in text and "bafyweights" in text
     assert "2 AIMT / h" in text and "100 AIMT" in text
     assert "1 rental(s)" in text
+    assert "1 version(s)" in text
     assert 'id="rent-button"' in text and 'id="buy-button"' in text
     assert "No relayer serves this model yet." in text
 

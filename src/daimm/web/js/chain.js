@@ -20,6 +20,7 @@ export async function loadConfig() {
   // so an outage shows at once instead of after back-offs.
   const publicClient = createPublicClient({
     chain,
+    pollingInterval: 250,
     transport: http(new URL("/api/rpc", window.location.origin).href, { retryCount: 0 }),
   });
   const errorsAbi = config.errors;

@@ -2,7 +2,7 @@
 // Bundled by esbuild into ../static/daimm.js (`make web`); the server never signs anything.
 import { loadConfig } from "./chain.js";
 import { setupDashboard } from "./dashboard.js";
-import { showRpcBanner } from "./errors.js";
+import { explain, showRpcBanner } from "./errors.js";
 import { setupModelPage } from "./market.js";
 import { setupTryIt } from "./tryit.js";
 import { setupWallet } from "./wallet.js";
@@ -31,6 +31,9 @@ async function boot() {
   await setupWallet(config);
   document.body.dataset.ready = "1";
 }
+
+// For the browser console and the browser tests: the config (with its clients) and the messages.
+window.daimm = { loadConfig, explain };
 
 window.addEventListener("DOMContentLoaded", () => {
   boot().catch((error) => showRpcBanner(String(error?.message || error)));
