@@ -135,6 +135,7 @@ models = Table(
     Column("rating_count", Integer, nullable=False, default=0),
     Column("rating_sum", Integer, nullable=False, default=0),
     Index("ix_models_creator", "creator"),
+    Index("ix_models_published", "published_at", "model_id"),  # newest first, page by page
 )
 
 offers = Table(
