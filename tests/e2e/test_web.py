@@ -279,6 +279,23 @@ def test_search_rent_try_and_withdraw__balances_add_up_to_the_wei(site, open_pag
     assert np.array_equal(np.asarray(answer["outputs"]["probabilities"], np.float32), probabilities)
     _shot(page, site, "web-model.png")
 
+    # She extends the rental by one hour (approve the price again, then rent again).
+    first_expiry = page.inner_text("#access-status")
+    page.fill("#rent-periods", "1")
+    page.click("#rent-button")
+    page.wait_for_function(
+        "(t) => document.querySelector('#tx-message.ok')"
+        " && document.querySelector('#tx-message').textContent !== t",
+        arg=rented,
+    )
+    extended = page.inner_text("#tx-message")
+    assert (
+        extended.startswith("Rented: licence #") and extended.split(",")[0] == rented.split(",")[0]
+    )
+    page.wait_for_function(
+        "(t) => document.querySelector('#access-status').textContent !== t", arg=first_expiry
+    )
+
     # The CLI accepts the receipt the page shows, over the body the page signed.
     (tmp_path / "answer.json").write_text(answer_text)
     (tmp_path / "body.json").write_text(body_text)
@@ -312,7 +329,7 @@ def test_search_rent_try_and_withdraw__balances_add_up_to_the_wei(site, open_pag
     withdrawn = _message(board, "#withdraw-message", "ok")
     assert withdrawn.startswith("Withdrawn: ")
 
-    price = 3 * demo_module_constant("RENT_PRICE")
+    price = 4 * demo_module_constant("RENT_PRICE")  # 3 hours, then 1 more
     fee = price * demo_module_constant("FEE_BPS") // 10_000
     after = {
         "alice": token.balance_of(demo.alice),
@@ -334,6 +351,24 @@ def format_aimt(value: int) -> str:
     from daimm.units import format_amount
 
     return format_amount(value, 18, "AIMT")
+
+
+def test_buy__a_perpetual_licence_from_the_page(site, open_page):
+    demo = site["demo"]
+    token = demo.market.token
+    before = token.balance_of(demo.carol)
+    page = open_page(demo.carol, f"/models/{demo.model_id}")
+    _connect(page)
+    page.wait_for_selector("#access-status[data-access='no']")
+
+    page.click("#buy-button")
+    bought = _message(page, "#tx-message", "ok")
+
+    assert bought.startswith("Bought: perpetual licence #")
+    assert bought.endswith(f"(paid {format_aimt(demo_module_constant('PERPETUAL_PRICE'))}).")
+    page.wait_for_selector("#access-status[data-access='yes']")
+    assert "perpetual licence" in page.inner_text("#access-status")
+    assert before - token.balance_of(demo.carol) == demo_module_constant("PERPETUAL_PRICE")
 
 
 # ---------------------------------------------------------------------------------- bad input
