@@ -1,6 +1,6 @@
 """Catalog benchmark: how sync and search cost grow with the catalog, on SQLite and PostgreSQL.
 
-Run: `python bench/catalog_bench.py` (1k, 10k and 100k models on both databases, about 10 minutes
+Run: `python bench/catalog_bench.py` (1k, 10k and 100k models on both databases, about 80 minutes
 on 2 shared cores; `--sizes 1000` for a quick run). Writes `bench/results/catalog.json`.
 
 For each database and size, a fresh catalog is filled by `bench/catalog_data.py` (synthetic but

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 
 from daimm.cli._market import account_option
 from daimm.errors import DaimmError
@@ -40,9 +41,27 @@ def _default_state_dir() -> str:
     default=None,
     help="Use three ports from this one: RPC, relayer, web (overrides the three port options).",
 )
-@click.option("--rpc-port", type=click.IntRange(1, 65535), default=8545, show_default=True)
-@click.option("--relayer-port", type=click.IntRange(1, 65535), default=8700, show_default=True)
-@click.option("--web-port", type=click.IntRange(1, 65535), default=8800, show_default=True)
+@click.option(
+    "--rpc-port",
+    type=click.IntRange(1, 65535),
+    default=8545,
+    show_default=True,
+    help="anvil's JSON-RPC port.",
+)
+@click.option(
+    "--relayer-port",
+    type=click.IntRange(1, 65535),
+    default=8700,
+    show_default=True,
+    help="The relayer's port.",
+)
+@click.option(
+    "--web-port",
+    type=click.IntRange(1, 65535),
+    default=8800,
+    show_default=True,
+    help="The web server's port.",
+)
 @click.option(
     "--network",
     default=None,
@@ -96,8 +115,15 @@ def up(
 
     if port_base is not None:
         rpc_port, relayer_port, web_port = port_base, port_base + 1, port_base + 2
-    if account is not None and network is None:
-        raise click.BadParameter("--account is only used with --network", param_hint="--account")
+    if network is None:
+        source = click.get_current_context().get_parameter_source("account")
+        if source is ParameterSource.COMMANDLINE:
+            raise click.BadParameter(
+                "--account is only used with --network", param_hint="--account"
+            )
+        # NOTE: on anvil the dev accounts play every role, so an account set by DAIMM_ACCOUNT (for
+        # other commands) is ignored rather than refused.
+        account = None
     stack = Stack(
         StackConfig(
             state_dir=state_dir,

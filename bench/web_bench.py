@@ -1,0 +1,306 @@
+"""Web benchmark: ``python bench/web_bench.py`` writes bench/results/web.json.
+
+Page latency of `daimm web` over a catalog of 10,000 models (``--models``), on loopback:
+
+- the catalog is built by ``bench/catalog_data.py``'s :func:`populate` (synthetic events folded by
+  the real indexer; cached in a SQLite file between runs, since building 10,000 models takes about
+  a minute and a half);
+- the server is :func:`daimm.web.app.create_app` under uvicorn (one worker, its own process, the
+  way `daimm web` runs it), its RPC endpoint an anvil with the catalog's chain id (the pages probe
+  it every two seconds for their "chain unreachable" banner);
+- an async httpx client here requests, at 1 and 16 concurrent clients: the search page ``/`` with
+  a text query, the same with filters (task, highest price, lowest rating, sort by price), the
+  JSON search ``/api/models``, and the model page ``/models/{id}`` of random models; p50, p99 and
+  requests per second each. Queries and ids are drawn before timing from a fixed seed; every
+  answer must be 200.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from catalog_data import _ADDRESSES, _TASKS, AIMT_ADDRESS, CHAIN_ID, populate  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "web.json"
+LEVELS = (1, 16)
+NETWORK = "bench:synthetic"
+ETH = "0x" + "00" * 20
+
+
+# ---------------------------------------------------------------------------- the catalog
+def catalog_file(n_models: int, seed: int, folder: Path) -> Path:
+    """A SQLite catalog of ``n_models`` synthetic models, built once and reused."""
+    from sqlalchemy import func, select
+
+    from daimm.catalog import CatalogStore
+    from daimm.catalog import store as tables
+
+    path = folder / f"daimm-web-bench-{n_models}-{seed}.sqlite"
+    url = f"sqlite:///{path}"
+    if path.exists():
+        with CatalogStore(url).connect() as conn:
+            count = conn.execute(select(func.count()).select_from(tables.models)).scalar_one()
+        if count == n_models:
+            return path
+        for stale in folder.glob(path.name + "*"):
+            stale.unlink()
+    started = time.monotonic()
+    print(f"building a catalog of {n_models} models in {path} ...", flush=True)
+    populate(CatalogStore(url), n_models, seed)
+    print(f"  built in {time.monotonic() - started:.0f} s", flush=True)
+    return path
+
+
+def deployments_file(folder: Path) -> Path:
+    """The deployment the synthetic catalog belongs to (the addresses its events come from)."""
+    path = folder / "deployments.json"
+    record = {
+        "chain_id": CHAIN_ID,
+        "block": 1,
+        "contracts": {**_ADDRESSES, "AIModelToken": AIMT_ADDRESS},
+        "currencies": {"ETH": ETH, "AIMT": AIMT_ADDRESS},
+    }
+    path.write_text(json.dumps({NETWORK: record}, indent=2))
+    return path
+
+
+# ---------------------------------------------------------------------------- processes
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(ready: Callable[[], bool], what: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while not ready():
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {process.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start within 60 s")
+        time.sleep(0.2)
+
+
+def answers(url: str, method: str = "GET", **kwargs: Any) -> bool:
+    try:
+        return httpx.request(method, url, timeout=2, **kwargs).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def start_anvil(port: int) -> subprocess.Popen[bytes] | None:
+    """anvil with the catalog's chain id, or None when anvil is not installed."""
+    from daimm.errors import ConfigError
+    from daimm.stack import find_anvil
+
+    try:
+        anvil = find_anvil()
+    except ConfigError:
+        return None
+    process = subprocess.Popen(
+        [anvil, "--port", str(port), "--chain-id", str(CHAIN_ID), "--silent"],
+        start_new_session=True,
+    )
+    probe = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+    wait_for(lambda: answers(f"http://127.0.0.1:{port}", "POST", json=probe), "anvil", process)
+    return process
+
+
+def start_server(port: int, catalog: Path, deployments: Path, rpc_url: str) -> Any:
+    config = {
+        "catalog_url": f"sqlite:///{catalog}",
+        "rpc_url": rpc_url,
+        "deployments": str(deployments),
+        "network": NETWORK,
+    }
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve", json.dumps(config), "--port", str(port)],
+        start_new_session=True,
+    )
+    wait_for(lambda: answers(f"http://127.0.0.1:{port}/api/health"), "the web server", process)
+    return process
+
+
+def serve(config_json: str, port: int) -> None:
+    """The server process: `daimm web`'s app under uvicorn, one worker."""
+    import uvicorn
+
+    from daimm.web.app import create_app
+    from daimm.web.config import WebConfig
+
+    app = create_app(WebConfig(**json.loads(config_json)))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+# ---------------------------------------------------------------------------- the load
+def scenarios(n_models: int, count: int, seed: int) -> dict[str, list[str]]:
+    """Each scenario's request paths, drawn before timing."""
+    rng = random.Random(seed)
+    words = sorted({w for subjects, tags in _TASKS.values() for w in (*subjects, *tags)})
+    tasks = sorted(_TASKS)
+
+    def text() -> str:
+        return str(httpx.QueryParams({"q": rng.choice(words)}))
+
+    def filters() -> str:
+        task = rng.choice(tasks)  # and a word of that task's vocabulary, as a user would
+        subjects, tags = _TASKS[task]
+        params = {
+            "q": rng.choice((*subjects, *tags)),
+            "task": task,
+            "max_price": f"{rng.choice((5, 20, 50))} AIMT",
+            "min_rating": str(rng.choice((2, 3, 4))),
+            "sort": "price",
+        }
+        return str(httpx.QueryParams(params))
+
+    return {
+        "search_text": [f"/?{text()}" for _ in range(count)],
+        "search_filters": [f"/?{filters()}" for _ in range(count)],
+        "api_models": [f"/api/models?{text()}&sort=rating" for _ in range(count)],
+        "model_page": [f"/models/{rng.randint(1, n_models)}" for _ in range(count)],
+    }
+
+
+async def run_level(
+    base: str, paths: list[str], concurrency: int, time_limit_s: float
+) -> dict[str, Any]:
+    """Send ``paths`` with ``concurrency`` clients; latency of each answer.
+
+    NOTE: each simulated client has its own httpx client (one keep-alive connection), as in
+    relayer_bench.py: one pool shared by many tasks throttles the load generator itself.
+    """
+    latencies: list[float] = []
+    failures: list[str] = []
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for path in paths:
+        queue.put_nowait(path)
+    clients = [httpx.AsyncClient(base_url=base, timeout=60) for _ in range(concurrency)]
+    try:
+        for i, path in enumerate(paths[: max(10, concurrency)]):  # warm-up: connections, caches
+            await clients[i % concurrency].get(path)
+        deadline = time.monotonic() + time_limit_s
+
+        async def worker(client: httpx.AsyncClient) -> None:
+            while time.monotonic() < deadline:
+                try:
+                    path = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                started = time.perf_counter()
+                answer = await client.get(path)
+                latencies.append(time.perf_counter() - started)
+                if answer.status_code != 200:
+                    failures.append(f"{answer.status_code} {path}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for client in clients))
+        wall = time.perf_counter() - started
+    finally:
+        for client in clients:
+            await client.aclose()
+    latencies.sort()
+    ms = [x * 1000 for x in latencies]
+    return {
+        "requests": len(ms),
+        "failures": len(failures),
+        "failure_examples": failures[:3],
+        "p50_ms": round(statistics.median(ms), 2),
+        "p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 2),
+        "mean_ms": round(statistics.fmean(ms), 2),
+        "rps": round(len(ms) / wall, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=10_000, help="catalog size")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--requests", type=int, default=300, help="per scenario and level")
+    parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per level")
+    parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.port)
+        return
+
+    catalog = catalog_file(args.models, args.seed, args.cache_dir)
+    work = Path(tempfile.mkdtemp(prefix="daimm-web-bench-"))
+    anvil = server = None
+    try:
+        rpc_port = free_port()
+        anvil = start_anvil(rpc_port)
+        rpc_url = f"http://127.0.0.1:{rpc_port}"
+        port = free_port()
+        server = start_server(port, catalog, deployments_file(work), rpc_url)
+        base = f"http://127.0.0.1:{port}"
+        results: dict[str, dict[str, Any]] = {}
+        for name, paths in scenarios(args.models, args.requests, args.seed).items():
+            results[name] = {}
+            for level in LEVELS:
+                cell = asyncio.run(run_level(base, paths, level, args.time_limit))
+                results[name][str(level)] = cell
+                print(
+                    f"{name:<15} {level:>2} clients: p50 {cell['p50_ms']:7.1f} ms"
+                    f"  p99 {cell['p99_ms']:7.1f} ms  {cell['rps']:6.1f} req/s"
+                    f"  ({cell['requests']} requests, {cell['failures']} failed)",
+                    flush=True,
+                )
+    finally:
+        stop(server)
+        stop(anvil)
+    out = {
+        "models": args.models,
+        "seed": args.seed,
+        "requests_per_cell": args.requests,
+        "server": "daimm.web.app.create_app under uvicorn, 1 worker, own process",
+        "rpc": "anvil" if anvil is not None else "none (anvil not installed)",
+        "catalog": "SQLite (FTS5), bench/catalog_data.py populate()",
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    failed = sum(c["failures"] for s in results.values() for c in s.values())
+    print(f"wrote {args.out}")
+    if failed:
+        sys.exit(f"{failed} requests did not answer 200 (see failure_examples in {args.out})")
+
+
+if __name__ == "__main__":
+    main()
