@@ -191,6 +191,51 @@ class ModelHit:
             PriceKind.CALL: self.price_per_call,
         }[kind]
 
+    def to_json(self) -> dict[str, Any]:
+        """The model as JSON (``daimm search --json``, the web API): amounts as decimal strings in
+        the smallest unit of ``offer.currency``, so no client loses precision on a uint256."""
+        rep = self.reputation
+        return {
+            "model_id": self.model_id,
+            "name": self.name,
+            "description": self.description,
+            "task": self.task,
+            "framework": self.framework,
+            "tags": list(self.tags),
+            "creator": self.creator,
+            "owner": self.owner,
+            "versions": self.versions,
+            "metadata_cid": self.metadata_cid,
+            "weights_cid": self.weights_cid,
+            "metadata_status": self.metadata_status,
+            "published_at": self.published_at,
+            "offer": {
+                "active": self.offer_active,
+                "currency": self.currency,
+                "symbol": self.symbol,
+                "decimals": self.decimals,
+                "price_per_period": str(self.price_per_period),
+                "period_seconds": self.period_seconds,
+                "min_periods": self.min_periods,
+                "max_periods": self.max_periods,
+                "perpetual_price": str(self.perpetual_price),
+                "price_per_call": str(self.price_per_call),
+            },
+            "rating": {"count": self.rating_count, "sum": self.rating_sum, "average": self.rating},
+            "creator_reputation": None
+            if rep is None
+            else {
+                "score": rep.score,
+                "models": rep.models,
+                "rating_count": rep.rating_count,
+                "rating_sum": rep.rating_sum,
+                "paid_licences": rep.paid_licences,
+                "disputes_lost": rep.disputes_lost,
+            },
+            "relayers": list(self.relayers),
+            "relevance": self.relevance,
+        }
+
 
 def reputation_score(
     rating_count: int, rating_sum: int, paid_licences: int, disputes_lost: float

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -12,7 +12,7 @@ from daimm.cli.catalog import db_options, open_store
 if TYPE_CHECKING:
     from daimm.catalog import CatalogStore, ModelHit
 
-__all__ = ["format_price", "hit_to_json", "search"]
+__all__ = ["format_price", "search"]
 
 ETH = "0x0000000000000000000000000000000000000000"
 
@@ -31,50 +31,6 @@ def _period(seconds: int) -> str:
         if seconds and seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
-
-
-def hit_to_json(hit: ModelHit) -> dict[str, Any]:
-    """A search result as JSON (amounts as decimal strings in the smallest unit)."""
-    rep = hit.reputation
-    return {
-        "model_id": hit.model_id,
-        "name": hit.name,
-        "description": hit.description,
-        "task": hit.task,
-        "framework": hit.framework,
-        "tags": list(hit.tags),
-        "creator": hit.creator,
-        "owner": hit.owner,
-        "versions": hit.versions,
-        "metadata_cid": hit.metadata_cid,
-        "weights_cid": hit.weights_cid,
-        "metadata_status": hit.metadata_status,
-        "offer": {
-            "active": hit.offer_active,
-            "currency": hit.currency,
-            "symbol": hit.symbol,
-            "decimals": hit.decimals,
-            "price_per_period": str(hit.price_per_period),
-            "period_seconds": hit.period_seconds,
-            "min_periods": hit.min_periods,
-            "max_periods": hit.max_periods,
-            "perpetual_price": str(hit.perpetual_price),
-            "price_per_call": str(hit.price_per_call),
-        },
-        "rating": {"count": hit.rating_count, "sum": hit.rating_sum, "average": hit.rating},
-        "creator_reputation": None
-        if rep is None
-        else {
-            "score": rep.score,
-            "models": rep.models,
-            "rating_count": rep.rating_count,
-            "rating_sum": rep.rating_sum,
-            "paid_licences": rep.paid_licences,
-            "disputes_lost": rep.disputes_lost,
-        },
-        "relayers": list(hit.relayers),
-        "relevance": hit.relevance,
-    }
 
 
 def _decimals_of(store: CatalogStore) -> dict[str, tuple[str, int]]:
@@ -206,7 +162,7 @@ def search(
     )
     hits = run_search(store, query)
     if as_json:
-        click.echo(json.dumps([hit_to_json(h) for h in hits], indent=2))
+        click.echo(json.dumps([h.to_json() for h in hits], indent=2))
         return
     last = store.last_block()
     if last is None:

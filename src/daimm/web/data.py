@@ -219,41 +219,11 @@ def prices(hit: ModelHit) -> dict[str, str | None]:
 
 
 def hit_json(hit: ModelHit) -> dict[str, Any]:
-    """A model as the JSON API shows it (amounts as decimal strings in the smallest unit)."""
-    rep = hit.reputation
-    return {
-        "model_id": hit.model_id,
-        "name": hit.name,
-        "description": hit.description,
-        "task": hit.task,
-        "framework": hit.framework,
-        "tags": list(hit.tags),
-        "creator": hit.creator,
-        "owner": hit.owner,
-        "versions": hit.versions,
-        "metadata_cid": hit.metadata_cid,
-        "weights_cid": hit.weights_cid,
-        "metadata_status": hit.metadata_status,
-        "published_at": hit.published_at,
-        "offer": {
-            "active": hit.offer_active,
-            "currency": hit.currency,
-            "symbol": hit.symbol,
-            "decimals": hit.decimals,
-            "price_per_period": str(hit.price_per_period),
-            "period_seconds": hit.period_seconds,
-            "min_periods": hit.min_periods,
-            "max_periods": hit.max_periods,
-            "perpetual_price": str(hit.perpetual_price),
-            "price_per_call": str(hit.price_per_call),
-            "display": prices(hit),
-        },
-        "rating": {"count": hit.rating_count, "average": hit.rating},
-        "creator_reputation": None
-        if rep is None
-        else {"score": rep.score, "models": rep.models, "paid_licences": rep.paid_licences},
-        "relayers": list(hit.relayers),
-    }
+    """A model as the JSON API shows it: :meth:`ModelHit.to_json` (amounts as decimal strings in
+    the smallest unit) with the prices in human units under ``offer.display``."""
+    doc = hit.to_json()
+    doc["offer"]["display"] = prices(hit)
+    return doc
 
 
 def model_detail(store: CatalogStore, model_id: int) -> dict[str, Any]:
