@@ -128,14 +128,15 @@ def free_port() -> int:
 
 def rpc_url_of(provider: Any) -> str:
     """The JSON-RPC HTTP URL of ape's connected provider (anvil)."""
-    for attr in ("http_uri", "uri"):
-        value = getattr(provider, attr, None)
-        if isinstance(value, str) and value.startswith("http"):
-            return value
-    raise RuntimeError(
-        "the demo needs a chain with an HTTP endpoint for the relayer: run it with"
-        " `ape run demo --network ethereum:local:foundry` (that is what `make demo` does)"
-    )
+    from daimm.stack import provider_http_url
+
+    url = provider_http_url(provider)
+    if url is None:
+        raise RuntimeError(
+            "the demo needs a chain with an HTTP endpoint for the relayer: run it with"
+            " `ape run demo --network ethereum:local:foundry` (that is what `make demo` does)"
+        )
+    return url
 
 
 @contextmanager

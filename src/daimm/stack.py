@@ -51,6 +51,7 @@ __all__ = [
     "Stack",
     "StepEvent",
     "find_anvil",
+    "provider_http_url",
 ]
 
 log = logging.getLogger(__name__)
@@ -261,6 +262,16 @@ class Child:
     def _signal_group(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signum)
+
+
+def provider_http_url(provider: Any) -> str | None:
+    """The HTTP JSON-RPC URL of an ape provider (``http_uri`` or ``uri``), or None if it has none:
+    the relayer and the catalog read the chain over HTTP, not through ape."""
+    for attr in ("http_uri", "uri"):
+        value = getattr(provider, attr, None)
+        if isinstance(value, str) and value.startswith("http"):
+            return value
+    return None
 
 
 def find_anvil(explicit: str | None = None) -> str:
@@ -683,14 +694,13 @@ class Stack:
 
     @staticmethod
     def _provider_url(provider: Any) -> str:
-        for attr in ("http_uri", "uri"):
-            value = getattr(provider, attr, None)
-            if isinstance(value, str) and value.startswith("http"):
-                return value
-        raise ConfigError(
-            "the network has no HTTP JSON-RPC endpoint, which the relayer and the catalog need:"
-            " give --network a provider with one (e.g. ethereum:sepolia:alchemy or a node URL)"
-        )
+        url = provider_http_url(provider)
+        if url is None:
+            raise ConfigError(
+                "the network has no HTTP JSON-RPC endpoint, which the relayer and the catalog need:"
+                " give --network a provider with one (e.g. ethereum:sepolia:alchemy or a node URL)"
+            )
+        return url
 
     def _deploy(self, deployer: Any) -> tuple[Deployment, bool]:
         """The deployment: the recorded one if its contracts exist on this chain, else a new one.

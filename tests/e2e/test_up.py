@@ -358,28 +358,23 @@ def _pids_of_children(parent: int) -> dict[str, int]:
 
 
 # ------------------------------------------------------------------------------------ errors
+def _run_up_to_its_end(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`daimm up` with a state folder in `tmp_path`, free relayer and web ports and `args`, run
+    until it exits (for the cases that must fail before anything starts)."""
+    ports = [f"--relayer-port={free_port()}", f"--web-port={free_port()}"]
+    return subprocess.run(
+        [sys.executable, "-c", "from daimm.cli import main; main()", "up",
+         f"--state-dir={tmp_path / 'state'}", *ports, *args],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
 def test_a_port_in_use_is_one_clear_error_and_nothing_starts(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "from daimm.cli import main; main()",
-                "up",
-                f"--state-dir={tmp_path / 'state'}",
-                f"--rpc-port={port}",
-                f"--relayer-port={free_port()}",
-                f"--web-port={free_port()}",
-            ],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        done = _run_up_to_its_end(tmp_path, f"--rpc-port={port}")
 
     assert done.returncode == 1
     assert f"Error: port {port} on 127.0.0.1 (anvil's JSON-RPC) is already in use" in done.stderr
@@ -389,23 +384,8 @@ def test_a_port_in_use_is_one_clear_error_and_nothing_starts(tmp_path: Path) -> 
 
 def test_an_unreachable_chain_is_one_clear_error(tmp_path: Path) -> None:
     port = free_port()
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from daimm.cli import main; main()",
-            "up",
-            f"--state-dir={tmp_path / 'state'}",
-            f"--network=ethereum:local:http://127.0.0.1:{port}",
-            "--account=TEST::0",
-            f"--relayer-port={free_port()}",
-            f"--web-port={free_port()}",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = _run_up_to_its_end(
+        tmp_path, f"--network=ethereum:local:http://127.0.0.1:{port}", "--account=TEST::0"
     )
 
     assert done.returncode == 1
