@@ -17,6 +17,7 @@ import gzip
 import os
 import pickle
 import signal
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -211,10 +212,13 @@ def test_a_worker_that_crashes_mid_request_costs_503_for_its_model_only_over_htt
     relayer_server: Any,
 ) -> None:
     # NOTE: no input crashes ONNX Runtime on demand, so the crash is a real SIGSEGV sent to the
-    # worker while it runs a slow prediction: the parent sees what a segfault in ORT produces.
+    # worker while a request is in flight: the parent sees what a segfault in ORT produces. The
+    # worker is stopped (SIGSTOP) before the request goes out, so it cannot answer first; the
+    # SIGSEGV is sent once the parent has written the request and awaits the reply, and SIGCONT
+    # lets the pending signal kill it. No timing guess: the order is forced.
     slow, other = 7, GOOD
-    size = 256
-    models = {slow: onnx_models.slow_model(size=size, repeats=1000), other: onnx_models.add_model()}
+    size = 64
+    models = {slow: onnx_models.slow_model(size=size, repeats=10), other: onnx_models.add_model()}
     with relayer_server(models, max_workers=4) as relayer:
         client = relayer.client()
         client.predict(other, {"x": X})
@@ -222,16 +226,23 @@ def test_a_worker_that_crashes_mid_request_costs_503_for_its_model_only_over_htt
         client.predict(slow, big)  # loaded and warm
         [victim] = [m for m in relayer.services.models.loaded() if m.ref.model_id == slow]
         worker_pid = victim.worker.pid
+        assert victim.worker.in_flight == 0
 
         async def scenario() -> tuple[int, list[int]]:
             async with httpx.AsyncClient(base_url=relayer.url, timeout=60) as http:
                 body = httpx.Request("POST", "/", json={"inputs": big}).content
                 headers = client.signed_headers(slow, body)
+                os.kill(worker_pid, signal.SIGSTOP)
                 doomed = asyncio.create_task(
                     http.post(f"/v1/models/{slow}/predict", content=body, headers=headers)
                 )
-                await asyncio.sleep(0.3)
+                deadline = time.monotonic() + 30
+                while victim.worker.in_flight == 0:
+                    assert time.monotonic() < deadline, "the request never reached the worker"
+                    assert not doomed.done(), "answered without the (stopped) worker"
+                    await asyncio.sleep(0.005)
                 os.kill(worker_pid, signal.SIGSEGV)
+                os.kill(worker_pid, signal.SIGCONT)
                 others = []
                 for _ in range(10):
                     small = b'{"inputs":{"x":[[1.0,2.0,3.0,4.0]]}}'

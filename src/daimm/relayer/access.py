@@ -20,13 +20,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from eth_utils import is_address, to_checksum_address
+from eth_utils import to_checksum_address
 
 from daimm import eip712
 from daimm.errors import ChainError, ChainUnavailableError, RequestRefusedError, SignatureError
 from daimm.relayer.chain import ChainReader
 from daimm.relayer.models import ModelRef
-from daimm.relayer.signing import DigestBuilder, SignatureVerifier
+from daimm.relayer.signing import DigestBuilder, SignatureVerifier, checksum_address
 from daimm.relayer.vouchers import VoucherStore
 
 __all__ = [
@@ -154,15 +154,17 @@ def parse_signed_headers(headers: Mapping[str, str]) -> SignedHeaders:
     raw_address = headers.get(HEADER_ADDRESS)
     if not raw_address:
         raise _refuse(401, "missing_signature", f"header {HEADER_ADDRESS} is missing")
-    if not is_address(raw_address.strip()):
+    address = checksum_address(raw_address.strip())
+    if address is None:
         raise _refuse(401, "bad_signature", f"header {HEADER_ADDRESS} is not an address")
     raw_signature = headers.get(HEADER_SIGNATURE)
     if not raw_signature:
         raise _refuse(401, "missing_signature", f"header {HEADER_SIGNATURE} is missing")
     signature = _hex_bytes(raw_signature, HEADER_SIGNATURE, 401, "bad_signature")
     chain_id = _uint(headers, HEADER_CHAIN_ID) if headers.get(HEADER_CHAIN_ID) else None
-    relayer = headers.get(HEADER_RELAYER)
-    if relayer is not None and not is_address(relayer.strip()):
+    raw_relayer = headers.get(HEADER_RELAYER)
+    relayer = None if raw_relayer is None else checksum_address(raw_relayer.strip())
+    if raw_relayer is not None and relayer is None:
         raise _refuse(401, "bad_signature", f"header {HEADER_RELAYER} is not an address")
     voucher_amount = voucher_signature = None
     raw_voucher = headers.get(HEADER_VOUCHER)
@@ -178,12 +180,12 @@ def parse_signed_headers(headers: Mapping[str, str]) -> SignedHeaders:
             ) from None
         voucher_signature = _hex_bytes(sig, HEADER_VOUCHER, 402, "invalid_voucher")
     return SignedHeaders(
-        address=to_checksum_address(raw_address.strip()),
+        address=address,
         signature=signature,
         nonce=_uint(headers, HEADER_NONCE),
         deadline=_uint(headers, HEADER_DEADLINE),
         chain_id=chain_id,
-        relayer=to_checksum_address(relayer.strip()) if relayer else None,
+        relayer=relayer or None,
         voucher_amount=voucher_amount,
         voucher_signature=voucher_signature,
     )

@@ -34,7 +34,6 @@ from prometheus_client import (
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from daimm import eip712
 from daimm.errors import ModelUnavailableError, RequestRefusedError
 from daimm.relayer.access import (
     AccessPolicy,
@@ -44,7 +43,7 @@ from daimm.relayer.access import (
 )
 from daimm.relayer.chain import CacheMiss, ChainReader, LogWatcher
 from daimm.relayer.models import ModelManager, validate_inputs
-from daimm.relayer.signing import ReceiptSigner
+from daimm.relayer.signing import ReceiptSigner, keccak
 from daimm.relayer.vouchers import Redeemer, VoucherStore
 
 __all__ = ["RelayerServices", "create_app", "error_body"]
@@ -292,7 +291,7 @@ def create_app(services: RelayerServices) -> FastAPI:
         _check_model_id(model_id)
         body = await _read_body(request, services.max_body_bytes)
         signed = parse_signed_headers(request.headers)
-        body_hash = eip712.keccak256(body)
+        body_hash = keccak(body)
         policy.verify_request(model_id, body_hash, signed)
         try:
             document = json.loads(body)
@@ -317,7 +316,7 @@ def create_app(services: RelayerServices) -> FastAPI:
         outputs = await services.models.run(model, arrays)
         policy.charge(decision, signed)
         timestamp = int(time.time())
-        outputs_hash = eip712.keccak256(outputs)
+        outputs_hash = keccak(outputs)
         signature = signer.sign(
             policy.digests.receipt(
                 model_id, decision.ref.weights_cid, body_hash, outputs_hash, timestamp

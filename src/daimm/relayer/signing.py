@@ -7,7 +7,10 @@ its recovery accepts the signatures made here); this module only makes the same 
 - digests: type hashes and the domain separator are computed once; a request's digest is then two
   Keccak-256 calls over fixed-width fields (the generic typed-data encoder makes about a dozen);
 - with ``coincurve`` installed (libsecp256k1; eth-keys then uses it too), signing and recovery
-  take ~50 us each and are used directly;
+  call it directly (~25 us each; through eth-keys' wrappers they took ~50-75 us), and a recovered
+  key is compared with the claimed address as 20 bytes, with no checksum encoding;
+- checksummed spellings of addresses are cached (:func:`checksum_address`): EIP-55 costs a Keccak
+  and ~10 us of Python per address, and the same few addresses sign every request;
 - without it, eth-keys falls back to pure-Python elliptic-curve code (~2 ms per scalar
   multiplication, three per recovery). Then: signing computes ``k*G`` from a precomputed
   fixed-base table (32 additions instead of ~380 doublings and additions), and verification
@@ -20,25 +23,34 @@ about timing side channels on its receipt key installs ``coincurve``.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import threading
 from collections import OrderedDict
 from typing import Any
 
 from Crypto.Hash import keccak as _keccak
-from eth_utils import to_checksum_address
+from eth_utils import is_address, to_checksum_address
 
 from daimm import eip712
 from daimm.errors import SignatureError
 
-__all__ = ["FAST_BACKEND", "DigestBuilder", "ReceiptSigner", "SignatureVerifier", "keccak"]
+__all__ = [
+    "FAST_BACKEND",
+    "DigestBuilder",
+    "ReceiptSigner",
+    "SignatureVerifier",
+    "checksum_address",
+    "keccak",
+]
 
 try:  # pragma: no cover - depends on the environment
-    import coincurve  # noqa: F401
+    import coincurve
 
     #: Whether libsecp256k1 (through coincurve) does the curve arithmetic.
     FAST_BACKEND = True
 except ImportError:
+    coincurve = None  # type: ignore[assignment]
     FAST_BACKEND = False
 
 _P = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEFFFFFC2F
@@ -52,6 +64,22 @@ _G = (
 def keccak(data: bytes) -> bytes:
     """Keccak-256 of ``data`` (32 bytes)."""
     return _keccak.new(digest_bits=256, data=data).digest()
+
+
+@functools.lru_cache(maxsize=65_536)
+def _checksum_cached(raw: str) -> str | None:
+    return to_checksum_address(raw) if is_address(raw) else None
+
+
+def checksum_address(raw: str) -> str | None:
+    """The EIP-55 spelling of ``raw``, or None if it is not an address (results cached).
+
+    NOTE: only strings of an address's length are cached, so a client sending long junk cannot
+    grow the cache beyond ~65,536 short entries.
+    """
+    if len(raw) > 42:
+        return None
+    return _checksum_cached(raw)
 
 
 def _u256(value: int) -> bytes:
@@ -212,6 +240,7 @@ class ReceiptSigner:
         from eth_keys import keys
 
         self._key = keys.PrivateKey(private_key)
+        self._fast_key = coincurve.PrivateKey(private_key) if FAST_BACKEND else None
         self._d = int.from_bytes(private_key, "big")
         self.address = self._key.public_key.to_checksum_address()
         if not FAST_BACKEND:
@@ -220,8 +249,11 @@ class ReceiptSigner:
     def sign(self, digest: bytes) -> bytes:
         """Sign ``digest``."""
         if FAST_BACKEND:
-            sig = self._key.sign_msg_hash(digest)
-            return eip712.encode_signature(sig.v, sig.r, sig.s)
+            if self._fast_key is None:  # FAST_BACKEND switched on after construction (tests)
+                self._fast_key = coincurve.PrivateKey(self._key.to_bytes())
+            # RFC 6979 nonce; libsecp256k1 always returns the low-s form; the last byte is 0/1.
+            raw = self._fast_key.sign_recoverable(digest, hasher=None)
+            return raw[:64] + bytes([raw[64] + 27])
         e = int.from_bytes(digest, "big")
         while True:
             k = secrets.randbelow(_N - 1) + 1  # a fresh secret nonce from the OS's CSPRNG
@@ -268,9 +300,18 @@ class SignatureVerifier:
             SignatureError: Malformed, ``v`` not 27/28, or high ``s``.
         """
         v, r, s = eip712.split_signature(signature)
-        address = to_checksum_address(address)
+        checked = checksum_address(address)
+        if checked is None:
+            raise ValueError(f"not an address: {address!r}")
+        address = checked
         if FAST_BACKEND:
-            return self._recover(digest, v, r, s).to_checksum_address() == address
+            try:
+                public = coincurve.PublicKey.from_signature_and_message(
+                    _u256(r) + _u256(s) + bytes([v - 27]), digest, hasher=None
+                )
+            except Exception as exc:  # noqa: BLE001 - coincurve raises ValueError and others
+                raise SignatureError(f"signature does not recover to an address: {exc}") from None
+            return keccak(public.format(compressed=False)[1:])[-20:] == bytes.fromhex(address[2:])
         with self._lock:
             cached = self._keys.get(address)
             if cached is not None:
