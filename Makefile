@@ -80,6 +80,7 @@ demo: compile ## The end-to-end marketplace story on a local chain and the embed
 
 bench: compile ## Benchmarks; results in bench/results/*.json, table in bench/README.md.
 	$(APE) run gas_bench
+	$(APE) run gas_bench --network ethereum:local:foundry
 	$(BIN)/python bench/storage_bench.py
 	$(BIN)/python bench/relayer_bench.py
 	$(BIN)/python bench/catalog_bench.py
