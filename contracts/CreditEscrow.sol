@@ -46,7 +46,18 @@ contract CreditEscrow is ICreditEscrow, EIP712, ReentrancyGuardTransient {
     IRelayerRegistry private immutable _relayers;
     uint64 private immutable _timeout;
 
-    mapping(address payer => mapping(uint256 modelId => mapping(address relayer => Channel))) private _channels;
+    /// @dev A channel as stored: the currency and the expiry share one slot, the two amounts the
+    /// next (`Channel`, the interface's order, would take three: a deposit then writes one new slot
+    /// more and a redemption reads one cold slot more). `channelOf` returns it as a `Channel`.
+    struct StoredChannel {
+        address currency;
+        uint64 expiresAt;
+        uint128 deposited;
+        uint128 redeemed;
+    }
+
+    mapping(address payer => mapping(uint256 modelId => mapping(address relayer => StoredChannel))) private
+        _channels;
 
     // ---------------------------------------------------------------- constructor
 
@@ -70,7 +81,7 @@ contract CreditEscrow is ICreditEscrow, EIP712, ReentrancyGuardTransient {
         if (!_relayers.isAuthorised(modelId, relayer)) revert RelayerNotAuthorised(modelId, relayer);
         if (amount == 0) revert ZeroAmount();
 
-        Channel storage channel = _channels[msg.sender][modelId][relayer];
+        StoredChannel storage channel = _channels[msg.sender][modelId][relayer];
         address currency = offer.currency;
         if (!_escrow.isCurrencyAllowed(currency)) revert CurrencyNotAllowed(currency);
         if (channel.expiresAt == 0) {
@@ -99,7 +110,7 @@ contract CreditEscrow is ICreditEscrow, EIP712, ReentrancyGuardTransient {
             revert WrongDomain(voucher.chainId, voucher.escrow);
         }
         if (msg.sender != voucher.relayer) revert NotRelayer(voucher.relayer, msg.sender);
-        Channel storage channel = _channels[payer][voucher.modelId][voucher.relayer];
+        StoredChannel storage channel = _channels[payer][voucher.modelId][voucher.relayer];
         if (block.timestamp >= channel.expiresAt) revert ChannelExpired(channel.expiresAt);
         uint256 redeemed = channel.redeemed;
         uint256 deposited = channel.deposited;
@@ -133,7 +144,7 @@ contract CreditEscrow is ICreditEscrow, EIP712, ReentrancyGuardTransient {
 
     /// @inheritdoc ICreditEscrow
     function reclaim(uint256 modelId, address relayer) external nonReentrant returns (uint256 amount) {
-        Channel storage channel = _channels[msg.sender][modelId][relayer];
+        StoredChannel storage channel = _channels[msg.sender][modelId][relayer];
         if (block.timestamp < channel.expiresAt) revert ChannelLive(channel.expiresAt);
         unchecked {
             // Cannot underflow: redeemed <= deposited (invariant).
@@ -157,7 +168,8 @@ contract CreditEscrow is ICreditEscrow, EIP712, ReentrancyGuardTransient {
 
     /// @inheritdoc ICreditEscrow
     function channelOf(address payer, uint256 modelId, address relayer) external view returns (Channel memory) {
-        return _channels[payer][modelId][relayer];
+        StoredChannel storage channel = _channels[payer][modelId][relayer];
+        return Channel(channel.currency, channel.deposited, channel.redeemed, channel.expiresAt);
     }
 
     /// @inheritdoc ICreditEscrow

@@ -10,7 +10,7 @@ the daemon, the module is skipped with that reason. Nothing here is mocked:
   which can serve corrupted blocks;
 - the load comes from an async httpx client written here: every request is signed by a licensed
   wallet, 64 clients at once, 10 s by default and 60 s under ``DAIMM_FUZZ=long``; p50/p99 latency
-  and requests per second go to ``bench/results/load.json``.
+  and requests per second go to ``bench/results/load.json`` (under ``DAIMM_FUZZ=long``).
 """
 
 from __future__ import annotations
@@ -409,9 +409,10 @@ def test_64_clients_are_served_with_zero_errors_and_latency_is_reported(
         " signing every request (EIP-712) in the same process; one machine, shared cores",
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    out = ROOT / "bench" / "results" / "load.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    if LONG:  # the 60 s run is the one recorded; the CI run's short figures are only printed
+        out = ROOT / "bench" / "results" / "load.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nload: {json.dumps(result)}")
 
     assert errors == [], f"{len(errors)} errors, first: {errors[:5]}"
