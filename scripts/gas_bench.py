@@ -37,7 +37,9 @@ KEYS = (
     "has_access",
     "credit_deposit",
     "voucher_redeem",
+    "voucher_redeem_batched",
 )
+BATCH = 10
 # Realistic CIDv1 strings (59 characters, like `ipfs add --cid-version 1`).
 WEIGHTS_CID = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
 METADATA_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
@@ -151,6 +153,27 @@ def _pay_per_use(core, deployer, creator, payer) -> dict[str, int]:
 
     redeem(3)  # warm-up: opens the bucket
     gas["voucher_redeem"] = _keep("voucher_redeem", redeem(10))
+
+    # A relayer's routine claim for one model: one voucher from each of BATCH payers.
+    payers = [accounts.test_accounts.generate_test_account() for _ in range(BATCH)]
+    vouchers, signatures = [], []
+    for account in payers:
+        deployer.transfer(account, 10**18)
+        core.token.transfer(account, 100 * PRICE_PER_CALL, sender=accounts.test_accounts[1])
+        core.token.approve(credit, MAX_UINT, sender=account)
+        credit.deposit(model_id, relayer, 100 * PRICE_PER_CALL, sender=account)
+        voucher = eip712.Voucher(
+            model_id=model_id,
+            relayer=relayer.address,
+            cumulative_amount=7 * PRICE_PER_CALL,
+            chain_id=chain.chain_id,
+            escrow=credit.address,
+        )
+        vouchers.append(voucher.as_tuple())
+        signatures.append(eip712.sign_voucher(voucher, account.private_key))
+    tx = credit.redeemBatch(payers, vouchers, signatures, sender=relayer)
+    _kept["voucher_redeem_batch"] = tx
+    gas["voucher_redeem_batched"] = int(tx.gas_used) // BATCH
     return gas
 
 

@@ -50,6 +50,8 @@ interface ICreditEscrow {
     error CurrencyNotAllowed(address currency);
     /// @notice The channel timeout must be more than zero seconds.
     error InvalidTimeout(uint64 timeout);
+    error BatchLengthMismatch(uint256 payers, uint256 vouchers, uint256 signatures);
+    error EmptyBatch();
 
     event CreditDeposited(address indexed payer, uint256 indexed modelId, address indexed relayer, address currency, uint256 amount, uint64 expiresAt);
     event VoucherRedeemed(address indexed payer, uint256 indexed modelId, address indexed relayer, uint256 cumulativeAmount, uint256 paid);
@@ -61,6 +63,12 @@ interface ICreditEscrow {
     function deposit(uint256 modelId, address relayer, uint256 amount) external payable;
     /// @notice Redeem the latest voucher signed by `payer`; only the voucher's relayer, before expiry.
     function redeem(address payer, Voucher calldata voucher, bytes calldata signature) external returns (uint256 paid);
+    /// @notice Redeem several vouchers in one transaction, each checked as `redeem` checks it; any
+    /// bad voucher reverts the whole batch (`BatchLengthMismatch` for arrays of different lengths,
+    /// `EmptyBatch` for none). Returns the total paid out.
+    function redeemBatch(address[] calldata payers, Voucher[] calldata vouchers, bytes[] calldata signatures)
+        external
+        returns (uint256 paid);
     /// @notice Take back unredeemed credit once the channel has timed out.
     function reclaim(uint256 modelId, address relayer) external returns (uint256 amount);
 

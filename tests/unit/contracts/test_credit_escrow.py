@@ -636,6 +636,112 @@ def test_redeem__without_the_revenue_source_role__reverts_and_the_payer_can_recl
     assert unwired.balance == 0
 
 
+# ------------------------------------------------------------------ batched redemption
+@pytest.fixture
+def two_channels(credit_escrow, channel, authorised_relayer, buyer):
+    """`channel` (the renter's) and a second payer's, `buyer`, on the same model and relayer."""
+    credit_escrow.deposit(channel, authorised_relayer, DEPOSIT, value=DEPOSIT, sender=buyer)
+    return channel
+
+
+def test_redeem_batch__pays_every_voucher_as_single_redemptions_would(
+    credit_escrow, escrow, two_channels, authorised_relayer, renter, buyer, chain, sign
+):
+    model = two_channels
+    first = make_voucher(credit_escrow, chain, model, authorised_relayer, 2 * PRICE_PER_CALL)
+    other = make_voucher(credit_escrow, chain, model, authorised_relayer, 4 * PRICE_PER_CALL)
+    later = make_voucher(credit_escrow, chain, model, authorised_relayer, 5 * PRICE_PER_CALL)
+    escrow_before = escrow.balance
+
+    batch = (
+        [renter, buyer, renter],
+        [first.as_tuple(), other.as_tuple(), later.as_tuple()],
+        [sign(first), sign(other, buyer), sign(later)],
+    )
+    total = credit_escrow.redeemBatch.call(*batch, sender=authorised_relayer)
+
+    tx = credit_escrow.redeemBatch(*batch, sender=authorised_relayer)
+
+    logs = list(tx.events.filter(credit_escrow.VoucherRedeemed))
+    assert [(log.payer, log.paid) for log in logs] == [
+        (renter.address, 2 * PRICE_PER_CALL),
+        (buyer.address, 4 * PRICE_PER_CALL),
+        (renter.address, 3 * PRICE_PER_CALL),
+    ]
+    assert total == 9 * PRICE_PER_CALL
+    assert credit_escrow.channelOf(renter, model, authorised_relayer).redeemed == 5 * PRICE_PER_CALL
+    assert credit_escrow.channelOf(buyer, model, authorised_relayer).redeemed == 4 * PRICE_PER_CALL
+    assert escrow.balance == escrow_before + 9 * PRICE_PER_CALL
+    assert credit_escrow.balance == 2 * DEPOSIT - 9 * PRICE_PER_CALL
+    assert len(list(tx.events.filter(escrow.RevenueDeposited))) == 3
+
+
+def test_redeem_batch__one_bad_signature__reverts_the_whole_batch(
+    credit_escrow, two_channels, authorised_relayer, renter, buyer, chain, sign
+):
+    model = two_channels
+    good = make_voucher(credit_escrow, chain, model, authorised_relayer, PRICE_PER_CALL)
+    forged = make_voucher(credit_escrow, chain, model, authorised_relayer, DEPOSIT)
+
+    with ape.reverts(credit_escrow.InvalidSignature):
+        credit_escrow.redeemBatch(
+            [renter, buyer],
+            [good.as_tuple(), forged.as_tuple()],
+            [sign(good), sign(forged)],  # the buyer's channel, signed by the renter
+            sender=authorised_relayer,
+        )
+
+    assert credit_escrow.channelOf(renter, model, authorised_relayer).redeemed == 0
+    assert credit_escrow.channelOf(buyer, model, authorised_relayer).redeemed == 0
+    assert credit_escrow.balance == 2 * DEPOSIT
+
+
+def test_redeem_batch__out_of_order_vouchers_of_one_channel__revert(
+    credit_escrow, channel, authorised_relayer, renter, chain, sign
+):
+    high = make_voucher(credit_escrow, chain, channel, authorised_relayer, 3 * PRICE_PER_CALL)
+    low = make_voucher(credit_escrow, chain, channel, authorised_relayer, 2 * PRICE_PER_CALL)
+
+    with ape.reverts(
+        credit_escrow.VoucherNotMonotonic,
+        cumulativeAmount=2 * PRICE_PER_CALL,
+        redeemed=3 * PRICE_PER_CALL,
+    ):
+        credit_escrow.redeemBatch(
+            [renter, renter],
+            [high.as_tuple(), low.as_tuple()],
+            [sign(high), sign(low)],
+            sender=authorised_relayer,
+        )
+
+
+def test_redeem_batch__not_the_vouchers_relayer__reverts(
+    credit_escrow, channel, authorised_relayer, renter, stranger, chain, sign
+):
+    voucher = make_voucher(credit_escrow, chain, channel, authorised_relayer, PRICE_PER_CALL)
+
+    with ape.reverts(
+        credit_escrow.NotRelayer, expected=authorised_relayer.address, caller=stranger.address
+    ):
+        credit_escrow.redeemBatch([renter], [voucher.as_tuple()], [sign(voucher)], sender=stranger)
+
+
+def test_redeem_batch__arrays_of_different_lengths__revert(
+    credit_escrow, channel, authorised_relayer, renter, chain, sign
+):
+    voucher = make_voucher(credit_escrow, chain, channel, authorised_relayer, PRICE_PER_CALL)
+
+    with ape.reverts(credit_escrow.BatchLengthMismatch, payers=2, vouchers=1, signatures=1):
+        credit_escrow.redeemBatch(
+            [renter, renter], [voucher.as_tuple()], [sign(voucher)], sender=authorised_relayer
+        )
+
+
+def test_redeem_batch__empty__reverts(credit_escrow, authorised_relayer):
+    with ape.reverts(credit_escrow.EmptyBatch):
+        credit_escrow.redeemBatch([], [], [], sender=authorised_relayer)
+
+
 # ------------------------------------------------------------------ fee-on-transfer tokens
 @pytest.fixture
 def fee_token(project, deployer, escrow, renter):
