@@ -22,7 +22,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -89,18 +89,18 @@ ABIS: dict[str, list[dict[str, Any]]] = {
                    ("expiresAt", "uint64")])]),
         {
             "type": "function",
-            "name": "redeem",
+            "name": "redeemBatch",
             "stateMutability": "nonpayable",
             "inputs": [
-                {"name": "payer", "type": "address"},
-                {"name": "voucher", "type": "tuple", "components": [
+                {"name": "payers", "type": "address[]"},
+                {"name": "vouchers", "type": "tuple[]", "components": [
                     {"name": "modelId", "type": "uint256"},
                     {"name": "relayer", "type": "address"},
                     {"name": "cumulativeAmount", "type": "uint256"},
                     {"name": "chainId", "type": "uint256"},
                     {"name": "escrow", "type": "address"},
                 ]},
-                {"name": "signature", "type": "bytes"},
+                {"name": "signatures", "type": "bytes[]"},
             ],
             "outputs": [{"name": "paid", "type": "uint256"}],
         },
@@ -517,7 +517,7 @@ class LogWatcher:
 
 
 class TransactionSender:
-    """The relayer's only transaction path: ``CreditEscrow.redeem`` signed with the relayer's key.
+    """The relayer's only transaction path: ``CreditEscrow.redeemBatch``, signed with its key.
 
     NOTE: DESIGN.md routes transactions through ``market/``, which is built on ape; the daemon
     stays on plain web3 (no ape import) so this one small class is its whole sending code.
@@ -536,8 +536,10 @@ class TransactionSender:
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
 
-    def redeem(self, payer: str, voucher: tuple[Any, ...], signature: bytes) -> str:
-        """Send ``redeem(payer, voucher, signature)`` and wait for it; return the tx hash.
+    def redeem_batch(self, items: Sequence[tuple[str, tuple[Any, ...], bytes]]) -> str:
+        """Send ``redeemBatch`` for ``items`` (payer, voucher, signature) and wait; return the hash.
+
+        One bad voucher reverts the whole batch (the caller retries the others one by one).
 
         Raises:
             TransactionError: The call reverts (message names the error) or the tx failed.
@@ -547,7 +549,11 @@ class TransactionSender:
 
         contract = self.reader._contracts["CreditEscrow"]
         w3 = self.reader.w3
-        call = contract.functions.redeem(to_checksum_address(payer), voucher, signature)
+        call = contract.functions.redeemBatch(
+            [to_checksum_address(payer) for payer, _, _ in items],
+            [voucher for _, voucher, _ in items],
+            [signature for _, _, signature in items],
+        )
         with self._lock:  # one nonce at a time
             try:
                 tx = call.build_transaction(
@@ -561,9 +567,9 @@ class TransactionSender:
                 tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
                 receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout_s)
             except ContractLogicError as exc:
-                raise TransactionError(f"CreditEscrow.redeem would revert: {exc}") from None
+                raise TransactionError(f"CreditEscrow.redeemBatch would revert: {exc}") from None
             except Exception as exc:  # noqa: BLE001 - the chain is unreachable or garbled
-                raise ChainUnavailableError(f"cannot send redeem: {exc}") from None
+                raise ChainUnavailableError(f"cannot send redeemBatch: {exc}") from None
         if receipt["status"] != 1:
-            raise TransactionError(f"redeem transaction {tx_hash.hex()} reverted")
+            raise TransactionError(f"redeemBatch transaction {tx_hash.hex()} reverted")
         return "0x" + bytes(tx_hash).hex().removeprefix("0x")

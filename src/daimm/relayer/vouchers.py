@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from daimm.errors import ChainError, RequestRefusedError
+from daimm.errors import ChainError, RequestRefusedError, TransactionError
 
 __all__ = ["Redeemer", "StoredVoucher", "VoucherStore"]
 
@@ -227,7 +227,7 @@ def _row(row: tuple) -> StoredVoucher:
 
 
 class Redeemer:
-    """Redeems the latest voucher of every channel with unredeemed value, in one tx per channel.
+    """Redeems the latest voucher of every channel with unredeemed value, in batched transactions.
 
     Every ``interval_s`` it redeems all channels; channels whose on-chain expiry is within
     ``margin_s`` of the chain's time are redeemed at the next check (every ``check_s``), well
@@ -236,13 +236,14 @@ class Redeemer:
     Args:
         store: The voucher store.
         reader: The chain reader (channel expiry, chain time).
-        sender: Sends ``CreditEscrow.redeem`` (``TransactionSender``).
+        sender: Sends ``CreditEscrow.redeemBatch`` (``TransactionSender``).
         relayer: The relayer's address; ``chain_id`` and ``escrow`` complete each voucher.
         chain_id: The chain id the vouchers were signed for.
         escrow: The CreditEscrow address.
         interval_s: Seconds between full redemption rounds.
         margin_s: Redeem at once when a channel expires within this many seconds.
         check_s: Seconds between checks for channels close to expiry.
+        batch_size: Vouchers per ``redeemBatch`` transaction.
     """
 
     def __init__(
@@ -257,7 +258,11 @@ class Redeemer:
         interval_s: float = 300.0,
         margin_s: int = 3600,
         check_s: float = 30.0,
+        batch_size: int = 20,
     ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.batch_size = batch_size
         self.store, self.reader, self.sender = store, reader, sender
         self.relayer, self.chain_id, self.escrow = relayer, chain_id, escrow
         self.interval_s, self.margin_s, self.check_s = interval_s, margin_s, check_s
@@ -267,42 +272,69 @@ class Redeemer:
     def redeem_due(self, *, everything: bool = False) -> list[str]:
         """Redeem channels that are due (all if ``everything``); return the tx hashes sent.
 
-        A failure on one channel is logged and does not stop the others.
+        Due vouchers go out in ``redeemBatch`` transactions of up to ``batch_size``. A batch that
+        reverts (one bad voucher reverts it all) is retried one voucher at a time, so a failure on
+        one channel is logged and does not stop the others.
         """
+        due = [voucher for voucher in self.store.unredeemed() if self._is_due(voucher, everything)]
         sent: list[str] = []
-        for voucher in self.store.unredeemed():
+        for start in range(0, len(due), self.batch_size):
+            chunk = due[start : start + self.batch_size]
             try:
-                channel = self.reader.channel_of(  # type: ignore[attr-defined]
-                    voucher.payer, voucher.model_id, self.relayer
-                )
-                if channel.redeemed >= voucher.cumulative:
-                    # Redeemed already (e.g. the relayer stopped between the transaction and
-                    # recording it): record it, send nothing.
-                    self.store.mark_redeemed(voucher.payer, voucher.model_id, voucher.cumulative)
+                sent.append(self._send(chunk))
+            except TransactionError as exc:
+                if len(chunk) == 1:
+                    self._log_failure(chunk[0], exc)
                     continue
-                left = channel.expires_at - self.reader.chain_time()  # type: ignore[attr-defined]
-                if not everything and left > self.margin_s:
-                    continue
-                tx = self.sender.redeem(  # type: ignore[attr-defined]
-                    voucher.payer,
-                    (voucher.model_id, self.relayer, voucher.cumulative, self.chain_id,
-                     self.escrow),
-                    voucher.signature,
-                )  # fmt: skip
-                self.store.mark_redeemed(voucher.payer, voucher.model_id, voucher.cumulative)
-                log.info(
-                    "voucher redeemed",
-                    extra={"payer": voucher.payer, "model_id": voucher.model_id,
-                           "amount": voucher.cumulative, "tx": tx},
-                )  # fmt: skip
-                sent.append(tx)
-            except ChainError as exc:
-                log.warning(
-                    "voucher redemption failed",
-                    extra={"payer": voucher.payer, "model_id": voucher.model_id,
-                           "error": str(exc)},
-                )  # fmt: skip
+                log.warning("batch redemption reverted; one by one", extra={"error": str(exc)})
+                for voucher in chunk:
+                    try:
+                        sent.append(self._send([voucher]))
+                    except ChainError as single:
+                        self._log_failure(voucher, single)
+            except ChainError as exc:  # the chain is unreachable: the next round retries
+                for voucher in chunk:
+                    self._log_failure(voucher, exc)
         return sent
+
+    def _is_due(self, voucher: StoredVoucher, everything: bool) -> bool:
+        try:
+            channel = self.reader.channel_of(  # type: ignore[attr-defined]
+                voucher.payer, voucher.model_id, self.relayer
+            )
+            if channel.redeemed >= voucher.cumulative:
+                # Redeemed already (e.g. the relayer stopped between the transaction and
+                # recording it): record it, send nothing.
+                self.store.mark_redeemed(voucher.payer, voucher.model_id, voucher.cumulative)
+                return False
+            left = channel.expires_at - self.reader.chain_time()  # type: ignore[attr-defined]
+        except ChainError as exc:
+            self._log_failure(voucher, exc)
+            return False
+        return everything or left <= self.margin_s
+
+    def _send(self, vouchers: list[StoredVoucher]) -> str:
+        tx: str = self.sender.redeem_batch(  # type: ignore[attr-defined]
+            [
+                (v.payer, (v.model_id, self.relayer, v.cumulative, self.chain_id, self.escrow),
+                 v.signature)
+                for v in vouchers
+            ]
+        )  # fmt: skip
+        for v in vouchers:
+            self.store.mark_redeemed(v.payer, v.model_id, v.cumulative)
+            log.info(
+                "voucher redeemed",
+                extra={"payer": v.payer, "model_id": v.model_id, "amount": v.cumulative, "tx": tx},
+            )
+        return tx
+
+    @staticmethod
+    def _log_failure(voucher: StoredVoucher, exc: Exception) -> None:
+        log.warning(
+            "voucher redemption failed",
+            extra={"payer": voucher.payer, "model_id": voucher.model_id, "error": str(exc)},
+        )
 
     def start(self) -> None:
         """Run in a background thread until :meth:`stop`."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from daimm.errors import ChainError, RequestRefusedError
+from daimm.errors import ChainUnavailableError, RequestRefusedError, TransactionError
 from daimm.relayer.vouchers import Redeemer, VoucherStore
 
 PAYER = "0x" + "aa" * 20
@@ -91,17 +91,27 @@ def test_expired_nonces_are_pruned(tmp_path: Path) -> None:
 
 
 class _Sender:
-    """Records redeem calls. NOTE: a stand-in for the chain; the real path runs in e2e tests."""
+    """Records redeemBatch calls. NOTE: a stand-in for the chain; the real path runs in e2e tests.
 
-    def __init__(self, fail: bool = False) -> None:
-        self.sent: list[tuple[Any, ...]] = []
-        self.fail = fail
+    ``fail`` makes every call fail as an unreachable chain does; a batch holding a payer in
+    ``reverting`` reverts as the contract reverts a batch with one bad voucher.
+    """
 
-    def redeem(self, payer: str, voucher: tuple[Any, ...], signature: bytes) -> str:
+    def __init__(self, fail: bool = False, reverting: frozenset[str] = frozenset()) -> None:
+        self.batches: list[list[tuple[Any, ...]]] = []
+        self.fail, self.reverting = fail, reverting
+
+    @property
+    def sent(self) -> list[tuple[Any, ...]]:
+        return [item for batch in self.batches for item in batch]
+
+    def redeem_batch(self, items: list[tuple[str, tuple[Any, ...], bytes]]) -> str:
         if self.fail:
-            raise ChainError("stand-in failure")
-        self.sent.append((payer, voucher, signature))
-        return "0x" + "ff" * 32
+            raise ChainUnavailableError("stand-in failure")
+        if any(payer in self.reverting for payer, _, _ in items):
+            raise TransactionError("stand-in revert: InvalidSignature")
+        self.batches.append(list(items))
+        return "0x" + f"{len(self.batches):064x}"
 
 
 class _Reader:
@@ -159,3 +169,44 @@ def test_a_voucher_already_redeemed_on_chain_is_recorded_without_a_transaction(
     assert redeemer.redeem_due(everything=True) == []
     assert sender.sent == []
     assert store.unredeemed() == []
+
+
+def test_due_vouchers_go_out_in_batches_of_batch_size(tmp_path: Path) -> None:
+    store = VoucherStore(tmp_path / "db")
+    payers = [f"0x{i:040x}" for i in range(1, 6)]
+    for payer in payers:
+        store.record_call(payer, 1, 300, SIG, 100)
+    sender = _Sender()
+    redeemer = Redeemer(store, _Reader(0, 0), sender, relayer="0x" + "bb" * 20, chain_id=5,
+                        escrow="0x" + "cc" * 20, batch_size=2)  # fmt: skip
+
+    sent = redeemer.redeem_due(everything=True)
+
+    assert [len(batch) for batch in sender.batches] == [2, 2, 1]
+    assert len(set(sent)) == 3
+    assert sorted(payer for payer, _, _ in sender.sent) == sorted(payers)
+    assert store.unredeemed() == []
+
+
+def test_a_reverting_batch_is_retried_one_by_one_and_only_the_bad_voucher_stays(
+    tmp_path: Path,
+) -> None:
+    store = VoucherStore(tmp_path / "db")
+    good, bad = "0x" + "01" * 20, "0x" + "02" * 20
+    store.record_call(good, 1, 300, SIG, 100)
+    store.record_call(bad, 1, 300, SIG, 100)
+    sender = _Sender(reverting=frozenset({bad}))
+    redeemer = Redeemer(store, _Reader(0, 0), sender, relayer="0x" + "bb" * 20, chain_id=5,
+                        escrow="0x" + "cc" * 20)  # fmt: skip
+
+    sent = redeemer.redeem_due(everything=True)
+
+    assert len(sent) == 1
+    assert [payer for payer, _, _ in sender.sent] == [good]
+    assert [v.payer for v in store.unredeemed()] == [bad]
+
+
+def test_batch_size_below_one_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="batch_size"):
+        Redeemer(VoucherStore(tmp_path / "db"), _Reader(0, 0), _Sender(), relayer="0x" + "bb" * 20,
+                 chain_id=5, escrow="0x" + "cc" * 20, batch_size=0)  # fmt: skip
