@@ -47,7 +47,7 @@ WINDOW = 3 * 24 * 3600
 PRICE = 10 * 10**18
 MAX_UINT = 2**256 - 1
 PRICE_PER_CALL = 10**16
-ENVELOPE_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+ENVELOPE_CID = METADATA_CID  # any CIDv1 of that length: the registry only stores it
 
 
 #: The transactions whose gas is broken down by opcode on anvil (see :func:`breakdown`).
@@ -140,14 +140,17 @@ def _pay_per_use(core, deployer, creator, payer) -> dict[str, int]:
     tx = credit.deposit(model_id, relayer, 100 * PRICE_PER_CALL, sender=payer)
     gas = {"credit_deposit": _keep("credit_deposit", tx)}
 
-    def redeem(calls: int) -> int:
-        voucher = eip712.Voucher(
+    def voucher_for(calls: int) -> eip712.Voucher:
+        return eip712.Voucher(
             model_id=model_id,
             relayer=relayer.address,
             cumulative_amount=calls * PRICE_PER_CALL,
             chain_id=chain.chain_id,
             escrow=credit.address,
         )
+
+    def redeem(calls: int) -> Any:
+        voucher = voucher_for(calls)
         signature = eip712.sign_voucher(voucher, payer.private_key)
         return credit.redeem(payer, voucher.as_tuple(), signature, sender=relayer)
 
@@ -162,13 +165,7 @@ def _pay_per_use(core, deployer, creator, payer) -> dict[str, int]:
         core.token.transfer(account, 100 * PRICE_PER_CALL, sender=accounts.test_accounts[1])
         core.token.approve(credit, MAX_UINT, sender=account)
         credit.deposit(model_id, relayer, 100 * PRICE_PER_CALL, sender=account)
-        voucher = eip712.Voucher(
-            model_id=model_id,
-            relayer=relayer.address,
-            cumulative_amount=7 * PRICE_PER_CALL,
-            chain_id=chain.chain_id,
-            escrow=credit.address,
-        )
+        voucher = voucher_for(7)
         vouchers.append(voucher.as_tuple())
         signatures.append(eip712.sign_voucher(voucher, account.private_key))
     tx = credit.redeemBatch(payers, vouchers, signatures, sender=relayer)
@@ -204,8 +201,6 @@ def breakdown(tx: Any) -> dict[str, int]:
     over the whole call minus what its callee's own steps spent (so the callee's work is counted
     in its own categories, the call itself under "calls").
     """
-    from eth_utils import to_bytes
-
     trace = chain.provider.make_request(
         "debug_traceTransaction",
         [tx.txn_hash, {"disableStack": True, "disableMemory": True, "disableStorage": True}],
@@ -229,8 +224,7 @@ def breakdown(tx: Any) -> dict[str, int]:
             cost = int(step["gas"]) - end_gas - spent_inside
         key = _category(step["op"], cost)
         parts[key] = parts.get(key, 0) + cost
-    data = to_bytes(hexstr=str(tx.transaction.data.hex()) if hasattr(tx.transaction.data, "hex")
-                    else str(tx.transaction.data))  # fmt: skip
+    data = bytes(tx.transaction.data)
     zeros = data.count(0)
     intrinsic = 21_000 + 16 * (len(data) - zeros) + 4 * zeros
     executed = sum(parts.values())

@@ -185,7 +185,7 @@ def parse_signed_headers(headers: Mapping[str, str]) -> SignedHeaders:
         nonce=_uint(headers, HEADER_NONCE),
         deadline=_uint(headers, HEADER_DEADLINE),
         chain_id=chain_id,
-        relayer=relayer or None,
+        relayer=relayer,
         voucher_amount=voucher_amount,
         voucher_signature=voucher_signature,
     )
