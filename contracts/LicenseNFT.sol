@@ -16,7 +16,7 @@ import {ILicenseNFT} from "./interfaces/ILicenseNFT.sol";
 /// - `_access[m][a].rentalId` is the only rental licence of model `m` owned by `a` (or 0), and
 ///   `rentalExpires` is that licence's expiry (0 when `rentalId` is 0);
 /// - a licence is only ever destroyed by `terminate`, called by the marketplace after a full refund;
-/// - `_licences[id].transfers` counts the holder changes of licence `id` since its mint and only
+/// - `_records[id].transfers` counts the holder changes of licence `id` since its mint and only
 ///   grows, so (holder, transfers) never names the same holding twice (the escrow's listings rely on
 ///   it);
 /// - a locked licence (open dispute) neither moves nor is extended until the marketplace unlocks it.
@@ -32,6 +32,15 @@ import {ILicenseNFT} from "./interfaces/ILicenseNFT.sol";
 /// `supportsInterface` reports this contract's own `IERC4907` id, not the standard's 0xad092b5c.
 contract LicenseNFT is ERC721, ILicenseNFT, IERC4907 {
     // ---------------------------------------------------------------- types
+    /// @dev A licence as stored, with its holder. One slot. A perpetual licence's expiry is
+    /// `type(uint64).max` and a rental's lives in its holder's `Access` slot, so neither is kept here.
+    struct Record {
+        address holder;
+        uint48 modelId;
+        Kind kind;
+        uint40 transfers;
+    }
+
     /// @dev What one account holds of one model. One storage slot.
     struct Access {
         uint64 rentalId;
@@ -47,9 +56,11 @@ contract LicenseNFT is ERC721, ILicenseNFT, IERC4907 {
     address public immutable marketplace;
 
     uint64 private _licenceCount;
-    /// @dev For rentals the `expires` field is not kept here but in `_access` (see `licenceOf`).
-    /// `transfers` shares the slot, so counting a transfer rewrites a slot `_update` reads anyway.
-    mapping(uint256 licenceId => Licence) private _licences;
+    /// @dev Holder and licence in one slot (OpenZeppelin's `_owners` and a separate record would be
+    /// two: a mint then writes one new slot more and a transfer one more). OpenZeppelin's `_owners`
+    /// and `_balances` stay empty: `_ownerOf`, `balanceOf` and `_update` read and write these instead.
+    mapping(uint256 licenceId => Record) private _records;
+    mapping(address holder => uint256) private _holdings;
     mapping(uint256 modelId => mapping(address account => Access)) private _access;
     /// @dev Locks of perpetual licences; a rental's lock lives in its `Access` slot (read on extend anyway).
     mapping(uint256 licenceId => bool) private _perpetualLocked;
@@ -101,10 +112,9 @@ contract LicenseNFT is ERC721, ILicenseNFT, IERC4907 {
     /// @inheritdoc ILicenseNFT
     function extend(uint256 licenceId, uint64 expires) external {
         _checkMarketplace();
-        address holder = _requireLicence(licenceId);
-        Licence storage licence = _licences[licenceId];
-        if (licence.kind != Kind.Rental) revert NotRental(licenceId);
-        uint256 modelId = licence.modelId;
+        Record memory record = _requireRecord(licenceId);
+        if (record.kind != Kind.Rental) revert NotRental(licenceId);
+        (address holder, uint256 modelId) = (record.holder, record.modelId);
         Access storage access = _access[modelId][holder];
         if (access.rentalLocked) revert LicenceLocked(licenceId);
         if (expires <= access.rentalExpires) revert InvalidExpiry(licenceId, expires);
@@ -116,14 +126,13 @@ contract LicenseNFT is ERC721, ILicenseNFT, IERC4907 {
     /// @inheritdoc ILicenseNFT
     function setLocked(uint256 licenceId, bool locked) external {
         _checkMarketplace();
-        address holder = _requireLicence(licenceId);
-        Licence storage licence = _licences[licenceId];
+        Record memory record = _requireRecord(licenceId);
         bool current;
-        if (licence.kind == Kind.Perpetual) {
+        if (record.kind == Kind.Perpetual) {
             current = _perpetualLocked[licenceId];
             _perpetualLocked[licenceId] = locked;
         } else {
-            Access storage access = _access[licence.modelId][holder];
+            Access storage access = _access[record.modelId][record.holder];
             current = access.rentalLocked;
             access.rentalLocked = locked;
         }
@@ -137,11 +146,11 @@ contract LicenseNFT is ERC721, ILicenseNFT, IERC4907 {
     /// @inheritdoc ILicenseNFT
     function terminate(uint256 licenceId) external {
         _checkMarketplace();
-        _requireLicence(licenceId);
-        uint256 modelId = _licences[licenceId].modelId;
-        // `_burn` runs `_update`, which removes the licence from its holder's access record.
+        uint256 modelId = _requireRecord(licenceId).modelId;
+        // `_burn` runs `_update`, which removes the licence from its holder's access record and
+        // clears the holder; the rest of the record goes here.
         _burn(licenceId);
-        delete _licences[licenceId];
+        delete _records[licenceId];
         emit LicenceTerminated(licenceId, modelId);
     }
 
@@ -154,23 +163,23 @@ contract LicenseNFT is ERC721, ILicenseNFT, IERC4907 {
 
     /// @inheritdoc ILicenseNFT
     function licenceOf(uint256 licenceId) external view returns (Licence memory licence) {
-        address holder = _requireLicence(licenceId);
-        licence = _licences[licenceId];
-        if (licence.kind == Kind.Rental) licence.expires = _access[licence.modelId][holder].rentalExpires;
+        Record memory record = _requireRecord(licenceId);
+        uint64 expires = record.kind == Kind.Perpetual
+            ? type(uint64).max
+            : _access[record.modelId][record.holder].rentalExpires;
+        licence = Licence(record.modelId, expires, record.kind, record.transfers);
     }
 
     /// @inheritdoc ILicenseNFT
     function isLocked(uint256 licenceId) external view returns (bool) {
-        address holder = _requireLicence(licenceId);
-        Licence storage licence = _licences[licenceId];
-        if (licence.kind == Kind.Perpetual) return _perpetualLocked[licenceId];
-        return _access[licence.modelId][holder].rentalLocked;
+        Record memory record = _requireRecord(licenceId);
+        if (record.kind == Kind.Perpetual) return _perpetualLocked[licenceId];
+        return _access[record.modelId][record.holder].rentalLocked;
     }
 
     /// @inheritdoc ILicenseNFT
     function transfersOf(uint256 licenceId) external view returns (uint256) {
-        _requireLicence(licenceId);
-        return _licences[licenceId].transfers;
+        return _requireRecord(licenceId).transfers;
     }
 
     /// @inheritdoc ILicenseNFT
@@ -190,13 +199,19 @@ contract LicenseNFT is ERC721, ILicenseNFT, IERC4907 {
 
     /// @inheritdoc IERC4907
     function userOf(uint256 tokenId) external view returns (address) {
-        address holder = _requireLicence(tokenId);
-        return _expiresOf(tokenId, holder) > block.timestamp ? holder : address(0);
+        Record memory record = _requireRecord(tokenId);
+        return _expiresOf(record) > block.timestamp ? record.holder : address(0);
     }
 
     /// @inheritdoc IERC4907
     function userExpires(uint256 tokenId) external view returns (uint256) {
-        return _expiresOf(tokenId, _requireLicence(tokenId));
+        return _expiresOf(_requireRecord(tokenId));
+    }
+
+    /// @inheritdoc ERC721
+    function balanceOf(address owner) public view override returns (uint256) {
+        if (owner == address(0)) revert ERC721InvalidOwner(address(0));
+        return _holdings[owner];
     }
 
     /// @inheritdoc ERC721
@@ -206,16 +221,43 @@ contract LicenseNFT is ERC721, ILicenseNFT, IERC4907 {
     }
 
     // ---------------------------------------------------------------- internal
-    /// @dev Moves the access of a transferred or burnt licence from its holder to the receiver and
-    /// counts the transfer (`transfersOf`). Mints set access themselves (`_mintLicence`) and count
-    /// nothing; a burn deletes the record, counter included (`terminate`).
+    /// @inheritdoc ERC721
+    function _ownerOf(uint256 tokenId) internal view override returns (address) {
+        return _records[tokenId].holder;
+    }
+
+    /// @dev Never called (only ERC721Consecutive's batch mints use it); kept consistent with
+    /// `balanceOf` all the same.
+    function _increaseBalance(address account, uint128 value) internal override {
+        unchecked {
+            _holdings[account] += value;
+        }
+    }
+
+    /// @dev OpenZeppelin's `_update` on this contract's own slots (holder in the licence record,
+    /// balances in `_holdings`), then: moves the access of a transferred or burnt licence from its
+    /// holder to the receiver and counts the transfer (`transfersOf`). Mints set access themselves
+    /// (`_mintLicence`) and count nothing; a burn clears the holder and `terminate` the record.
     function _update(address to, uint256 tokenId, address auth) internal override returns (address from) {
-        from = super._update(to, tokenId, auth);
+        Record storage record = _records[tokenId];
+        from = record.holder;
+        if (auth != address(0)) _checkAuthorized(from, auth, tokenId);
+        unchecked {
+            // A holder's count is at least 1 (it holds `tokenId`); 2**256 licences cannot exist.
+            if (from != address(0)) {
+                // Clears the single-token approval, as OpenZeppelin does, without an event.
+                _approve(address(0), tokenId, address(0), false);
+                --_holdings[from];
+            }
+            if (to != address(0)) ++_holdings[to];
+        }
+        record.holder = to;
+        emit Transfer(from, to, tokenId);
         if (from == address(0)) return from;
-        Licence storage licence = _licences[tokenId];
-        uint256 modelId = licence.modelId;
+
+        uint256 modelId = record.modelId;
         uint64 expires;
-        if (licence.kind == Kind.Perpetual) {
+        if (record.kind == Kind.Perpetual) {
             expires = type(uint64).max;
             if (to == address(0)) {
                 delete _perpetualLocked[tokenId];
@@ -243,8 +285,8 @@ contract LicenseNFT is ERC721, ILicenseNFT, IERC4907 {
         }
         if (to != address(0)) {
             unchecked {
-                // Each transfer costs far more than 21,000 gas: 2**48 of them (> 5 * 10**18 gas) cannot happen.
-                ++licence.transfers;
+                // Each transfer costs far more than 21,000 gas: 2**40 of them (> 2 * 10**16 gas) cannot happen.
+                ++record.transfers;
             }
         }
         emit UpdateUser(tokenId, to, to == address(0) ? 0 : expires);
@@ -259,12 +301,11 @@ contract LicenseNFT is ERC721, ILicenseNFT, IERC4907 {
             // One id per mint; 2**64 mints cannot happen.
             licenceId = ++_licenceCount;
         }
-        // NOTE: field by field, not `= Licence(...)`: the slot of a new id is zero, so `transfers` (and a
-        // rental's `expires`) start at 0 unwritten; a struct copy writes every field (up to ~280 gas each).
-        Licence storage licence = _licences[licenceId];
-        licence.modelId = SafeCast.toUint128(modelId);
-        if (kind == Kind.Perpetual) licence.expires = expires;
-        licence.kind = kind;
+        // NOTE: field by field, not `= Record(...)`: the slot of a new id is zero, so `transfers` starts
+        // at 0 unwritten and `_mint` writes the holder; a struct copy writes every field.
+        Record storage record = _records[licenceId];
+        record.modelId = SafeCast.toUint48(modelId);
+        record.kind = kind;
         // NOTE: `_mint`, not `_safeMint`: no receiver callback runs inside the escrow's payment flow.
         _mint(holder, licenceId);
         Access storage access = _access[modelId][holder];
@@ -282,13 +323,13 @@ contract LicenseNFT is ERC721, ILicenseNFT, IERC4907 {
         if (msg.sender != marketplace) revert NotMarketplace(msg.sender);
     }
 
-    function _requireLicence(uint256 licenceId) private view returns (address holder) {
-        holder = _ownerOf(licenceId);
-        if (holder == address(0)) revert UnknownLicence(licenceId);
+    /// @dev The record of `licenceId` (one slot read), or `UnknownLicence` if it has no holder.
+    function _requireRecord(uint256 licenceId) private view returns (Record memory record) {
+        record = _records[licenceId];
+        if (record.holder == address(0)) revert UnknownLicence(licenceId);
     }
 
-    function _expiresOf(uint256 licenceId, address holder) private view returns (uint64) {
-        Licence storage licence = _licences[licenceId];
-        return licence.kind == Kind.Perpetual ? type(uint64).max : _access[licence.modelId][holder].rentalExpires;
+    function _expiresOf(Record memory record) private view returns (uint64) {
+        return record.kind == Kind.Perpetual ? type(uint64).max : _access[record.modelId][record.holder].rentalExpires;
     }
 }
