@@ -46,14 +46,22 @@ contract CreditEscrow is ICreditEscrow, EIP712, ReentrancyGuardTransient {
     IRelayerRegistry private immutable _relayers;
     uint64 private immutable _timeout;
 
-    /// @dev A channel as stored: the currency and the expiry share one slot, the two amounts the
-    /// next (`Channel`, the interface's order, would take three: a deposit then writes one new slot
-    /// more and a redemption reads one cold slot more). `channelOf` returns it as a `Channel`.
+    /// @dev Credit a channel holds at most: amounts are stored as uint96 (2**96 - 1 base units,
+    /// about 7.9e10 tokens of 18 decimals).
+    uint256 private constant MAX_CREDIT = type(uint96).max;
+    /// @dev The longest `timeout`: expiries are stored as uint40, which a uint32 timeout added to
+    /// any timestamp before the year 36,000 cannot overflow.
+    uint64 private constant MAX_TIMEOUT = type(uint32).max;
+
+    /// @dev A channel as stored, in one slot: the two amounts, the expiry, and the currency by its
+    /// RentalEscrow id (`Channel`, the interface's order, would take three slots: a first deposit
+    /// then writes two new slots more and a redemption reads two cold slots more). `channelOf`
+    /// returns it as a `Channel`.
     struct StoredChannel {
-        address currency;
-        uint64 expiresAt;
-        uint128 deposited;
-        uint128 redeemed;
+        uint96 deposited;
+        uint96 redeemed;
+        uint40 expiresAt;
+        uint8 currencyId;
     }
 
     mapping(address payer => mapping(uint256 modelId => mapping(address relayer => StoredChannel))) private
@@ -63,10 +71,10 @@ contract CreditEscrow is ICreditEscrow, EIP712, ReentrancyGuardTransient {
 
     /// @param escrow The RentalEscrow that receives redeemed amounts as revenue.
     /// @param relayers The RelayerRegistry that says which relayers serve a model.
-    /// @param timeout_ Seconds a channel stays redeemable after its last deposit.
+    /// @param timeout_ Seconds a channel stays redeemable after its last deposit (1 to 2**32 - 1).
     constructor(address escrow, address relayers, uint64 timeout_) EIP712("daimm CreditEscrow", "1") {
         if (escrow == address(0) || relayers == address(0)) revert ZeroAddress();
-        if (timeout_ == 0) revert InvalidTimeout(timeout_);
+        if (timeout_ == 0 || timeout_ > MAX_TIMEOUT) revert InvalidTimeout(timeout_);
         _escrow = IRentalEscrow(escrow);
         _relayers = IRelayerRegistry(relayers);
         _timeout = timeout_;
@@ -76,27 +84,30 @@ contract CreditEscrow is ICreditEscrow, EIP712, ReentrancyGuardTransient {
 
     /// @inheritdoc ICreditEscrow
     function deposit(uint256 modelId, address relayer, uint256 amount) external payable nonReentrant {
-        IRentalEscrow.Offer memory offer = _escrow.offerOf(modelId);
-        if (!offer.active || offer.pricePerCall == 0) revert NoPayPerUse(modelId);
+        (uint8 currencyId, address currency, bool active, bool allowed, uint128 pricePerCall) =
+            _escrow.payPerUseOf(modelId);
+        if (!active || pricePerCall == 0) revert NoPayPerUse(modelId);
         if (!_relayers.isAuthorised(modelId, relayer)) revert RelayerNotAuthorised(modelId, relayer);
         if (amount == 0) revert ZeroAmount();
 
         StoredChannel storage channel = _channels[msg.sender][modelId][relayer];
-        address currency = offer.currency;
-        if (!_escrow.isCurrencyAllowed(currency)) revert CurrencyNotAllowed(currency);
+        if (!allowed) revert CurrencyNotAllowed(currency);
         if (channel.expiresAt == 0) {
-            channel.currency = currency;
-        } else if (channel.currency != currency) {
-            revert CurrencyChanged(channel.currency, currency);
+            channel.currencyId = currencyId;
+        } else if (channel.currencyId != currencyId) {
+            revert CurrencyChanged(_escrow.currencyAt(channel.currencyId), currency);
         }
 
         // NOTE: interaction before effects, on purpose: an ERC-20 is credited at the balance actually
         // received (as the RentalEscrow books payments), which is only known after the transfer.
         // `nonReentrant` guards the gap, and the token is one the RentalEscrow allows.
         uint256 received = _collect(currency, amount);
-        channel.deposited += SafeCast.toUint128(received);
+        uint256 deposited = uint256(channel.deposited) + received;
+        if (deposited > MAX_CREDIT) revert DepositTooLarge(deposited, MAX_CREDIT);
+        channel.deposited = uint96(deposited);
         uint64 expiresAt = uint64(block.timestamp) + _timeout;
-        channel.expiresAt = expiresAt;
+        // NOTE: cannot truncate: block.timestamp < 2**39 for ~17,000 years and timeout < 2**32.
+        channel.expiresAt = uint40(expiresAt);
         emit CreditDeposited(msg.sender, modelId, relayer, currency, received, expiresAt);
     }
 
@@ -139,7 +150,7 @@ contract CreditEscrow is ICreditEscrow, EIP712, ReentrancyGuardTransient {
         if (amount == 0) revert NothingToReclaim();
 
         channel.deposited = channel.redeemed;
-        address currency = channel.currency;
+        address currency = _escrow.currencyAt(channel.currencyId);
         emit CreditReclaimed(msg.sender, modelId, relayer, amount);
 
         if (currency == address(0)) {
@@ -155,7 +166,8 @@ contract CreditEscrow is ICreditEscrow, EIP712, ReentrancyGuardTransient {
     /// @inheritdoc ICreditEscrow
     function channelOf(address payer, uint256 modelId, address relayer) external view returns (Channel memory) {
         StoredChannel storage channel = _channels[payer][modelId][relayer];
-        return Channel(channel.currency, channel.deposited, channel.redeemed, channel.expiresAt);
+        address currency = channel.expiresAt == 0 ? address(0) : _escrow.currencyAt(channel.currencyId);
+        return Channel(currency, channel.deposited, channel.redeemed, channel.expiresAt);
     }
 
     /// @inheritdoc ICreditEscrow
@@ -199,13 +211,13 @@ contract CreditEscrow is ICreditEscrow, EIP712, ReentrancyGuardTransient {
             revert InvalidSignature();
         }
 
-        // NOTE: the cast cannot truncate: cumulativeAmount <= deposited, which is a uint128.
-        channel.redeemed = uint128(voucher.cumulativeAmount);
+        // NOTE: the cast cannot truncate: cumulativeAmount <= deposited, which is a uint96.
+        channel.redeemed = uint96(voucher.cumulativeAmount);
         unchecked {
             // Cannot underflow: cumulativeAmount > redeemed was checked above.
             paid = voucher.cumulativeAmount - redeemed;
         }
-        address currency = channel.currency;
+        address currency = _escrow.currencyAt(channel.currencyId);
         emit VoucherRedeemed(payer, voucher.modelId, voucher.relayer, voucher.cumulativeAmount, paid);
 
         if (currency == address(0)) {

@@ -473,6 +473,23 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
     }
 
     /// @inheritdoc IRentalEscrow
+    function payPerUseOf(uint256 modelId)
+        external
+        view
+        returns (uint8 currencyId, address currency, bool active, bool allowed, uint128 pricePerCall)
+    {
+        Terms storage t = _terms[modelId];
+        Sale memory s = t.sale;
+        Currency memory config = _currencyById(s.currencyId);
+        return (s.currencyId, config.token, s.active, config.allowed, t.pricePerCall);
+    }
+
+    /// @inheritdoc IRentalEscrow
+    function currencyAt(uint8 currencyId) external view returns (address) {
+        return _currencyById(currencyId).token;
+    }
+
+    /// @inheritdoc IRentalEscrow
     function listingOf(uint256 licenceId) external view returns (Listing memory) {
         StoredListing memory listing = _listings[licenceId];
         (bool live,) = _liveListing(licenceId, listing);

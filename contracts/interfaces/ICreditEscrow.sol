@@ -52,6 +52,8 @@ interface ICreditEscrow {
     error InvalidTimeout(uint64 timeout);
     error BatchLengthMismatch(uint256 payers, uint256 vouchers, uint256 signatures);
     error EmptyBatch();
+    /// @notice A channel holds at most `max` (2**96 - 1 base units) of credit at a time.
+    error DepositTooLarge(uint256 deposited, uint256 max);
 
     event CreditDeposited(address indexed payer, uint256 indexed modelId, address indexed relayer, address currency, uint256 amount, uint64 expiresAt);
     event VoucherRedeemed(address indexed payer, uint256 indexed modelId, address indexed relayer, uint256 cumulativeAmount, uint256 paid);

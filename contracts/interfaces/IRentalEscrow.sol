@@ -188,6 +188,16 @@ interface IRentalEscrow {
 
     // ---------------------------------------------------------------- views
     function offerOf(uint256 modelId) external view returns (Offer memory);
+    /// @notice What a pay-per-use channel needs of `modelId`'s offer, in one call: its currency (by id
+    /// and address; id 0 means no offer was ever set), whether the offer is active and the currency
+    /// allowed, and the price per call.
+    function payPerUseOf(uint256 modelId)
+        external
+        view
+        returns (uint8 currencyId, address currency, bool active, bool allowed, uint128 pricePerCall);
+    /// @notice The currency with id `currencyId` (ids are never reused; 0 and unknown ids give ETH's
+    /// address(0), which is then not allowed).
+    function currencyAt(uint8 currencyId) external view returns (address);
     /// @notice The live listing of licence `licenceId`, or an empty one (zero seller, currency and price)
     /// if it has none or its listing is stale: the licence changed holder since it was listed (even if
     /// it came back to the seller) or was terminated. A stale listing stays stored until `delist` or

@@ -82,8 +82,8 @@ def deploy_extensions(
         ConfigError: ``credit_timeout`` is out of range, the deployer cannot grant the role, or the
             wiring check fails afterwards.
     """
-    if not 0 < credit_timeout < 2**64:
-        raise ConfigError(f"credit_timeout must be 1..2**64-1 seconds, got {credit_timeout}")
+    if not 0 < credit_timeout < 2**32:  # CreditEscrow stores expiries as uint40
+        raise ConfigError(f"credit_timeout must be 1..2**32-1 seconds, got {credit_timeout}")
     escrow = core.escrow
     if not escrow.hasRole(escrow.DEFAULT_ADMIN_ROLE(), deployer):
         raise ConfigError(

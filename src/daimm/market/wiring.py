@@ -66,7 +66,7 @@ class DeployConfig(BaseModel):
     treasury: str = "deployer"
     arbiter: str = "deployer"
     dispute_window: int = Field(3 * 86400, ge=0)
-    credit_timeout: int = Field(7 * 86400, gt=0)
+    credit_timeout: int = Field(7 * 86400, gt=0, lt=2**32)
     currencies: dict[str, str] = Field(default_factory=dict)
     token_supply: int | None = Field(None, gt=0)
 
