@@ -342,3 +342,51 @@ def test_supports_interface__erc721_and_own_interfaces(licences, project):
     assert licences.supportsInterface(_interface_id(project.IERC4907.contract_type))
     assert not licences.supportsInterface("0x7965db0b")  # AccessControl: no roles any more
     assert not licences.supportsInterface("0xad092b5c")  # full ERC-4907 (no setUser)
+
+
+# ------------------------------------------------------------------ ERC-721 bookkeeping
+# LicenseNFT keeps the holder in the licence's record slot and the balances in its own mapping
+# (its own `_ownerOf`, `balanceOf` and `_update`); these pin the ERC-721 behaviour it must keep.
+def test_erc721__balances_owners_and_approvals_follow_mints_transfers_and_burns(
+    licences, minter, renter, buyer, accounts
+):
+    spender = accounts[6]
+    licences.mint(renter, MODEL, PERPETUAL, 0, sender=minter)  # 1
+    licences.mint(renter, MODEL, PERPETUAL, 0, sender=minter)  # 2
+    mint_rental(licences, minter, buyer, model=2)  # 3
+    assert (licences.balanceOf(renter), licences.balanceOf(buyer)) == (2, 1)
+
+    licences.approve(spender, 1, sender=renter)
+    assert licences.getApproved(1) == spender.address
+    tx = licences.transferFrom(renter, buyer, 1, sender=spender)
+
+    transfer = only(tx, licences.Transfer)
+    assert (transfer["from"], transfer.to, transfer.tokenId) == (renter.address, buyer.address, 1)
+    assert logs_of(tx, licences.Approval) == []  # cleared without an event, as OpenZeppelin does
+    assert licences.getApproved(1) == ZERO_ADDRESS
+    assert licences.ownerOf(1) == buyer.address
+    assert (licences.balanceOf(renter), licences.balanceOf(buyer)) == (1, 2)
+    assert licences.licenceOf(1) == (MODEL, MAX_UINT64, PERPETUAL, 1)
+    with ape.reverts(licences.ERC721InsufficientApproval, operator=spender.address, tokenId=1):
+        licences.transferFrom(buyer, renter, 1, sender=spender)
+    with ape.reverts(licences.ERC721InvalidReceiver, receiver=ZERO_ADDRESS):
+        licences.transferFrom(buyer, ZERO_ADDRESS, 1, sender=buyer)
+
+    tx = licences.terminate(2, sender=minter)
+
+    burn = only(tx, licences.Transfer)
+    assert (burn["from"], burn.to, burn.tokenId) == (renter.address, ZERO_ADDRESS, 2)
+    assert licences.balanceOf(renter) == 0
+    with ape.reverts(licences.ERC721NonexistentToken, tokenId=2):
+        licences.ownerOf(2)
+    with ape.reverts(licences.ERC721InvalidOwner, owner=ZERO_ADDRESS):
+        licences.balanceOf(ZERO_ADDRESS)
+
+
+def test_mint__model_id_above_uint48__reverts(licences, minter, renter):
+    # The record keeps the model id in 48 bits; the registry numbers models from 1.
+    with ape.reverts(licences.SafeCastOverflowedUintDowncast, bits=48, value=2**48):
+        licences.mint(renter, 2**48, PERPETUAL, 0, sender=minter)
+
+    licences.mint(renter, 2**48 - 1, PERPETUAL, 0, sender=minter)
+    assert licences.licenceOf(1).modelId == 2**48 - 1
