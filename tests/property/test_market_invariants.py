@@ -718,6 +718,17 @@ class MarketMachine(RuleBasedStateMachine):
                         m.licences, "hasAccess(uint256,address)", model_id, who, returns=("bool",)
                     )[0]
                     assert actual == ledger.has_access(model_id, who, self.head)
+            # LicenseNFT keeps ERC-721 owners and balances in its own slots: both must match.
+            held_by: dict[str, int] = {}
+            for licence_id, lic in ledger.licences.items():
+                if lic.holder == ETH:  # terminated
+                    continue
+                held_by[lic.holder.lower()] = held_by.get(lic.holder.lower(), 0) + 1
+                owner = d.call(m.licences, "ownerOf(uint256)", licence_id, returns=("address",))[0]
+                assert owner.lower() == lic.holder.lower(), licence_id
+            for who in self.users:
+                count = d.call(m.licences, "balanceOf(address)", who, returns=("uint256",))[0]
+                assert count == held_by.get(_addr(who).lower(), 0), who
             for cur in self.currencies:
                 owes = ledger.held(cur) + ledger.disputed(cur) + ledger.owed_total(cur)
                 assert self._balance(m.escrow, cur) == owes
