@@ -164,10 +164,7 @@ contract LicenseNFT is ERC721, ILicenseNFT, IERC4907 {
     /// @inheritdoc ILicenseNFT
     function licenceOf(uint256 licenceId) external view returns (Licence memory licence) {
         Record memory record = _requireRecord(licenceId);
-        uint64 expires = record.kind == Kind.Perpetual
-            ? type(uint64).max
-            : _access[record.modelId][record.holder].rentalExpires;
-        licence = Licence(record.modelId, expires, record.kind, record.transfers);
+        licence = Licence(record.modelId, _expiresOf(record), record.kind, record.transfers);
     }
 
     /// @inheritdoc ILicenseNFT

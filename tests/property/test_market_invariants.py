@@ -718,17 +718,17 @@ class MarketMachine(RuleBasedStateMachine):
                         m.licences, "hasAccess(uint256,address)", model_id, who, returns=("bool",)
                     )[0]
                     assert actual == ledger.has_access(model_id, who, self.head)
-            # LicenseNFT keeps ERC-721 owners and balances in its own slots: both must match.
-            held_by: dict[str, int] = {}
-            for licence_id, lic in ledger.licences.items():
-                if lic.holder == ETH:  # terminated
-                    continue
-                held_by[lic.holder.lower()] = held_by.get(lic.holder.lower(), 0) + 1
+            # LicenseNFT keeps ERC-721 owners and balances in its own slots: both must match
+            # (a terminated licence has holder ETH, the zero address).
+            licences = ledger.licences.items()
+            live = {n: lic.holder.lower() for n, lic in licences if lic.holder != ETH}
+            for licence_id, holder in live.items():
                 owner = d.call(m.licences, "ownerOf(uint256)", licence_id, returns=("address",))[0]
-                assert owner.lower() == lic.holder.lower(), licence_id
+                assert owner.lower() == holder, licence_id
+            held_by = Counter(live.values())
             for who in self.users:
                 count = d.call(m.licences, "balanceOf(address)", who, returns=("uint256",))[0]
-                assert count == held_by.get(_addr(who).lower(), 0), who
+                assert count == held_by[_addr(who).lower()], who
             for cur in self.currencies:
                 owes = ledger.held(cur) + ledger.disputed(cur) + ledger.owed_total(cur)
                 assert self._balance(m.escrow, cur) == owes
