@@ -9,6 +9,12 @@ reaches only `daimm up`, which then stops the children in reverse order: SIGTERM
 wait, SIGKILL to the group after a timeout, and a final SIGKILL to the group for any grandchild
 (the relayer's model workers) still in it.
 
+On a local chain (its own anvil, or ``--network`` naming a local node) the test accounts
+TEST::3-9 are topped up to 1,000 AIMT each; :attr:`StackInfo.env` holds every variable another
+terminal needs (network, deployments, block store, catalog, relayer, and ``APE_FOUNDRY_HOST``
+for ape-foundry). :func:`running_stack` finds a running stack from its deployments file, so
+commands can check that what they publish lands in the store its relayer reads.
+
 The CLI (`daimm.cli.up`) parses options, calls :meth:`Stack.start` with a progress callback,
 prints :class:`StackInfo`, waits for a signal and calls :meth:`Stack.stop`.
 
@@ -157,6 +163,9 @@ class StackInfo:
         model_id: The sample model's id (0 when not seeded).
         accounts: (address, private key) of anvil's dev accounts (empty on another network).
         state_dir: The state folder.
+        store: The block store folder the relayer and the catalog read (models published for
+            this stack must go there).
+        env: Every environment variable another terminal needs to use this stack (name -> value).
         pids: Daemon name -> process id (each the leader of its own process group).
     """
 
@@ -174,6 +183,8 @@ class StackInfo:
     model_id: int
     accounts: list[tuple[str, str]]
     state_dir: str
+    store: str = ""
+    env: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
 
 
@@ -448,10 +459,32 @@ class Stack:
             model_id=chain.model_id,
             accounts=chain.accounts,
             state_dir=str(self.state),
+            store=str(self.store),
+            env=self._client_env(choice, chain, catalog_url),
             pids={child.name: child.pid for child in self.children},
         )
         (self.state / "stack.json").write_text(json.dumps(asdict(self.info), indent=2) + "\n")
         return self.info
+
+    def _client_env(self, choice: str, chain: _OnChain, catalog_url: str) -> dict[str, str]:
+        """The variables another terminal's `daimm` commands need to use this stack."""
+        env = {
+            "DAIMM_NETWORK": choice,
+            "DAIMM_DEPLOYMENTS": str(self.deployments_file),
+            "DAIMM_STORE": str(self.store),
+            "DAIMM_CATALOG_URL": catalog_url,
+            "DAIMM_RELAYER_URL": self.relayer_url,
+            "DAIMM_RPC_URL": chain.rpc_url,
+        }
+        if chain.key.endswith(":foundry"):
+            # NOTE: ape-foundry starts an anvil of its own unless told where the running one is.
+            env["APE_FOUNDRY_HOST"] = chain.rpc_url
+        return env
+
+    @property
+    def store(self) -> Path:
+        """The block store every daemon of the stack reads."""
+        return self.state / "blocks"
 
     @contextlib.contextmanager
     def _step(self, name: str) -> Iterator[_Outcome]:
@@ -512,26 +545,28 @@ class Stack:
             if not provider.is_connected:
                 raise ChainUnavailableError(f"cannot connect to {choice}: check that it runs")
             rpc_url = rpc_url or self._provider_url(provider)
+            test = list(accounts.test_accounts)
             if cfg.network is None:
-                test = list(accounts.test_accounts)
                 deployer, creator, relayer, users = test[0], test[1], test[2], test[3:]
-                keys = [(str(a.address), _hex_key(a.private_key)) for a in test]
             else:
                 deployer = creator = relayer = cfg.account
-                users, keys = [], []
+                # NOTE: on a local chain (anvil, a local node) the test accounts are the node's
+                # dev accounts, so they get AIMT as on `daimm up`'s own anvil; never elsewhere.
+                local = provider.network.name == "local"
+                users = test[3:] if local else []
+            keys = [(str(a.address), _hex_key(a.private_key)) for a in test] if users else []
             with self._step("deploy") as outcome:
                 deployment, fresh = self._deploy(deployer)
                 market = Marketplace(deployment)
                 if fresh:
                     outcome.detail = f"{len(deployment.contracts)} contracts from block"
                     outcome.detail += f" {deployment.block}"
-                    for user in users:
-                        market.token.transfer(user, USER_FUNDS, sender=deployer)
-                    if users:
-                        outcome.detail += f"; TEST::3-{len(test) - 1} hold 1,000 AIMT each"
                 else:
                     outcome.state = "skipped"
                     outcome.detail = f"reusing the deployment from block {deployment.block}"
+                if users:
+                    self._fund(market, deployer, users)
+                    outcome.detail += f"; TEST::3-{len(test) - 1} hold 1,000 AIMT or more each"
             with self._step("sample model") as outcome:
                 model_id = 0
                 if cfg.seed:
@@ -586,7 +621,7 @@ class Stack:
                     f"--rpc-url={chain.rpc_url}",
                     f"--deployments={self.deployments_file}",
                     f"--db-url={catalog_url}",
-                    f"--store={self.state / 'blocks'}",
+                    f"--store={self.store}",
                     "--quiet",
                 ),
             )
@@ -613,6 +648,7 @@ class Stack:
                     f"--rpc={chain.rpc_url}",
                     f"--deployments={self.deployments_file}",
                     f"--network={chain.key}",
+                    f"--store={self.store}",
                     f"--host={cfg.host}",
                     f"--port={cfg.web_port}",
                 ),
@@ -732,6 +768,15 @@ class Stack:
         )
         return deployment, True
 
+    @staticmethod
+    def _fund(market: Marketplace, funder: Any, users: list[Any]) -> None:
+        """Top each user up to :data:`USER_FUNDS` AIMT from ``funder`` (who deployed, so holds
+        the supply)."""
+        for user in users:
+            short = USER_FUNDS - market.token.balance_of(user)
+            if short > 0:
+                market.token.transfer(user, short, sender=funder)
+
     def _seed(self, market: Marketplace, creator: Any) -> tuple[int, bool]:
         """Publish the sample model with an offer, unless this deployment already has it.
 
@@ -757,7 +802,7 @@ class Stack:
             market,
             sample.path,
             parse_metadata(sample.metadata),
-            backend=LocalBlockstore(self.state / "blocks"),
+            backend=LocalBlockstore(self.store),
             creator_key=creator_key,
             sender=creator,
             royalty_bps=ROYALTY_BPS,
@@ -823,7 +868,7 @@ class Stack:
                 market,
                 model_id,
                 relayer.address,
-                backend=LocalBlockstore(self.state / "blocks"),
+                backend=LocalBlockstore(self.store),
                 creator_key=load_key(self.state / "creator.x25519"),
                 sender=creator,
             )
@@ -864,7 +909,7 @@ class Stack:
             "network": network_key,
             "x25519_key_file": str(self.state / "relayer.x25519"),
             "storage": "local",
-            "storage_path": str(self.state / "blocks"),
+            "storage_path": str(self.store),
             "host": cfg.host,
             "port": cfg.relayer_port,
             "db_path": str(self.state / "relayer.sqlite3"),

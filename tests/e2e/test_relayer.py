@@ -387,8 +387,8 @@ def test_the_infer_and_verify_receipt_commands_work_against_the_daemon(
 
     inferred = runner.invoke(
         cli,
-        ["infer", str(stack["model_id"]), "--input", str(inputs), "--relayer", stack["url"],
-         "--relayer-address", stack["relayer"], "--key-file", str(key_file),
+        ["infer", str(stack["model_id"]), "--input", str(inputs), "--relayer-url", stack["url"],
+         "--relayer", stack["relayer"], "--key-file", str(key_file),
          "--receipt-out", str(answer)],
     )  # fmt: skip
     verified = runner.invoke(cli, ["verify-receipt", str(answer), "--relayer", stack["relayer"]])

@@ -54,14 +54,19 @@ def network_key_of(choice: str) -> str:
     ``ethereum:sepolia``; a local chain keeps its provider)."""
     from daimm.deployments import network_key
 
-    parts = choice.split(":")
+    parts = choice.split(":", 2)
     if len(parts) == 2:
         parts.append("node")
     if len(parts) != 3 or not all(parts):
         raise click.BadParameter(
-            f"{choice!r} is not ecosystem:network[:provider], e.g. ethereum:local:foundry",
+            f"{choice!r} is not ecosystem:network[:provider], e.g. ethereum:local:foundry or"
+            " ethereum:local:http://127.0.0.1:8545",
             param_hint="--network",
         )
+    if "://" in parts[2]:
+        # NOTE: ape serves a network given by URL (ethereum:local:http://...) with its `node`
+        # provider, so the deployment is recorded under that name (as `daimm up` does).
+        parts[2] = "node"
     return network_key(*parts)
 
 
@@ -91,6 +96,9 @@ def connect_chain(network: str, rpc_url: str | None, deployments: str | None) ->
     from daimm.deployments import DeploymentsFile
 
     key = network_key_of(network)
+    given = network.split(":", 2)[-1]
+    if rpc_url is None and given.startswith(("http://", "https://")):
+        rpc_url = given  # ethereum:local:http://...: read that node directly
     if rpc_url:
         reader = ChainReader.from_url(rpc_url)
         deployment = DeploymentsFile(deployments).get(key, chain_id=reader.chain_id())
@@ -109,12 +117,19 @@ def connect_chain(network: str, rpc_url: str | None, deployments: str | None) ->
         return
     try:
         context = networks.parse_network_choice(network)
-    except Exception as exc:  # noqa: BLE001 - ape raises several kinds for a bad choice
-        raise ConfigError(f"cannot use network {network!r}: {exc}") from exc
-    with context as provider:
+        provider = context.__enter__()
+    except Exception as exc:  # noqa: BLE001 - ape raises many kinds for a bad choice or no node
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(
+            f"cannot connect to network {network!r}: {first}; give --network (or DAIMM_NETWORK)"
+            " a chain that runs, e.g. ethereum:local:http://127.0.0.1:8545, or --rpc-url"
+        ) from exc
+    try:
         reader = ChainReader(provider.web3)
         deployment = DeploymentsFile(deployments).get(key, chain_id=reader.chain_id())
         yield CatalogTarget(deployment, reader)
+    finally:
+        context.__exit__(None, None, None)
 
 
 def _storage_options(func: F) -> F:

@@ -34,6 +34,16 @@ def _signer(key_file: str | None, account: str | None) -> object:
     raise ConfigError("say who signs: --account ALIAS (an ape account) or --key-file FILE")
 
 
+def _address_only(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and "://" in value:
+        raise click.BadParameter(
+            f"{value!r} is a URL: --relayer is the relayer's address; give its URL with"
+            " --relayer-url",
+            param_hint="--relayer",
+        )
+    return value
+
+
 @click.command()
 @click.argument("model_id", type=int)
 @click.option(
@@ -44,16 +54,21 @@ def _signer(key_file: str | None, account: str | None) -> object:
     help='JSON file: {"inputs": {name: array}} or just {name: array}.',
 )
 @click.option(
-    "--relayer",
+    "--relayer-url",
     "url",
     default=lambda: os.environ.get("DAIMM_RELAYER_URL", "http://127.0.0.1:8700"),
     show_default="$DAIMM_RELAYER_URL or :8700",
-    help="The relayer's URL.",
+    help="The relayer's URL. [env: DAIMM_RELAYER_URL]",
 )
 @click.option(
+    "--relayer",
     "--relayer-address",
+    "relayer_address",
     default=None,
-    help="The relayer's registered address; receipts must be signed by it.",
+    callback=_address_only,
+    metavar="ADDRESS",
+    help="The relayer's registered address (as in every other command); receipts must be signed"
+    " by it.",
 )
 @click.option("--account", default=None, help="ape account alias that signs the request.")
 @click.option(
@@ -72,7 +87,18 @@ def _signer(key_file: str | None, account: str | None) -> object:
 def infer(model_id: int, input_file: object, url: str, relayer_address: str | None,
           account: str | None, key_file: str | None, pay_per_use: bool,
           receipt_out: str | None) -> None:  # fmt: skip
-    """Run MODEL_ID on the inputs in --input and print its outputs as JSON."""
+    """Run MODEL_ID on the inputs in --input and print its outputs as JSON.
+
+    A live licence (rented or bought) is used when you hold one; --pay-per-use pays with a
+    voucher on your deposited credit instead, and says so when the relayer served you under a
+    licence without charging.
+
+    \b
+    Examples:
+      daimm infer 1 --input sample.json --account user --relayer 0xRelayer...
+      daimm infer 1 --input sample.json --account user --relayer 0xRelayer... --pay-per-use \\
+          --relayer-url http://127.0.0.1:8700 --receipt-out answer.json
+    """
     from daimm.client import RelayerClient
 
     try:
@@ -92,7 +118,13 @@ def infer(model_id: int, input_file: object, url: str, relayer_address: str | No
         Path(receipt_out).write_text(
             json.dumps({"outputs": prediction.outputs, "receipt": prediction.receipt}, indent=2)
         )
+    if pay_per_use and prediction.charged == 0:
+        click.echo(
+            f"Note: the relayer served this call under your licence for model {model_id}; no"
+            " credit was charged (a licence holder is never charged per call).",
+            err=True,
+        )
     if relayer_address is None:
-        click.echo("Warning: --relayer-address not given; trusted the relayer's own claim.",
+        click.echo("Warning: --relayer not given; trusted the relayer's own claim.",
                    err=True)  # fmt: skip
     click.echo(json.dumps(prediction.outputs))

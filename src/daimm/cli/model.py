@@ -17,6 +17,7 @@ from daimm.cli._market import (
     open_market,
     yes_option,
 )
+from daimm.cli._reach import check_store_reaches_relayer, note_local_store
 from daimm.cli.ipfs import open_backend, store_options
 from daimm.cli.keys import load_key, passphrase_options
 
@@ -101,6 +102,7 @@ def publish(
     )
     if validate_only:
         return
+    check_store_reaches_relayer(store, kubo, deployments)
     creator_key = load_key(keyfile, passphrase_file, ask_passphrase)
     market = open_market(deployments)
     with open_backend(store, kubo) as backend:
@@ -118,6 +120,7 @@ def publish(
         f" {package.envelope_cid}, metadata {package.metadata_cid}",
         err=True,
     )
+    note_local_store(store, kubo)
     published = confirm_and_execute(plan, yes=yes)
     publishing.check_minted_id(package, published)
     emit(
@@ -171,6 +174,7 @@ def version(
     from daimm.market import publishing
 
     metadata = publishing.load_metadata(meta)
+    check_store_reaches_relayer(store, kubo, deployments)
     creator_key = load_key(keyfile, passphrase_file, ask_passphrase)
     market = open_market(deployments)
     with open_backend(store, kubo) as backend:

@@ -23,8 +23,14 @@ def verify_receipt(receipt_file: click.utils.LazyFile, relayer: str, body_file: 
     """Check RECEIPT_FILE (a receipt, or a whole answer holding one) against RELAYER.
 
     With an answer file (``{"outputs": ..., "receipt": ...}``) the outputs hash is checked too.
+
+    \b
+    Example:
+      daimm infer 1 --input sample.json --account user --receipt-out answer.json
+      daimm verify-receipt answer.json --relayer 0xRelayer...
     """
     from daimm.client import verify_receipt_document
+    from daimm.units import format_time
 
     try:
         document = json.loads(receipt_file.read())
@@ -40,5 +46,5 @@ def verify_receipt(receipt_file: click.utils.LazyFile, relayer: str, body_file: 
     receipt = verify_receipt_document(document, relayer, body=body, outputs=outputs)
     click.echo(
         f"OK: receipt for model {receipt.model_id} (weights {receipt.weights_cid}) at"
-        f" {receipt.timestamp} was signed by {relayer}"
+        f" {format_time(receipt.timestamp)} was signed by {relayer}"
     )

@@ -35,6 +35,7 @@ from prometheus_client import (
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from daimm.errors import ModelUnavailableError, RequestRefusedError
+from daimm.openapi_docs import serve_docs
 from daimm.relayer.access import (
     AccessPolicy,
     RateLimiter,
@@ -181,7 +182,10 @@ def create_app(services: RelayerServices) -> FastAPI:
         version="1",
         summary="Serves ONNX predictions to wallets that hold a live licence or credit.",
         lifespan=lifespan,
+        docs_url=None,  # /docs is served from the package, not a CDN (daimm.openapi_docs)
+        redoc_url=None,
     )
+    serve_docs(app)
 
     @app.exception_handler(RequestRefusedError)
     async def _refused(_request: Request, exc: RequestRefusedError) -> JSONResponse:
