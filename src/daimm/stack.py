@@ -58,6 +58,7 @@ __all__ = [
     "StepEvent",
     "find_anvil",
     "provider_http_url",
+    "running_stack",
 ]
 
 log = logging.getLogger(__name__)
@@ -938,6 +939,35 @@ class Stack:
             return row is not None
         except Exception:  # noqa: BLE001 - the indexer may not have created its tables yet
             return False
+
+
+def running_stack(deployments_file: str | Path | None) -> StackInfo | None:
+    """The `daimm up` stack whose deployments file is ``deployments_file``, if it runs now.
+
+    `daimm up` keeps ``deployments.json`` and ``stack.json`` in its state folder and removes
+    ``stack.json`` when it stops; a stack whose relayer process is gone does not count.
+
+    Args:
+        deployments_file: The deployments file a command uses (None: ``$DAIMM_DEPLOYMENTS`` or
+            ``./deployments.json``, as the commands default).
+    """
+    from daimm.deployments import DeploymentsFile
+
+    path = DeploymentsFile(deployments_file).path.expanduser().resolve()
+    try:
+        info = StackInfo(**json.loads((path.parent / "stack.json").read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    pid = info.pids.get("relayer")
+    if Path(info.deployments_file).resolve() != path or pid is None:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    return info
 
 
 def provider_key_of(provider: Any) -> str:
