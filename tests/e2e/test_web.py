@@ -158,6 +158,7 @@ def site(chain: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
             deployments=str(demo.deployments_file),
             network=demo.network,
             rpc_timeout_s=2.0,
+            store=str(work / "blocks"),  # the block store the demo's relayer reads
         )
         port = free_port()
         server = uvicorn.Server(
@@ -496,3 +497,62 @@ def test_relayer_down__the_page_says_so_and_the_rest_works(site, open_page):
     assert "is not answering" in message
     page.wait_for_selector("#access-status[data-access='no']")
     assert page.locator("#rent-button").is_enabled()
+
+
+# ---------------------------------------------------------------------------------- issue 15
+def test_api_docs__swagger_ui_renders_with_no_request_beyond_the_server(site, browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    requested: list[str] = []
+    context.on("request", lambda request: requested.append(request.url))
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+
+    page.goto(site["url"] + "/docs")
+    page.wait_for_selector(".swagger-ui .info .title")
+    page.wait_for_selector(".opblock-summary-path[data-path='/api/models']")
+    title = page.inner_text(".swagger-ui .info .title")
+    _shot(page, site, "web-api-docs.png")
+    context.close()
+
+    assert "daimm web" in title
+    assert [url for url in requested if not url.startswith(site["url"])] == []
+
+
+def test_a_model_whose_weights_are_out_of_the_relayers_reach__page_says_why_instead_of_rent(
+    site, open_page
+):
+    from daimm.ipfs import CID, LocalBlockstore
+    from daimm.market.publishing import parse_metadata, plan_publish
+
+    demo = site["demo"]
+    # Published from a terminal whose block store is not the relayer's: the metadata is copied
+    # to the relayer's store (so the catalog lists the model), the weights are not.
+    elsewhere = LocalBlockstore(site["work"] / "elsewhere")
+    package, plan = plan_publish(
+        demo.market,
+        demo.model_path,
+        parse_metadata({**demo.document, "name": "Out of reach classifier"}),
+        backend=elsewhere,
+        creator_key=demo.creator_key,
+        sender=demo.creator,
+    )
+    model_id = plan.execute().model_id
+    metadata = CID.parse(package.metadata_cid)
+    demo.blockstore.put_block(metadata, elsewhere.get_block(metadata))
+    demo.market.escrow.set_offer(
+        model_id, demo.market.escrow.offer(demo.model_id), sender=demo.creator
+    )
+    demo.indexer.sync()
+
+    page = open_page(demo.bob, f"/models/{model_id}")
+    _connect(page)
+    reason = page.inner_text("#offer-unservable")
+    _shot(page, site, "web-unservable.png")
+    servable = open_page(demo.bob, f"/models/{demo.model_id}")
+
+    assert reason.startswith("Cannot be rented or bought:")
+    assert f"its encrypted weights {package.weights_cid} are not in the block store" in reason
+    assert page.locator("#rent-button").count() == 0
+    assert page.locator("#buy-button").count() == 0
+    assert servable.locator("#offer-unservable").count() == 0
+    assert servable.locator("#rent-button").count() == 1
