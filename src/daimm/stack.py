@@ -56,6 +56,7 @@ __all__ = [
     "StackInfo",
     "Stack",
     "StepEvent",
+    "enter_network",
     "find_anvil",
     "provider_http_url",
     "running_stack",
@@ -284,6 +285,24 @@ def provider_http_url(provider: Any) -> str | None:
         if isinstance(value, str) and value.startswith("http"):
             return value
     return None
+
+
+def enter_network(choice: str, hint: str) -> tuple[Any, Any]:
+    """Connect ape to ``choice`` (ape's network syntax): its entered context and its provider.
+
+    The caller leaves the context with ``context.__exit__(None, None, None)``.
+
+    Raises:
+        ChainUnavailableError: ape cannot parse or reach it (its first line, then ``hint``).
+    """
+    from ape import networks
+
+    try:
+        context = networks.parse_network_choice(choice)
+        return context, context.__enter__()
+    except Exception as exc:  # noqa: BLE001 - ape raises many kinds for a bad choice or no node
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ChainUnavailableError(f"cannot connect to {choice}: {first}; {hint}") from exc
 
 
 def find_anvil(explicit: str | None = None) -> str:
@@ -527,21 +546,15 @@ class Stack:
     def _set_up_on_chain(self, choice: str, rpc_url: str) -> _OnChain:
         """Connect ape to the chain for the steps that send transactions: deploy, sample model,
         relayer registration."""
-        from ape import accounts, networks
+        from ape import accounts
 
         from daimm.market import Marketplace
 
         cfg = self.config
         logging.getLogger("ape").setLevel(logging.WARNING)
-        try:
-            context = networks.parse_network_choice(choice)
-            provider = context.__enter__()
-        except Exception as exc:  # noqa: BLE001 - ape raises many kinds for an unreachable node
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ChainUnavailableError(
-                f"cannot connect to {choice}: {first}; check the network name and that the node"
-                " is running"
-            ) from exc
+        context, provider = enter_network(
+            choice, "check the network name and that the node is running"
+        )
         try:
             if not provider.is_connected:
                 raise ChainUnavailableError(f"cannot connect to {choice}: check that it runs")

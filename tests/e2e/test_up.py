@@ -277,6 +277,21 @@ def test_the_printed_infer_command_works_for_the_renter(stack: Up) -> None:
     assert len(json.loads(done.stdout)["label"]) == 2
 
 
+def test_infer_pay_per_use_while_holding_a_licence_says_the_licence_served_it(stack: Up) -> None:
+    info = stack.info
+    done = subprocess.run(
+        [sys.executable, "-c", "from daimm.cli import main; main()", "infer",
+         str(info["model_id"]), f"--input={stack.state / 'sample-input.json'}",
+         f"--account=TEST::{RENTER}", f"--relayer-url={info['relayer_url']}",
+         f"--relayer={info['relayer_address']}", "--pay-per-use"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "served this call under your licence" in done.stderr
+    assert "no credit was charged" in done.stderr
+
+
 def test_an_account_without_a_licence_is_refused_by_the_relayer(stack: Up) -> None:
     client = _client(stack, STRANGER)
     try:

@@ -72,14 +72,14 @@ def note_local_store(store: str, kubo: str | None) -> None:
 def require_model_blocks(market: Any, model_id: int, backend: Any, where: str) -> None:
     """Refuse to authorise a relayer for a model whose weights or metadata are not in the store
     the command uses: the relayer reading the same store could not serve it either."""
-    latest = market.models.model(model_id).latest
-    for what, cid in (("weights", latest.weights_cid), ("metadata", latest.metadata_cid)):
-        if not _has(backend, cid):
-            raise ConfigError(
-                f"model {model_id}'s {what} {cid} are not in {where}, so a relayer reading it"
-                " could not serve the model: use the store the model was published to (--store,"
-                " DAIMM_STORE or --kubo)"
-            )
+    missing = _missing_block(market, model_id, backend)
+    if missing is not None:
+        what, cid = missing
+        raise ConfigError(
+            f"model {model_id}'s {what} {cid} are not in {where}, so a relayer reading it could"
+            " not serve the model: use the store the model was published to (--store,"
+            " DAIMM_STORE or --kubo)"
+        )
 
 
 def require_servable(market: Any, model_id: int, deployments: str | None) -> None:
@@ -94,23 +94,28 @@ def require_servable(market: Any, model_id: int, deployments: str | None) -> Non
     stack = running_stack(deployments)
     if stack is None or not stack.store:
         return
-    latest = market.models.model(model_id).latest
-    store = LocalBlockstore(stack.store)
-    for what, cid in (("weights", latest.weights_cid), ("metadata", latest.metadata_cid)):
-        if not _has(store, cid):
-            raise ConfigError(
-                f"model {model_id} cannot be served: its {what} {cid} are not in {stack.store},"
-                " the block store of the `daimm up` relayer, so every prediction would fail;"
-                " nothing was paid. The creator must publish it again with"
-                f" DAIMM_STORE={stack.store}"
-            )
+    missing = _missing_block(market, model_id, LocalBlockstore(stack.store))
+    if missing is not None:
+        what, cid = missing
+        raise ConfigError(
+            f"model {model_id} cannot be served: its {what} {cid} are not in {stack.store}, the"
+            " block store of the `daimm up` relayer, so every prediction would fail; nothing was"
+            f" paid. The creator must publish it again with DAIMM_STORE={stack.store}"
+        )
 
 
-def _has(backend: Any, cid: str) -> bool:
+def _missing_block(market: Any, model_id: int, backend: Any) -> tuple[str, str] | None:
+    """``(what, cid)`` of the first of the model's latest weights and metadata whose root block
+    ``backend`` lacks (a malformed CID counts as missing), or None when both are there."""
     from daimm.errors import DaimmError
     from daimm.ipfs import CID
 
-    try:
-        return bool(backend.has_block(CID.parse(cid)))
-    except (DaimmError, ValueError):
-        return False
+    latest = market.models.model(model_id).latest
+    for what, cid in (("weights", latest.weights_cid), ("metadata", latest.metadata_cid)):
+        try:
+            present = bool(backend.has_block(CID.parse(cid)))
+        except (DaimmError, ValueError):
+            present = False
+        if not present:
+            return what, cid
+    return None

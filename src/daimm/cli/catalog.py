@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from daimm.errors import ConfigError
-
 if TYPE_CHECKING:
     from daimm.catalog import CatalogStore, ChainReader
     from daimm.deployments import Deployment
@@ -107,6 +105,7 @@ def connect_chain(network: str, rpc_url: str | None, deployments: str | None) ->
     from ape import networks
 
     from daimm.deployments import provider_key
+    from daimm.stack import enter_network
 
     active = networks.active_provider
     if active is not None and active.is_connected and provider_key(active) == key:
@@ -115,15 +114,11 @@ def connect_chain(network: str, rpc_url: str | None, deployments: str | None) ->
         deployment = DeploymentsFile(deployments).get(key, chain_id=reader.chain_id())
         yield CatalogTarget(deployment, reader)
         return
-    try:
-        context = networks.parse_network_choice(network)
-        provider = context.__enter__()
-    except Exception as exc:  # noqa: BLE001 - ape raises many kinds for a bad choice or no node
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(
-            f"cannot connect to network {network!r}: {first}; give --network (or DAIMM_NETWORK)"
-            " a chain that runs, e.g. ethereum:local:http://127.0.0.1:8545, or --rpc-url"
-        ) from exc
+    context, provider = enter_network(
+        network,
+        "give --network (or DAIMM_NETWORK) a chain that runs, e.g."
+        " ethereum:local:http://127.0.0.1:8545, or --rpc-url",
+    )
     try:
         reader = ChainReader(provider.web3)
         deployment = DeploymentsFile(deployments).get(key, chain_id=reader.chain_id())

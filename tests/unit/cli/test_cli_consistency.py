@@ -104,5 +104,5 @@ def test_catalog_sync__foundry_not_installed__is_one_error_line(capsys, tmp_path
 
     assert code == 1
     assert "Traceback" not in err and err.count("\n") == 1, err
-    assert err.startswith("Error: cannot connect to network 'ethereum:local:foundry'")
+    assert err.startswith("Error: cannot connect to ethereum:local:foundry: ")
     assert "ethereum:local:http://127.0.0.1:8545" in err
