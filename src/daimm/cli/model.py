@@ -203,6 +203,8 @@ def show(model_id: int, holder: str | None, deployments: str | None, as_json: bo
     Example:
       daimm model show 1 --network ethereum:local:foundry
     """
+    from daimm.units import format_duration
+
     market = open_market(deployments)
     info = market.models.model(model_id)
     offer = market.escrow.offer(model_id)
@@ -222,7 +224,7 @@ def show(model_id: int, holder: str | None, deployments: str | None, as_json: bo
         "offer_active": offer.active,
         "currency": currency.symbol,
         "rental": (
-            f"{currency.format(offer.price_per_period)} per {offer.period_seconds} s,"
+            f"{currency.format(offer.price_per_period)} per {format_duration(offer.period_seconds)},"
             f" {offer.min_periods}-{offer.max_periods} periods"
             if offer.price_per_period
             else "-"
