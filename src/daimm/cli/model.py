@@ -224,8 +224,9 @@ def show(model_id: int, holder: str | None, deployments: str | None, as_json: bo
         "offer_active": offer.active,
         "currency": currency.symbol,
         "rental": (
-            f"{currency.format(offer.price_per_period)} per {format_duration(offer.period_seconds)},"
-            f" {offer.min_periods}-{offer.max_periods} periods"
+            f"{currency.format(offer.price_per_period)} per"
+            f" {format_duration(offer.period_seconds)}, {offer.min_periods}-{offer.max_periods}"
+            " periods"
             if offer.price_per_period
             else "-"
         ),

@@ -130,4 +130,8 @@ def test_docs__served_offline__names_no_external_host_and_its_assets_load(client
     assert "cdn.jsdelivr.net" not in page.text
     assert len(assets) == 3  # script, style sheet, icon
     assert [client.get(a).status_code for a in assets] == [200, 200, 200]
-    assert "/openapi.json" in page.text
+    assert "/docs/openapi.json" in page.text
+    assert (
+        client.get("/docs/openapi.json").json()["paths"]
+        == client.get("/openapi.json").json()["paths"]
+    )
