@@ -163,7 +163,8 @@ class StackInfo:
         web_url: The web server's URL ("" when `daimm web` is not available).
         catalog_url: SQLAlchemy URL of the catalog.
         model_id: The sample model's id (0 when not seeded).
-        accounts: (address, private key) of anvil's dev accounts (empty on another network).
+        accounts: (address, private key) of the test accounts, the dev accounts of a local chain
+            (empty on any other network).
         state_dir: The state folder.
         store: The block store folder the relayer and the catalog read (models published for
             this stack must go there).
