@@ -105,7 +105,7 @@ def test_set_currency_allowed__beyond_max_currencies__reverts(escrow, deployer):
 def test_set_fee__reaches_every_allowed_currency_the_last_included(
     escrow, create_model, deployer, renter
 ):
-    # The fee is copied into each currency's slot; a rental in each of `currencies()` reads it there.
+    # The fee is copied into each currency's slot; a rental in each of `currencies()` reads it.
     currencies = list(escrow.currencies())
     assert len(currencies) == 3  # ETH, AIMT, mUSD: the last is the one a short loop would miss
 
