@@ -107,6 +107,9 @@ def test_open_dispute__holder_who_did_not_pay__reverts_nothing_to_dispute(
     # ... and the payer no longer holds it.
     with ape.reverts(escrow.NotLicenceHolder, licenceId=rental.licenceId, caller=renter.address):
         escrow.openDispute(rental.licenceId, sender=renter)
+    # ... not even naming its payment's payee set and currency, though its receipt is still there.
+    with ape.reverts(escrow.NotLicenceHolder, licenceId=rental.licenceId, caller=renter.address):
+        escrow.openDispute(rental.licenceId, rental.payeeSet, rental.currency, sender=renter)
 
 
 def test_open_dispute__twice__reverts(escrow, dispute, rental, renter):
