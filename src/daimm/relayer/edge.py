@@ -1,0 +1,245 @@
+"""The relayer's HTTP edge: what bounds a request before the app trusts any of it.
+
+Two guards, both cheap and both in front of anything that costs memory or a worker:
+
+- :func:`parse_json_body` bounds a body's nesting depth *before* parsing it (one vectorised pass
+  over the bytes, strings skipped) and turns every parser failure, a ``RecursionError`` included,
+  into a 422. Python's ``json`` recurses once per level, so a 2 KB body nested 1,000 deep would
+  otherwise exhaust the interpreter's stack.
+- :class:`GuardedHttpToolsProtocol` gives uvicorn the read deadlines it lacks: a request's head
+  (request line and headers) must arrive within ``header_timeout_s`` of its first byte (or of the
+  connection opening) and within ``max_header_bytes``; its body within ``body_timeout_s`` of the
+  app starting on it. A client that stops or trickles gets 408 (431 for an oversized head) and its
+  socket is closed. uvicorn's own ``timeout_keep_alive`` covers only idle time *between* requests:
+  it is cancelled by the first byte of the next one, after which nothing in uvicorn ends a slow
+  request.
+
+Invariant: a socket is never held open by the client alone for longer than ``header_timeout_s``
+plus ``body_timeout_s`` (plus ``keep_alive_s`` of idle time between requests); only the app's own
+work (bounded by ``inference_timeout_s`` and the RPC timeout) holds it longer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from daimm.errors import RequestRefusedError
+
+__all__ = ["GuardedHttpToolsProtocol", "guarded_protocol", "json_depth", "parse_json_body"]
+
+log = logging.getLogger("daimm.relayer")
+
+_QUOTE, _BACKSLASH = 0x22, 0x5C
+
+
+# ---------------------------------------------------------------------------- JSON bodies
+def json_depth(body: bytes) -> int:
+    """The deepest nesting of arrays and objects in the JSON text ``body`` (UTF-8).
+
+    Brackets inside strings do not count; a quote after an odd run of backslashes is escaped. One
+    vectorised pass (numpy), so a 1 MiB body costs milliseconds whatever its shape. For a body
+    that is not valid JSON the answer is exact up to its first error, which is as far as a parser
+    gets, and an overestimate at worst beyond it.
+    """
+    if b"[" not in body and b"{" not in body:
+        return 0
+    import numpy as np
+
+    data = np.frombuffer(body, dtype=np.uint8)
+    quotes = data == _QUOTE
+    if _BACKSLASH in body:
+        index = np.arange(len(data), dtype=np.int64)
+        last_plain = np.maximum.accumulate(np.where(data == _BACKSLASH, -1, index))
+        run = np.zeros(len(data), dtype=np.int64)  # backslashes just before each byte
+        run[1:] = index[:-1] - last_plain[:-1]
+        quotes &= run % 2 == 0
+    inside = np.cumsum(quotes, dtype=np.int64) % 2 == 1  # an opening quote and its string
+    steps = (
+        (data == ord("[")).astype(np.int8)
+        + (data == ord("{"))
+        - (data == ord("]"))
+        - (data == ord("}"))
+    )
+    steps[inside] = 0
+    return int(np.cumsum(steps, dtype=np.int64).max(initial=0))
+
+
+def parse_json_body(body: bytes, max_depth: int) -> Any:
+    """Parse a request body as JSON whose arrays and objects nest at most ``max_depth`` deep.
+
+    Raises:
+        RequestRefusedError: 422 ``json_too_deep`` past the depth, 422 ``invalid_json`` for
+            anything the parser refuses (not UTF-8, not JSON, an integer of more than 4,300
+            digits, a stack the parser exhausts anyway).
+    """
+    # Cheap first: fewer opening brackets than the limit cannot nest past it.
+    if body.count(b"[") + body.count(b"{") > max_depth and json_depth(body) > max_depth:
+        raise RequestRefusedError(
+            422,
+            "json_too_deep",
+            f"body: arrays and objects nest more than {max_depth} levels deep; a tensor needs"
+            " one level per dimension",
+        )
+    try:
+        # NOTE: UTF-8 only (RFC 8259 section 8.1): the depth scan reads bytes as ASCII.
+        return json.loads(body.decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise RequestRefusedError(422, "invalid_json", "body: not valid JSON (UTF-8)") from None
+
+
+# ---------------------------------------------------------------------------- read deadlines
+def _httptools_protocol() -> type[Any]:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    return HttpToolsProtocol
+
+
+def _refusal(status: int, reason: bytes, code: str, detail: str) -> bytes:
+    body = json.dumps({"error": code, "detail": detail}, separators=(",", ":")).encode()
+    return (
+        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+        b"connection: close\r\n\r\n%s" % (status, reason, len(body), body)
+    )
+
+
+class GuardedHttpToolsProtocol(_httptools_protocol()):  # type: ignore[misc]
+    """uvicorn's httptools protocol with a deadline on each request's head and body.
+
+    Configure through :func:`guarded_protocol` (class attributes, as uvicorn builds one protocol
+    object per connection from ``Config.http``). Timers exist only while a request is incomplete:
+
+    - the *head* timer runs from the connection opening, or from the first byte of a request on a
+      kept-alive connection, until its headers are complete; bytes of an incomplete head beyond
+      ``max_header_bytes`` are refused at once with 431;
+    - the *body* timer runs from the app starting on a request until its body is complete.
+
+    NOTE: it hooks the parser callbacks of uvicorn's ``HttpToolsProtocol`` (``on_message_begin``,
+    ``on_headers_complete``, ``on_message_complete``, ``_start_asgi_task``), which uvicorn has kept
+    stable since 0.29; ``tests/trust/test_relayer_edge.py`` fails if they stop being called.
+    """
+
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    max_header_bytes: int = 65536
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._head_bytes = 0
+        super().connection_made(transport)
+        self._arm_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head()
+        self._cancel_body()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        # NOTE: counted per read, before parsing: a head still incomplete after this read is
+        # refused once its reads pass the limit (so the bound is exact to within one read).
+        if self._head_timer is not None:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        if self.transport.is_closing():
+            return
+        if self._head_timer is not None and self._head_bytes > self.max_header_bytes:
+            self._refuse(
+                431,
+                b"Request Header Fields Too Large",
+                "headers_too_large",
+                f"the request line and headers exceed {self.max_header_bytes} bytes",
+            )
+            return
+        # Bytes between requests (say, a lone CRLF) cancel uvicorn's keep-alive timer without
+        # starting a message: start the head deadline so they cannot hold the socket either.
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and self._head_timer is None and self._body_timer is None:
+            self._arm_head()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._head_timer is None:
+            self._arm_head()
+
+    def on_headers_complete(self) -> None:
+        self._cancel_head()
+        super().on_headers_complete()
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        super()._start_asgi_task(cycle, app)
+        # Here and not in on_headers_complete: a pipelined request waits (reading paused) until
+        # the one before it is answered, and that wait is the server's, not the client's.
+        if cycle.more_body and self._body_timer is None:
+            self._body_timer = self.loop.call_later(self.body_timeout_s, self._body_expired)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._cancel_body()
+
+    # ------------------------------------------------------------------ timers
+    def _arm_head(self) -> None:
+        self._head_bytes = 0
+        self._head_timer = self.loop.call_later(self.header_timeout_s, self._head_expired)
+
+    def _cancel_head(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _cancel_body(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _head_expired(self) -> None:
+        self._head_timer = None
+        self._refuse(
+            408,
+            b"Request Timeout",
+            "request_timeout",
+            f"the request line and headers did not arrive within {self.header_timeout_s} s",
+        )
+
+    def _body_expired(self) -> None:
+        self._body_timer = None
+        if self.cycle is not None and self.cycle.response_started:
+            self._close("body")  # the app has answered already; only the socket is left
+            return
+        self._refuse(
+            408,
+            b"Request Timeout",
+            "request_timeout",
+            f"the request body did not arrive within {self.body_timeout_s} s",
+        )
+
+    def _refuse(self, status: int, reason: bytes, code: str, detail: str) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(_refusal(status, reason, code, detail))
+        self._close(code)
+
+    def _close(self, why: str) -> None:
+        self._cancel_head()
+        self._cancel_body()
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False
+        if not self.transport.is_closing():
+            log.info("slow client closed", extra={"reason": why})
+            self.transport.close()
+
+
+def guarded_protocol(
+    header_timeout_s: float, body_timeout_s: float, max_header_bytes: int
+) -> type[GuardedHttpToolsProtocol]:
+    """A :class:`GuardedHttpToolsProtocol` subclass with these limits (for ``uvicorn.Config``)."""
+    return type(
+        "RelayerHttpProtocol",
+        (GuardedHttpToolsProtocol,),
+        {
+            "header_timeout_s": header_timeout_s,
+            "body_timeout_s": body_timeout_s,
+            "max_header_bytes": max_header_bytes,
+        },
+    )
