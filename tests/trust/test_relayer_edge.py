@@ -31,7 +31,7 @@ ROW = [1.0, 2.0, 3.0, 4.0]
 
 
 def _predict(relayer: Any, body: bytes, account: Any = None, model_id: int = MODEL) -> Any:
-    """POST ``body`` (raw bytes, sent as is) signed by ``account`` (the licensed user by default)."""
+    """POST ``body`` (raw bytes, as is) signed by ``account`` (the licensed user by default)."""
     client = relayer.client(account)
     headers = {"content-type": "application/json", **client.signed_headers(model_id, body)}
     return httpx.post(

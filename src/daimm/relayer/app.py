@@ -303,8 +303,8 @@ def create_app(services: RelayerServices) -> FastAPI:
         started = time.perf_counter()
         # 1. The client's IP, before any signature recovery or chain call.
         _limit_ip(request)
-        # 2. Size, then the signature (CPU only), then the wallet's own limit: counted only for a
-        #    verified signer, so nobody can spend another wallet's allowance by claiming its address.
+        # 2. Size, then the signature (CPU only), then the wallet's own limit: counted only for
+        #    a verified signer, so nobody spends another wallet's allowance by claiming its address.
         _check_model_id(model_id)
         body = await _read_body(request, services.max_body_bytes)
         signed = parse_signed_headers(request.headers)

@@ -192,10 +192,10 @@ def _scrub(text: str, url: str) -> str:
     except ValueError:
         return text
     # HTTP libraries quote the path alone ("Max retries exceeded with url: /v3/<key>").
-    for secret in (parts.path + ("?" + parts.query if parts.query else ""), parts.path,
-                   parts.query, parts.username, parts.password):  # fmt: skip
-        if secret and secret != "/":
-            text = text.replace(secret, "/...")
+    for part in (parts.path + ("?" + parts.query if parts.query else ""), parts.path,
+                 parts.query, parts.username, parts.password):  # fmt: skip
+        if part and part != "/":
+            text = text.replace(part, "/...")
     return text
 
 

@@ -87,7 +87,7 @@ def parse_json_body(body: bytes, max_depth: int) -> Any:
         # NOTE: UTF-8 only (RFC 8259 section 8.1): the depth scan reads bytes as ASCII.
         return json.loads(body.decode("utf-8"))
     except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise RequestRefusedError(422, "invalid_json", "body: not valid JSON (UTF-8)") from None
+        raise RequestRefusedError(422, "invalid_json", "body: not valid JSON") from None
 
 
 # ---------------------------------------------------------------------------- read deadlines

@@ -327,20 +327,26 @@ def test_voucher_without_deposit_or_on_expiring_channel_is_refused_402(
 
 
 # ------------------------------------------------------------------ 429, 413, 422, JSON errors
-def test_rate_limit_answers_429_before_any_signature_recovery_or_chain_call(
-    create_services: Any, make_client: Any, chain: Any, user: Any, monkeypatch: Any
-) -> None:
-    chain.authorised.add(1)
-    chain.access.add((1, user.address))
-    recoveries: list[int] = []
+@pytest.fixture
+def recoveries(monkeypatch: Any) -> list[int]:
+    """One entry per request signature recovery (a spy on the real verifier)."""
+    seen: list[int] = []
     real = SignatureVerifier.is_signed_by
 
     def counting(self: Any, *args: Any) -> bool:
-        recoveries.append(1)
+        seen.append(1)
         return real(self, *args)
 
     monkeypatch.setattr(SignatureVerifier, "is_signed_by", counting)
-    services = create_services(address_limiter=RateLimiter(rate=0.001, burst=1))
+    return seen
+
+
+def test_ip_rate_limit_answers_429_before_any_signature_recovery_or_chain_call(
+    create_services: Any, make_client: Any, chain: Any, user: Any, recoveries: list[int]
+) -> None:
+    chain.authorised.add(1)
+    chain.access.add((1, user.address))
+    services = create_services(ip_limiter=RateLimiter(rate=0.001, burst=1))
     client, http = make_client(services, bytes(user.key))
     with http:
         assert client.predict(1, {"input": [[1, 2, 3, 4]]}).outputs
@@ -350,9 +356,31 @@ def test_rate_limit_answers_429_before_any_signature_recovery_or_chain_call(
 
         response = _post(http, client, 1, _body([[1, 2, 3, 4]]))
 
-    assert response.status_code == 429
-    assert response.json()["error"] == "rate_limited"
+    assert (response.status_code, response.json()["error"]) == (429, "rate_limited")
     assert recoveries == []
+    assert chain.calls == chain_calls
+
+
+def test_wallet_rate_limit__counted_after_the_signature_verifies__before_any_chain_call(
+    create_services: Any, make_client: Any, chain: Any, user: Any, recoveries: list[int]
+) -> None:
+    chain.authorised.add(1)
+    chain.access.add((1, user.address))
+    services = create_services(address_limiter=RateLimiter(rate=0.001, burst=1))
+    client, http = make_client(services, bytes(user.key))
+    with http:
+        # Unsigned requests claiming the wallet's address do not spend its allowance.
+        claim = {"x-daimm-address": user.address}
+        claims = [http.post("/v1/models/1/predict", content=b"{}", headers=claim) for _ in range(3)]
+        assert client.predict(1, {"input": [[1, 2, 3, 4]]}).outputs
+        recoveries.clear()
+        chain_calls = chain.calls
+
+        response = _post(http, client, 1, _body([[1, 2, 3, 4]]))
+
+    assert {c.status_code for c in claims} == {401}
+    assert (response.status_code, response.json()["error"]) == (429, "rate_limited")
+    assert recoveries == [1]
     assert chain.calls == chain_calls
 
 
