@@ -319,3 +319,67 @@ def test_credit__public_but_per_ip_limited_before_any_chain_read(relayer_server:
     assert set(first.json()) == {"model_id", "payer", "spent", "cumulative", "price_per_call"}
     assert [r.status_code for r in answers] == [200, 429, 429]
     assert reads_after - reads == 1  # the refused ones cost no chain read
+
+
+# ------------------------------------------------------------------ the attack run, all at once
+def test_attack_run__any_key_any_claimed_address__no_5xx_no_stall_no_throttled_victim(
+    relayer_server: Any, edge_settings: RelayerSettings
+) -> None:
+    """A bounded mixed attack on loopback while the victim keeps calling.
+
+    The attacker holds a licensed key of its own and claims the victim's address at will. The
+    per-IP limit is lifted (attacker and victim share 127.0.0.1 here); the per-wallet limit is on.
+    """
+    import asyncio
+
+    attacker = Account.create()
+    limits = (RateLimiter(1e9, 1_000_000), RateLimiter(rate=20.0, burst=60))
+    with relayer_server(
+        {MODEL: onnx_models.add_model()}, limiters=limits, settings=edge_settings
+    ) as relayer:
+        relayer.chain.access.add((MODEL, attacker.address))
+        port = int(relayer.url.rsplit(":", 1)[1])
+        victim, hostile = relayer.client(), relayer.client(attacker)
+        good = json.dumps({"inputs": {"x": [ROW]}}).encode()
+        hostile_bodies = [
+            b'{"inputs":{"x":' + b"[" * depth + b"]" * depth + b"}}" for depth in (65, 1000, 5000)
+        ] + [
+            b'{"inputs":{"x":[[NaN,1,2,3]]}}',
+            b'{"inputs":{"x":[[1e400,1,2,3]]}}',
+            b'{"inputs":{"x":[[1,2,3,4]]}',
+            b"\xff" * 64,
+            b"[" * 50_000,
+        ]
+        requests: list[tuple[str, bytes, dict[str, str]]] = []
+        for index in range(80):
+            body = hostile_bodies[index % len(hostile_bodies)]
+            requests.append(("attack", body, hostile.signed_headers(MODEL, body)))
+            claim = {"x-daimm-address": victim.signer.address}
+            forged = {**hostile.signed_headers(MODEL, good), **claim}
+            requests.append(("attack", good, claim if index % 2 else forged))
+            if index % 2 == 0:
+                requests.append(("victim", good, victim.signed_headers(MODEL, good)))
+        slow = [_open(port, HEAD) for _ in range(8)]
+
+        async def send_all() -> list[tuple[str, int]]:
+            gate = asyncio.Semaphore(16)
+            async with httpx.AsyncClient(base_url=relayer.url, timeout=30) as http:
+
+                async def one(who: str, body: bytes, headers: dict[str, str]) -> tuple[str, int]:
+                    async with gate:
+                        answer = await http.post(
+                            f"/v1/models/{MODEL}/predict", content=body, headers=headers
+                        )
+                    return who, answer.status_code
+
+                return await asyncio.gather(*(one(*request) for request in requests))
+
+        answers = asyncio.run(send_all())
+        closed = [_until_closed(sock) for sock in slow]
+        health = httpx.get(f"{relayer.url}/v1/health", timeout=30)
+    statuses = [status for _who, status in answers]
+    assert max(statuses) < 500, sorted(set(statuses))
+    assert [s for who, s in answers if who == "victim"] == [200] * 40
+    assert {s for who, s in answers if who == "attack"} <= {401, 422, 429}
+    assert all(answer.startswith(b"HTTP/1.1 408") for answer in closed)
+    assert health.status_code == 200
