@@ -22,6 +22,7 @@ work (bounded by ``inference_timeout_s`` and the RPC timeout) holds it longer.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from typing import Any
@@ -32,39 +33,44 @@ __all__ = ["GuardedHttpToolsProtocol", "guarded_protocol", "json_depth", "parse_
 
 log = logging.getLogger("daimm.relayer")
 
-_QUOTE, _BACKSLASH = 0x22, 0x5C
-
-
 # ---------------------------------------------------------------------------- JSON bodies
+_OPEN, _CLOSE, _QUOTE = 1, 2, 3
+
+
+@functools.cache
+def _kinds() -> Any:
+    """Byte value -> what it is to the depth scan (0 for everything else)."""
+    import numpy as np
+
+    table = np.zeros(256, dtype=np.uint8)
+    table[[ord("["), ord("{")]] = _OPEN
+    table[[ord("]"), ord("}")]] = _CLOSE
+    table[ord('"')] = _QUOTE
+    return table
+
+
 def json_depth(body: bytes) -> int:
     """The deepest nesting of arrays and objects in the JSON text ``body`` (UTF-8).
 
-    Brackets inside strings do not count; a quote after an odd run of backslashes is escaped. One
-    vectorised pass (numpy), so a 1 MiB body costs milliseconds whatever its shape. For a body
-    that is not valid JSON the answer is exact up to its first error, which is as far as a parser
-    gets, and an overestimate at worst beyond it.
+    Brackets inside strings do not count. Escapes go first: every ``\\\\`` pair, then every
+    ``\\"``, is removed, left to right as a parser reads them, so each quote left opens or closes
+    a string. Then one vectorised pass (numpy) picks out brackets and quotes and the rest works on
+    those alone: a few milliseconds for 1 MiB whatever its shape. For a body that is not valid
+    JSON the answer is exact up to its first error, which is as far as a parser gets, and an
+    overestimate at worst beyond it.
     """
     if b"[" not in body and b"{" not in body:
         return 0
     import numpy as np
 
-    data = np.frombuffer(body, dtype=np.uint8)
-    quotes = data == _QUOTE
-    if _BACKSLASH in body:
-        index = np.arange(len(data), dtype=np.int64)
-        last_plain = np.maximum.accumulate(np.where(data == _BACKSLASH, -1, index))
-        run = np.zeros(len(data), dtype=np.int64)  # backslashes just before each byte
-        run[1:] = index[:-1] - last_plain[:-1]
-        quotes &= run % 2 == 0
-    inside = np.cumsum(quotes, dtype=np.int64) % 2 == 1  # an opening quote and its string
-    steps = (
-        (data == ord("[")).astype(np.int8)
-        + (data == ord("{"))
-        - (data == ord("]"))
-        - (data == ord("}"))
-    )
+    if b"\\" in body:
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    kinds = _kinds()[np.frombuffer(body, dtype=np.uint8)]
+    kind = kinds[np.flatnonzero(kinds)]  # brackets and quotes, in order
+    inside = np.cumsum(kind == _QUOTE, dtype=np.int32) % 2 == 1  # an opening quote, its string
+    steps = (kind == _OPEN).astype(np.int32) - (kind == _CLOSE)
     steps[inside] = 0
-    return int(np.cumsum(steps, dtype=np.int64).max(initial=0))
+    return int(np.cumsum(steps, dtype=np.int32).max(initial=0))
 
 
 def parse_json_body(body: bytes, max_depth: int) -> Any:
