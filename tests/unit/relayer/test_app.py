@@ -341,12 +341,23 @@ def recoveries(monkeypatch: Any) -> list[int]:
     return seen
 
 
-def test_ip_rate_limit_answers_429_before_any_signature_recovery_or_chain_call(
-    create_services: Any, make_client: Any, chain: Any, user: Any, recoveries: list[int]
+@pytest.mark.parametrize(
+    ("limiter", "recovered"),
+    [("ip_limiter", []), ("address_limiter", [1])],
+    ids=["per-ip-before-any-signature-recovery", "per-wallet-after-its-signature-verifies"],
+)
+def test_rate_limit__bucket_empty__429_before_any_chain_call(
+    create_services: Any,
+    make_client: Any,
+    chain: Any,
+    user: Any,
+    recoveries: list[int],
+    limiter: str,
+    recovered: list[int],
 ) -> None:
     chain.authorised.add(1)
     chain.access.add((1, user.address))
-    services = create_services(ip_limiter=RateLimiter(rate=0.001, burst=1))
+    services = create_services(**{limiter: RateLimiter(rate=0.001, burst=1)})
     client, http = make_client(services, bytes(user.key))
     with http:
         assert client.predict(1, {"input": [[1, 2, 3, 4]]}).outputs
@@ -357,31 +368,24 @@ def test_ip_rate_limit_answers_429_before_any_signature_recovery_or_chain_call(
         response = _post(http, client, 1, _body([[1, 2, 3, 4]]))
 
     assert (response.status_code, response.json()["error"]) == (429, "rate_limited")
-    assert recoveries == []
+    assert recoveries == recovered
     assert chain.calls == chain_calls
 
 
-def test_wallet_rate_limit__counted_after_the_signature_verifies__before_any_chain_call(
-    create_services: Any, make_client: Any, chain: Any, user: Any, recoveries: list[int]
+def test_wallet_rate_limit__unsigned_claims_of_its_address__spend_none_of_it(
+    create_services: Any, make_client: Any, chain: Any, user: Any
 ) -> None:
     chain.authorised.add(1)
     chain.access.add((1, user.address))
     services = create_services(address_limiter=RateLimiter(rate=0.001, burst=1))
     client, http = make_client(services, bytes(user.key))
     with http:
-        # Unsigned requests claiming the wallet's address do not spend its allowance.
         claim = {"x-daimm-address": user.address}
         claims = [http.post("/v1/models/1/predict", content=b"{}", headers=claim) for _ in range(3)]
-        assert client.predict(1, {"input": [[1, 2, 3, 4]]}).outputs
-        recoveries.clear()
-        chain_calls = chain.calls
-
-        response = _post(http, client, 1, _body([[1, 2, 3, 4]]))
+        served = client.predict(1, {"input": [[1, 2, 3, 4]]})
 
     assert {c.status_code for c in claims} == {401}
-    assert (response.status_code, response.json()["error"]) == (429, "rate_limited")
-    assert recoveries == [1]
-    assert chain.calls == chain_calls
+    assert served.outputs
 
 
 def test_per_ip_rate_limit_answers_429(create_services: Any, make_client: Any, user: Any) -> None:
