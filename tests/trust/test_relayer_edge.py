@@ -333,7 +333,7 @@ def test_attack_run__any_key_any_claimed_address__no_5xx_no_stall_no_throttled_v
     import asyncio
 
     attacker = Account.create()
-    limits = (RateLimiter(1e9, 1_000_000), RateLimiter(rate=20.0, burst=60))
+    limits = (RateLimiter(1e9, 1_000_000), RateLimiter(rate=1.0, burst=50))
     with relayer_server(
         {MODEL: onnx_models.add_model()}, limiters=limits, settings=edge_settings
     ) as relayer:
