@@ -5,7 +5,8 @@ Two guards, both cheap and both in front of anything that costs memory or a work
 - :func:`parse_json_body` bounds a body's nesting depth *before* parsing it (one vectorised pass
   over the bytes, strings skipped) and turns every parser failure, a ``RecursionError`` included,
   into a 422. Python's ``json`` recurses once per level, so a 2 KB body nested 1,000 deep would
-  otherwise exhaust the interpreter's stack.
+  otherwise hit the interpreter's recursion limit (a 500), or where that limit is raised, overflow
+  the C stack (a crash).
 - :class:`GuardedHttpToolsProtocol` gives uvicorn the read deadlines it lacks: a request's head
   (request line and headers) must arrive within ``header_timeout_s`` of its first byte (or of the
   connection opening) and within ``max_header_bytes``; its body within ``body_timeout_s`` of the
@@ -26,6 +27,8 @@ import functools
 import json
 import logging
 from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from daimm.errors import RequestRefusedError
 
@@ -97,12 +100,6 @@ def parse_json_body(body: bytes, max_depth: int) -> Any:
 
 
 # ---------------------------------------------------------------------------- read deadlines
-def _httptools_protocol() -> type[Any]:
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
-    return HttpToolsProtocol
-
-
 def _refusal(status: int, reason: bytes, code: str, detail: str) -> bytes:
     body = json.dumps({"error": code, "detail": detail}, separators=(",", ":")).encode()
     return (
@@ -111,7 +108,7 @@ def _refusal(status: int, reason: bytes, code: str, detail: str) -> bytes:
     )
 
 
-class GuardedHttpToolsProtocol(_httptools_protocol()):  # type: ignore[misc]
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a deadline on each request's head and body.
 
     Configure through :func:`guarded_protocol` (class attributes, as uvicorn builds one protocol
