@@ -44,6 +44,7 @@ __all__ = [
     "TensorSpec",
     "build_session",
     "decrypt_model",
+    "refuse_non_finite",
     "schema_of",
     "validate_inputs",
     "validate_onnx_bytes",
@@ -273,7 +274,7 @@ def validate_inputs(schema: ModelSchema, inputs: Any) -> dict[str, Any]:
 
     Raises:
         RequestRefusedError: 422 naming the field (``inputs.<name>``) that is missing, extra, of
-            the wrong type or of the wrong shape.
+            the wrong type or of the wrong shape, or holds NaN or an infinity.
     """
     import numpy as np
 
@@ -329,9 +330,11 @@ def validate_inputs(schema: ModelSchema, inputs: Any) -> dict[str, Any]:
                 f"inputs.{name}: expected shape {shown}, got {list(array.shape)}",
             )
         try:
-            converted = array.astype(
-                target, casting="same_kind" if target.kind == "f" else "unsafe"
-            )
+            # Overflow to an infinity is refused just below, by refuse_non_finite: no warning.
+            with np.errstate(over="ignore", invalid="ignore"):
+                converted = array.astype(
+                    target, casting="same_kind" if target.kind == "f" else "unsafe"
+                )
         except TypeError:
             raise RequestRefusedError(
                 422, "invalid_input", f"inputs.{name}: cannot convert to {spec.dtype}"
@@ -340,8 +343,30 @@ def validate_inputs(schema: ModelSchema, inputs: Any) -> dict[str, Any]:
             raise RequestRefusedError(
                 422, "invalid_input", f"inputs.{name}: values out of range for {spec.dtype}"
             )
+        refuse_non_finite(name, converted)
         arrays[name] = np.ascontiguousarray(converted)
     return arrays
+
+
+def refuse_non_finite(name: str, array: Any) -> None:
+    """Refuse a tensor holding NaN or an infinity, after conversion to the model's dtype.
+
+    Python's ``json`` reads ``NaN``, ``Infinity`` and ``-Infinity`` (none of them JSON), and a
+    finite number past a float type's range (``1e39`` as float32) becomes an infinity on
+    conversion. Neither is a number a model may be asked about, and its answer would not be JSON.
+
+    Raises:
+        RequestRefusedError: 422 ``invalid_input`` naming ``inputs.<name>``.
+    """
+    import numpy as np
+
+    if array.dtype.kind in "fc" and not np.isfinite(array).all():
+        raise RequestRefusedError(
+            422,
+            "invalid_input",
+            f"inputs.{name}: holds NaN or an infinity (or a number beyond {array.dtype}'s range);"
+            " send finite numbers",
+        )
 
 
 # ---------------------------------------------------------------------------- sources

@@ -116,8 +116,38 @@ def _jsonable(value: Any) -> Any:
 
 
 def canonical_json(value: Any) -> bytes:
-    """The canonical JSON bytes of outputs (sorted keys, no spaces): what ``outputsHash`` hashes."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+    """The canonical JSON bytes of outputs (sorted keys, no spaces): what ``outputsHash`` hashes.
+
+    Raises:
+        ValueError: ``value`` holds NaN or an infinity, which JSON cannot carry (Python would
+            write the non-JSON tokens ``NaN`` and ``Infinity``, and a receipt would sign them).
+    """
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+class NonFiniteOutputError(ValueError):
+    """A model answered NaN or an infinity: no JSON can carry it, so no receipt signs it."""
+
+
+def encode_outputs(outputs: dict[str, Any]) -> bytes:
+    """:func:`canonical_json` of a model's outputs (name -> value).
+
+    Raises:
+        NonFiniteOutputError: An output holds NaN or an infinity (its name is in the message).
+    """
+    try:
+        return canonical_json(outputs)
+    except ValueError:
+        bad = sorted(name for name, value in outputs.items() if not _finite(value))
+        raise NonFiniteOutputError(", ".join(bad) or "an output") from None
+
+
+def _finite(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        return False
+    return True
 
 
 def worker_main(conn: Any, limits: WorkerLimits) -> None:
@@ -165,7 +195,7 @@ def worker_main(conn: Any, limits: WorkerLimits) -> None:
                     ).reshape(spec["shape"])
                     offset += size
                 values = session.run(names, feeds)
-                out = canonical_json({n: _jsonable(v) for n, v in zip(names, values, strict=True)})
+                out = encode_outputs({n: _jsonable(v) for n, v in zip(names, values, strict=True)})
             elif header["op"] == "ping":
                 reply["rss_bytes"] = _rss_bytes()
             else:
@@ -173,6 +203,8 @@ def worker_main(conn: Any, limits: WorkerLimits) -> None:
         except (ort.capi.onnxruntime_pybind11_state.Fail,
                 ort.capi.onnxruntime_pybind11_state.InvalidArgument) as exc:  # fmt: skip
             reply = {"id": header.get("id"), "ok": False, "kind": "input", "error": str(exc)}
+        except NonFiniteOutputError as exc:
+            reply = {"id": header.get("id"), "ok": False, "kind": "non_finite", "error": str(exc)}
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
             reply = {
                 "id": header.get("id"),
@@ -430,7 +462,8 @@ def check_reply(header: dict[str, Any], label: str) -> None:
     """Turn a worker's error reply into the right exception.
 
     Raises:
-        RequestRefusedError: 422 when ONNX Runtime refused the inputs.
+        RequestRefusedError: 422 when ONNX Runtime refused the inputs, or the model answered
+            NaN or an infinity (``non_finite_output``).
         ModelUnavailableError: Any other failure in the worker.
     """
     if header.get("ok"):
@@ -438,6 +471,13 @@ def check_reply(header: dict[str, Any], label: str) -> None:
     if header.get("kind") == "input":
         raise RequestRefusedError(422, "invalid_input", f"the model refused the inputs: "
                                   f"{_first_line(header.get('error', ''))}")  # fmt: skip
+    if header.get("kind") == "non_finite":
+        raise RequestRefusedError(
+            422,
+            "non_finite_output",
+            f"for these inputs the model answered NaN or an infinity in its output"
+            f" {_first_line(header.get('error', ''))}, which JSON cannot carry; nothing was signed",
+        )
     raise ModelUnavailableError(
         f"{label}: {header.get('kind')}: {_first_line(header.get('error', ''))}"
     )
