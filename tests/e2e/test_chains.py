@@ -69,17 +69,19 @@ ARBITRUM_ONE = 42161
 PRICE_PER_HOUR = 10**15
 
 
-def test_story__on_arbitrum_with_its_chain_id__rent_predict_receipt_and_withdraw(
-    project: Any,
-    iris: tuple[Path, dict[str, Any]],  # noqa: F811 - the fixture imported above
-    tmp_path: Path,
-) -> None:
-    from ape import accounts, chain, networks
-
-    from daimm.client import ApeAccountSigner, RelayerClient, verify_receipt_document
+def _publish_offer_and_authorise(
+    market: Any,
+    model: tuple[Path, dict[str, Any]],
+    work: Path,
+    creator: Any,
+    relayer: Any,
+    url: str,
+) -> int:
+    """The creator publishes the iris model encrypted and offers it by the hour in ETH; the relayer
+    registers at ``url`` with the X25519 key it keeps in ``work/relayer.x25519`` and is authorised.
+    Returns the model id."""
     from daimm.crypto import generate_private_key, public_key_of, save_private_key
     from daimm.ipfs import LocalBlockstore
-    from daimm.market import Marketplace
     from daimm.market.publishing import (
         check_minted_id,
         parse_metadata,
@@ -88,11 +90,67 @@ def test_story__on_arbitrum_with_its_chain_id__rent_predict_receipt_and_withdraw
     )
     from daimm.market.types import ETH_ADDRESS, Offer
 
-    deployer, relayer, creator, renter = (accounts.test_accounts[i] for i in (0, 2, 3, 4))
-    blocks = LocalBlockstore(tmp_path / "blocks")
-    model_path, metadata = iris
+    blocks = LocalBlockstore(work / "blocks")
     creator_key, relayer_key = generate_private_key(), generate_private_key()
-    save_private_key(tmp_path / "relayer.x25519", relayer_key)
+    save_private_key(work / "relayer.x25519", relayer_key)
+    model_path, metadata = model
+    package, plan = plan_publish(
+        market,
+        model_path,
+        parse_metadata(metadata),
+        backend=blocks,
+        creator_key=creator_key,
+        sender=creator,
+    )
+    published = plan.execute()
+    check_minted_id(package, published)
+    offer = Offer(ETH_ADDRESS, PRICE_PER_HOUR, 3600, 1, 24, True, 0, 0)
+    market.escrow.set_offer(published.model_id, offer, sender=creator)
+    market.relayers.register(relayer.address, public_key_of(relayer_key).raw, url, sender=relayer)
+    _, authorise = plan_authorise_relayer(
+        market,
+        published.model_id,
+        relayer.address,
+        backend=blocks,
+        creator_key=creator_key,
+        sender=creator,
+    )
+    authorise.execute()
+    return published.model_id
+
+
+def _relayer_config(work: Path, rpc_url: str, chain_id: int, network: str, port: int) -> Path:
+    """`daimm relayer serve`'s config: the deployment from ``work/deployments.json``."""
+    settings = {
+        "rpc_url": rpc_url,
+        "chain_id": chain_id,
+        "deployments_file": str(work / "deployments.json"),
+        "network": network,
+        "x25519_key_file": str(work / "relayer.x25519"),
+        "storage": "local",
+        "storage_path": str(work / "blocks"),
+        "port": port,
+        "db_path": str(work / "relayer.sqlite3"),
+        "log_poll_s": 0.2,
+    }
+    path = work / "relayer.toml"
+    path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items()))
+    return path
+
+
+def test_story__on_arbitrum_with_its_chain_id__rent_predict_receipt_and_withdraw(
+    project: Any,
+    iris: tuple[Path, dict[str, Any]],  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> None:
+    from ape import accounts, chain, networks
+
+    from daimm.client import ApeAccountSigner, RelayerClient, verify_receipt_document
+    from daimm.market import Marketplace
+    from daimm.market.types import ETH_ADDRESS
+
+    deployer, relayer, creator, renter = (accounts.test_accounts[i] for i in (0, 2, 3, 4))
+    rows = iris[1]["sample_input"]["input"]
     port = free_port()
     with (
         anvil_node(ARBITRUM_ONE) as rpc_url,
@@ -107,55 +165,17 @@ def test_story__on_arbitrum_with_its_chain_id__rent_predict_receipt_and_withdraw
             project, deployer, config, path=tmp_path / "deployments.json"
         )
         market = Marketplace(deployment)
-        package, plan = plan_publish(
-            market,
-            model_path,
-            parse_metadata(metadata),
-            backend=blocks,
-            creator_key=creator_key,
-            sender=creator,
+        model_id = _publish_offer_and_authorise(
+            market, iris, tmp_path, creator, relayer, f"http://127.0.0.1:{port}"
         )
-        published = plan.execute()
-        check_minted_id(package, published)
-        model_id = published.model_id
-        market.escrow.set_offer(
-            model_id,
-            Offer(ETH_ADDRESS, PRICE_PER_HOUR, 3600, 1, 24, True, 0, 0),
-            sender=creator,
-        )
-        relayer_url = f"http://127.0.0.1:{port}"
-        market.relayers.register(
-            relayer.address, public_key_of(relayer_key).raw, relayer_url, sender=relayer
-        )
-        plan_authorise_relayer(
-            market,
-            model_id,
-            relayer.address,
-            backend=blocks,
-            creator_key=creator_key,
-            sender=creator,
-        )[1].execute()
-        settings = {
-            "rpc_url": rpc_url,
-            "chain_id": ARBITRUM_ONE,
-            "deployments_file": str(tmp_path / "deployments.json"),
-            "network": key,
-            "x25519_key_file": str(tmp_path / "relayer.x25519"),
-            "storage": "local",
-            "storage_path": str(tmp_path / "blocks"),
-            "port": port,
-            "db_path": str(tmp_path / "relayer.sqlite3"),
-            "log_poll_s": 0.2,
-        }
-        relayer_toml = tmp_path / "relayer.toml"
-        relayer_toml.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items()))
+        relayer_toml = _relayer_config(tmp_path, rpc_url, ARBITRUM_ONE, key, port)
         secret = {"DAIMM_RELAYER_ACCOUNT_KEY": str(relayer.private_key)}
         with relayer_daemon(relayer_toml, port, tmp_path / "relayer.log", secret) as url:
             rental = market.escrow.rent(model_id, 1, sender=renter)
             wait_until_current(url, chain)
             client = RelayerClient(url, ApeAccountSigner(renter), expected_relayer=relayer.address)
             try:
-                prediction = client.predict(model_id, {"input": metadata["sample_input"]["input"]})
+                prediction = client.predict(model_id, {"input": rows})
             finally:
                 client.close()
         receipt = verify_receipt_document(
@@ -165,13 +185,10 @@ def test_story__on_arbitrum_with_its_chain_id__rent_predict_receipt_and_withdraw
         withdrawal = market.escrow.withdraw(ETH_ADDRESS, sender=creator)
         chain_id = int(provider.chain_id)
 
-    assert (key, chain_id, deployment.chain_id) == (
-        "arbitrum:local:foundry",
-        ARBITRUM_ONE,
-        ARBITRUM_ONE,
-    )
+    assert (chain_id, deployment.chain_id) == (ARBITRUM_ONE, ARBITRUM_ONE)
+    assert deployment.network == "arbitrum:local:foundry"
     assert (receipt.model_id, prediction.receipt["chainId"]) == (model_id, ARBITRUM_ONE)
-    assert len(prediction.outputs["label"]) == len(metadata["sample_input"]["input"])
+    assert len(prediction.outputs["label"]) == len(rows)
     assert rental.price == PRICE_PER_HOUR
     fee = PRICE_PER_HOUR * config.fee_bps // 10_000
     assert (withdrawal.account, withdrawal.amount) == (creator.address, PRICE_PER_HOUR - fee)
