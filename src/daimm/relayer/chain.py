@@ -19,6 +19,7 @@ cannot poll, the whole cache is dropped: no access is granted on stale belief.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -413,14 +414,11 @@ class ChainReader:
         elif number >= from_block:
             # NOTE: in pages, as providers cap one eth_getLogs's range: after an outage the gap
             # can be thousands of blocks (an hour is 8,000 of BSC's 0.45 s blocks).
+            addresses = list(self.addresses.values())
             for start in range(from_block, number + 1, LOG_PAGE_BLOCKS):
-                page = {"fromBlock": start, "toBlock": min(start + LOG_PAGE_BLOCKS - 1, number)}
-                logs = self._guard(
-                    "eth_getLogs",
-                    lambda page=page: self.w3.eth.get_logs(
-                        {**page, "address": list(self.addresses.values())}
-                    ),
-                )
+                end = min(start + LOG_PAGE_BLOCKS - 1, number)
+                query = {"fromBlock": start, "toBlock": end, "address": addresses}
+                logs = self._guard("eth_getLogs", functools.partial(self.w3.eth.get_logs, query))
                 for entry in logs:
                     self._apply_log(entry)
         with self._lock:
