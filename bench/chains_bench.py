@@ -26,16 +26,11 @@ import contextlib
 import importlib.util
 import json
 import logging
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +67,9 @@ OUTAGE_BLOCKS = 8_000
 log = logging.getLogger("daimm.bench.chains")
 
 
-def _gas_bench() -> Any:
-    path = ROOT / "scripts" / "gas_bench.py"
-    spec = importlib.util.spec_from_file_location("daimm_gas_bench", path)
+def _load(relative: str) -> Any:
+    # NOTE: by path: scripts/ is no package, and a site-packages `tests` package may shadow ours.
+    spec = importlib.util.spec_from_file_location(Path(relative).stem, ROOT / relative)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -85,7 +80,7 @@ def gas_per_chain() -> dict[str, Any]:
     """gas_bench's scenario on each ecosystem's local network; its cost at the assumed price."""
     from ape import networks
 
-    bench = _gas_bench()
+    bench = _load("scripts/gas_bench.py")
     out: dict[str, Any] = {}
     for ecosystem in ECOSYSTEMS:
         with networks.parse_network_choice(f"{ecosystem}:local:foundry") as provider:
@@ -104,39 +99,9 @@ def gas_per_chain() -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------ fast blocks
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _rpc(url: str, method: str, *params: Any, timeout_s: float = 30.0) -> Any:
     body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
     return httpx.post(url, json=body, timeout=timeout_s).json()["result"]
-
-
-@contextlib.contextmanager
-def _anvil(chain_id: int) -> Iterator[str]:
-    from daimm.stack import find_anvil
-
-    port = _free_port()
-    argv = [find_anvil(), "--port", str(port), "--chain-id", str(chain_id), "--hardfork", "cancun"]
-    process = subprocess.Popen([*argv, "--silent"], start_new_session=True)  # noqa: S603
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                _rpc(url, "eth_chainId")
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"anvil did not answer on {url}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 def _summary(values: list[float]) -> dict[str, float]:
@@ -160,7 +125,7 @@ def fast_blocks(work: Path) -> dict[str, Any]:
 
     deployer, creator, renter = (accounts.test_accounts[i] for i in (0, 3, 4))
     with (
-        _anvil(BSC_CHAIN_ID) as url,
+        _load("tests/utils/relayer.py").anvil_node(BSC_CHAIN_ID) as url,
         networks.parse_network_choice("bsc:local:foundry", provider_settings={"host": url}),
     ):
         config = DeployConfig.model_validate({"dispute_window": "1h", "credit_timeout": "1h"})
