@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +21,13 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
-from tests.utils.relayer import TcpProxy, free_port, node_url_or_skip, wait_until_current
+from tests.utils.relayer import (
+    TcpProxy,
+    free_port,
+    node_url_or_skip,
+    relayer_daemon,
+    wait_until_current,
+)
 
 from daimm.client import ApeAccountSigner, RelayerClient, verify_receipt_document
 from daimm.errors import RequestRefusedError
@@ -150,45 +153,21 @@ def stack(
             ]
         )
     )
-    log_file = open(work / "relayer.log", "wb")  # noqa: SIM115 - closed at teardown
-    daemon = subprocess.Popen(
-        [str(Path(sys.executable).with_name("daimm")), "relayer", "serve", "--config", str(config)],
-        cwd=ROOT,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if daemon.poll() is not None or time.monotonic() > deadline:
-            log_file.flush()
-            pytest.fail("relayer did not start:\n" + (work / "relayer.log").read_text()[-3000:])
-        time.sleep(0.2)
     try:
-        yield {
-            "url": url,
-            "model_id": model_id,
-            "model_bytes": model_bytes,
-            "rows": rows,
-            "relayer": relayer_eth.address,
-            "relayers": relayers,
-            "credit": credit,
-            "proxy": proxy,
-            "log": work / "relayer.log",
-        }
+        with relayer_daemon(config, port, work / "relayer.log") as url:
+            yield {
+                "url": url,
+                "model_id": model_id,
+                "model_bytes": model_bytes,
+                "rows": rows,
+                "relayer": relayer_eth.address,
+                "relayers": relayers,
+                "credit": credit,
+                "proxy": proxy,
+                "log": work / "relayer.log",
+            }
     finally:
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=30)
-        finally:
-            log_file.close()
-            proxy.stop()
+        proxy.stop()
 
 
 def _client(stack: dict[str, Any], account: Any) -> RelayerClient:
