@@ -4,8 +4,10 @@
   (number and hash).
 - ``GET /v1/models``: models loaded now, with input and output schemas.
 - ``GET /v1/models/{model_id}/credit/{payer}``: a payer's spent total and price per call.
-- ``POST /v1/models/{model_id}/predict``: a signed request ``{"inputs": {name: nested list}}``;
-  the answer is ``{"outputs": ..., "receipt": {...}}`` with a receipt the relayer signed.
+- ``POST /v1/models/{model_id}/predict``: a signed request ``{"inputs": {name: value}}`` (nested
+  lists, or per the model's card image bytes, strings or named features; docs/RELAYER.md); the
+  answer is ``{"outputs": ..., "predictions": ..., "receipt": {...}}`` with a receipt the relayer
+  signed over it.
 - ``GET /metrics``: Prometheus metrics.
 
 Every error is ``{"error": code, "detail": message}`` with a fitting status, never a traceback.
@@ -42,7 +44,8 @@ from daimm.relayer.access import (
     parse_signed_headers,
 )
 from daimm.relayer.chain import CacheMiss, ChainReader, LogWatcher
-from daimm.relayer.models import ModelManager, validate_inputs
+from daimm.modelformat import prepare_request
+from daimm.relayer.models import ModelManager
 from daimm.relayer.signing import ReceiptSigner, keccak
 from daimm.relayer.vouchers import Redeemer, VoucherStore
 
@@ -73,7 +76,7 @@ class RelayerServices:
     store: VoucherStore
     reader: ChainReader
     private_key: bytes
-    max_body_bytes: int = 1 << 20
+    max_body_bytes: int = 12 << 20
     ip_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(200.0, 400))
     address_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(100.0, 200))
     watcher: LogWatcher | None = None
@@ -234,6 +237,7 @@ def create_app(services: RelayerServices) -> FastAPI:
                     "version": m.ref.version,
                     "weights_cid": m.ref.weights_cid,
                     **m.schema.to_json(),
+                    "card": m.card.summary() if m.card is not None else None,
                 }
                 for m in services.models.loaded()
             ]
@@ -269,8 +273,13 @@ def create_app(services: RelayerServices) -> FastAPI:
                     "application/json": {
                         "schema": {
                             "type": "object",
-                            "required": ["inputs"],
-                            "properties": {"inputs": {"type": "object"}},
+                            "properties": {
+                                "inputs": {"type": "object"},
+                                "image": {"type": "object", "properties": {"b64": {}}},
+                                "text": {"type": "string"},
+                                "features": {},
+                                "top_k": {"type": "integer", "minimum": 1},
+                            },
                         }
                     }
                 },
@@ -297,9 +306,11 @@ def create_app(services: RelayerServices) -> FastAPI:
             document = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             raise RequestRefusedError(422, "invalid_json", "body: not valid JSON") from None
-        if not isinstance(document, dict) or "inputs" not in document:
+        if not isinstance(document, dict) or not any(
+            key in document for key in ("inputs", "image", "text", "features")
+        ):
             raise RequestRefusedError(
-                422, "invalid_input", 'body: expected {"inputs": {name: array}}'
+                422, "invalid_input", 'body: expected {"inputs": {name: value}}'
             )
         # 3. The chain (cached): authorisation, licence or voucher.
         try:
@@ -310,13 +321,13 @@ def create_app(services: RelayerServices) -> FastAPI:
                 services.models.unload(model_id)
             raise
         model = await services.models.get(decision.ref)
-        arrays = validate_inputs(model.schema, document["inputs"])
+        prepared = prepare_request(model.card, model.schema, document)
         # 4. Spend the nonce (exactly one of two identical requests passes), run, charge, sign.
         policy.use_nonce(signed)
-        outputs = await services.models.run(model, arrays)
+        answer = await services.models.answer(model, prepared)
         policy.charge(decision, signed)
         timestamp = int(time.time())
-        outputs_hash = keccak(outputs)
+        outputs_hash = keccak(answer.data)
         signature = signer.sign(
             policy.digests.receipt(
                 model_id, decision.ref.weights_cid, body_hash, outputs_hash, timestamp
@@ -339,7 +350,7 @@ def create_app(services: RelayerServices) -> FastAPI:
         extra = b""
         if decision.paid_by == "voucher":
             extra = b',"charged":"%d"' % decision.price
-        content = b'{"outputs":' + outputs + b',"receipt":' + receipt_json + extra + b"}"
+        content = answer.body(receipt_json, extra)
         elapsed = time.perf_counter() - started
         metrics.requests.labels("ok").inc()
         metrics.latency.observe(elapsed)

@@ -97,7 +97,7 @@ class RelayerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8700, ge=0, le=65535)
     keep_alive_s: float = Field(30.0, gt=0)
-    max_body_bytes: int = Field(1_048_576, gt=0)
+    max_body_bytes: int = Field(12 << 20, gt=0)
     rate_per_ip: float = Field(200.0, gt=0)
     burst_per_ip: int = Field(400, gt=0)
     rate_per_address: float = Field(100.0, gt=0)
