@@ -270,7 +270,9 @@ def test_search_rent_try_and_withdraw__balances_add_up_to_the_wei(site, open_pag
     answer_text = page.locator("#tryit-answer").text_content()
     body_text = page.locator("#tryit-body").text_content()
     answer = json.loads(answer_text)
-    inputs = json.loads(body_text)["inputs"]["input"]
+    # The page's form sends the card's named features; the model reads them in the card's order.
+    features = json.loads(body_text)["features"]
+    inputs = [[features[name] for name in demo.document["features"]]]
     session = ort.InferenceSession(demo.model_path.read_bytes(), providers=["CPUExecutionProvider"])
     labels, probabilities = session.run(
         ["label", "probabilities"], {"input": np.asarray(inputs, dtype=np.float32)}

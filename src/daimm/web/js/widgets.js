@@ -183,7 +183,7 @@ export function showPredictions(container, rows) {
   const first = rows[0];
   for (const [i, { label, score }] of first.entries()) {
     const row = document.createElement("div");
-    row.className = i === 0 ? "bar-row top" : "bar-row";
+    row.className = i === 0 ? "bar-row best" : "bar-row";
     row.dataset.label = label;
     const name = document.createElement("span");
     name.className = "bar-label";
