@@ -293,8 +293,9 @@ def find_anvil(explicit: str | None = None) -> str:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
     raise ConfigError(
-        "anvil is not installed: run `make setup` in the daimm checkout (it installs anvil from"
-        " npm into node_modules/.bin), or put anvil on PATH, or point --network at a running chain"
+        "anvil is not on PATH: install Foundry (`curl -L https://foundry.paradigm.xyz | bash &&"
+        " foundryup`, see getfoundry.sh), or run `make setup` in a daimm checkout, or give"
+        " --network a running chain"
     )
 
 
@@ -538,12 +539,14 @@ class Stack:
                 if cfg.seed:
                     model_ids, fresh = self._seed(market, creator)
                     model_id = model_ids[0]
-                    listed = ", ".join(str(i) for i in model_ids)
+                    listed = ", ".join(
+                        f"{i} ({kind})"
+                        for i, kind in zip(model_ids, ("tabular", "image", "text"), strict=False)
+                    )
                     outcome.detail = (
-                        f"models {listed} published (tabular, image, text), each offered at"
-                        " 2 AIMT/h, 0.1 AIMT a call"
+                        f"model {listed} published, each offered at 2 AIMT/h, 0.1 AIMT a call"
                         if fresh
-                        else f"reusing models {listed}"
+                        else f"reusing model {listed}"
                     )
                 else:
                     outcome.state, outcome.detail = "skipped", "--no-sample"

@@ -176,7 +176,7 @@ def train_sample_model(folder: str | Path) -> SampleModel:
         "labels": [str(name) for name in data.target_names],
         "features": features,
         "postprocessing": {"scores_output": "probabilities", "function": "none"},
-        "sample_input": {"input": x_test[:1].tolist()},
+        "sample_input": {"input": x_test[:2].tolist()},
         "widget": [
             {
                 "example_title": f"held-out row 1 ({data.target_names[y_test[0]]})",
