@@ -84,6 +84,7 @@ bench: compile ## Benchmarks; results in bench/results/*.json, table in bench/RE
 	$(APE) run gas_bench --network ethereum:local:foundry
 	$(BIN)/python bench/storage_bench.py
 	$(BIN)/python bench/relayer_bench.py
+	$(BIN)/python bench/model_bench.py
 	$(BIN)/python bench/catalog_bench.py
 	$(BIN)/python bench/web_bench.py
 
