@@ -13,8 +13,9 @@ The relayer's receipt is checked before anything is returned: signed by the expe
 (pin it to the address registered on chain), over the hash of the exact body sent and of the
 answer received (outputs, and labelled predictions when the model's card has labels). Images,
 strings and named features travel in the signed body as docs/RELAYER.md says
-(:func:`daimm.modelformat.build_request`). For pay-per-use models ``predict(..., pay_per_use=True)`` signs the next
-CreditEscrow voucher (what was spent so far plus one call's price).
+(:func:`daimm.modelformat.build_request`). For pay-per-use models
+``predict(..., pay_per_use=True)`` signs the next CreditEscrow voucher (what was spent so far plus
+one call's price).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from eth_account.messages import SignableMessage
 from eth_utils import to_checksum_address
 
 from daimm import eip712
-from daimm.modelformat import answer_bytes, build_request, canonical_json
 from daimm.errors import (
     DaimmError,
     ReceiptError,
@@ -38,6 +38,7 @@ from daimm.errors import (
     RequestRefusedError,
     SignatureError,
 )
+from daimm.modelformat import answer_bytes, build_request, canonical_json
 
 __all__ = [
     "ApeAccountSigner",

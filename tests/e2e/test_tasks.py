@@ -188,8 +188,9 @@ def test_image__the_answer_equals_onnx_runtime_on_the_preprocessed_image_and_the
     prediction = client.predict(model["id"], image=image, top_k=3)
 
     prep = model["card"]["inputs"][0]["preprocessing"]
-    (logits,) = _session(model).run(None, {"pixels": task_models.reference_image_tensor(image,
-                                                                                      prep)})
+    (logits,) = _session(model).run(
+        None, {"pixels": task_models.reference_image_tensor(image, prep)}
+    )
     np.testing.assert_allclose(prediction.outputs["logits"], logits, rtol=1e-5, atol=1e-5)
     scores = _softmax(logits.astype(np.float64))[0]
     assert [p["label"] for p in prediction.predictions[0]] == [

@@ -54,13 +54,19 @@ def image_model(layout: str = "NCHW", channels: int = 1, size: int = 8) -> tuple
     card = {
         "name": "Tiny digits",
         "pipeline_tag": "image-classification",
-        "inputs": [{"name": "pixels", "dtype": "float32", "shape": card_shape,
-                    "preprocessing": prep}],  # fmt: skip
+        "inputs": [
+            {"name": "pixels", "dtype": "float32", "shape": card_shape, "preprocessing": prep}
+        ],  # fmt: skip
         "outputs": [{"name": "logits", "dtype": "float32", "shape": [None, 3]}],
         "labels": list(DIGIT_LABELS),
         "sample_input": {"pixels": np.zeros([1, *shape[1:]]).tolist()},
-        "widget": [{"example_title": "a grey square", "src": "data:image/png;base64,"
-                    + base64.b64encode(png(size, size, channels)).decode()}],  # fmt: skip
+        "widget": [
+            {
+                "example_title": "a grey square",
+                "src": "data:image/png;base64,"
+                + base64.b64encode(png(size, size, channels)).decode(),
+            }
+        ],  # fmt: skip
         "metrics": [{"type": "accuracy", "value": 0.9, "dataset": "synthetic"}],
     }
     return onnx_bytes, card
@@ -71,9 +77,15 @@ def text_model() -> tuple[bytes, dict]:
     from onnx import TensorProto, helper, numpy_helper
 
     nodes = [
-        helper.make_node("LabelEncoder", ["text"], ["p"], domain="ai.onnx.ml",
-                         keys_strings=["a great film", "a dull film"],
-                         values_floats=[0.9, 0.2], default_float=0.5),  # fmt: skip
+        helper.make_node(
+            "LabelEncoder",
+            ["text"],
+            ["p"],
+            domain="ai.onnx.ml",
+            keys_strings=["a great film", "a dull film"],
+            values_floats=[0.9, 0.2],
+            default_float=0.5,
+        ),  # fmt: skip
         helper.make_node("Sub", ["one", "p"], ["q"]),
         helper.make_node("Concat", ["q", "p"], ["flat"], axis=0),
         helper.make_node("Reshape", ["flat", "shape"], ["scores"]),
@@ -82,8 +94,10 @@ def text_model() -> tuple[bytes, dict]:
         nodes,
         [helper.make_tensor_value_info("text", TensorProto.STRING, [1])],
         [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 2])],
-        [numpy_helper.from_array(np.ones(1, dtype=np.float32), "one"),
-         numpy_helper.from_array(np.array([1, 2], dtype=np.int64), "shape")],  # fmt: skip
+        [
+            numpy_helper.from_array(np.ones(1, dtype=np.float32), "one"),
+            numpy_helper.from_array(np.array([1, 2], dtype=np.int64), "shape"),
+        ],  # fmt: skip
         ml=True,
     )
     card = {

@@ -21,6 +21,7 @@ How it stays right (``docs/CATALOG.md`` says more):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -172,10 +173,8 @@ def parse_metadata(raw: bytes) -> dict[str, Any]:
         raise ValueError("metadata 'tags' must be a list of strings")
     words = sorted({str(tag).strip().lower() for tag in tags if str(tag).strip()})
     task = text_of("task")
-    try:
+    with contextlib.suppress(ValidationError):  # not a card by the schema: its free text
         task = parse_card(doc, stored=True).pipeline_tag or task
-    except ValidationError:
-        pass
     framework = text_of("framework") or "onnx"
     return {
         "name": name.strip(),

@@ -128,7 +128,10 @@ def infer(model_id: int, input_file: object, image: Path | None, text: str | Non
     client = RelayerClient(url, _signer(key_file, account), expected_relayer=relayer_address)  # type: ignore[arg-type]
     try:
         prediction = client.predict(
-            model_id, top_k=top_k, pay_per_use=pay_per_use, **request  # type: ignore[arg-type]
+            model_id,
+            top_k=top_k,
+            pay_per_use=pay_per_use,
+            **request,  # type: ignore[arg-type]
         )
     finally:
         client.close()

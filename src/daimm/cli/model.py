@@ -10,8 +10,8 @@ import click
 from daimm.cli._market import (
     _errors,
     account_option,
-    connected,
     confirm_and_execute,
+    connected,
     deployments_option,
     emit,
     json_option,
@@ -153,9 +153,10 @@ def publish(
 
     The card must follow the schema (docs/MODEL-CARD.md) with no "FILL IN" left; the model must
     load as a relayer loads it, its inputs and outputs must match the card, and the card's sample
-    input and widget examples must run through the relayer's own request path. The weights are encrypted with a fresh key wrapped for your
-    X25519 key (--key); ciphertext, key envelope and metadata are stored by CID (the embedded store
-    by default), then the model token is minted to --account.
+    input and widget examples must run through the relayer's own request path. The weights are
+    encrypted with a fresh key wrapped for your X25519 key (--key); ciphertext, key envelope and
+    card are stored by CID (the embedded store by default), then the model token is minted to
+    --account.
 
     \b
     Example:

@@ -365,7 +365,7 @@ def parse_card(document: Any, *, stored: bool = False) -> ModelCard:
     tag = document.get("pipeline_tag")
     if tag is None and str(document.get("task", "")).lower() in PIPELINE_TAGS:
         tag = str(document["task"]).lower()
-    names = {s.name for s in inputs}
+    input_names = {s.name for s in inputs}
     preprocessing: dict[str, Preprocessing] = {}
     for i, (raw, spec) in enumerate(zip(document["inputs"], inputs, strict=True)):
         prep = raw.get("preprocessing")
@@ -375,7 +375,7 @@ def parse_card(document: Any, *, stored: bool = False) -> ModelCard:
         if prep["type"] == "image":
             preprocessing[spec.name] = _image(where, spec, prep)
         else:
-            preprocessing[spec.name] = _text(where, spec, prep, names)
+            preprocessing[spec.name] = _text(where, spec, prep, input_names)
     features = tuple(
         f if isinstance(f, str) else str(f["name"]) for f in document.get("features", [])
     )
@@ -384,7 +384,8 @@ def parse_card(document: Any, *, stored: bool = False) -> ModelCard:
     if features and _features_input(inputs, preprocessing, len(features)) is None:
         raise CardError(
             "features",
-            f"{len(features)} features need exactly one numeric input of shape [*, {len(features)}]",
+            f"{len(features)} features need exactly one numeric input of shape"
+            f" [*, {len(features)}]",
         )
     post = document.get("postprocessing", {})
     scores_output = post.get("scores_output")

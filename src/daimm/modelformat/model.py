@@ -82,7 +82,8 @@ def feeds_of(
 
 
 def check_tensors(card: ModelCard, schema: ModelSchema) -> None:
-    """Raise ModelValidationError unless the card's tensors are the model's (names, types, shapes)."""
+    """Raise ModelValidationError unless the card's tensors are the model's (names, types,
+    shapes)."""
     for kind, declared, actual in (
         ("input", card.inputs, schema.inputs),
         ("output", card.outputs, schema.outputs),
@@ -97,8 +98,7 @@ def check_tensors(card: ModelCard, schema: ModelSchema) -> None:
             node = by_name[spec.name]
             if node.type != spec.type:
                 raise ModelValidationError(
-                    f"{kind} {spec.name!r} is {node.type} in the model but {spec.dtype} in the"
-                    " card"
+                    f"{kind} {spec.name!r} is {node.type} in the model but {spec.dtype} in the card"
                 )
             if not compatible_shape(spec.shape, node.shape):
                 raise ModelValidationError(
@@ -115,8 +115,10 @@ def _run(
         prepared = prepare_request(card, schema, body)
         feeds = feeds_of(card, schema, prepared, tokenizers)
     except RequestRefusedError as exc:
-        detail = exc.detail.replace("inputs.", f"{where}.", 1) if where == "sample_input" else (
-            f"{where}: {exc.detail}"
+        detail = (
+            exc.detail.replace("inputs.", f"{where}.", 1)
+            if where == "sample_input"
+            else (f"{where}: {exc.detail}")
         )
         raise ModelValidationError(f"{detail} (a relayer would refuse it: {exc.code})") from None
     names = [o.name for o in schema.outputs]
@@ -274,12 +276,13 @@ def init_card(model_bytes: bytes, *, name: str | None = None) -> dict[str, Any]:
             {"name": s.name, "dtype": dtypes[s.name], "shape": list(s.shape)}
             for s in schema.outputs
         ],
-        "sample_input": {
-            s.name: _sample(s, preprocessing.get(s.name)) for s in schema.inputs
-        },
+        "sample_input": {s.name: _sample(s, preprocessing.get(s.name)) for s in schema.inputs},
         "metrics": [
-            {"type": "accuracy", "value": 0.0,
-             "dataset": f"{PLACEHOLDER}: the data set and split it was measured on"}
+            {
+                "type": "accuracy",
+                "value": 0.0,
+                "dataset": f"{PLACEHOLDER}: the data set and split it was measured on",
+            }
         ],  # fmt: skip
     }
     if tag.endswith("classification"):
@@ -294,8 +297,12 @@ def init_card(model_bytes: bytes, *, name: str | None = None) -> dict[str, Any]:
         first = schema.inputs[0]
         if len(schema.inputs) == 1 and len(first.shape) == 2 and first.shape[1]:
             document["features"] = [f"{PLACEHOLDER}: feature {i}" for i in range(first.shape[1])]
-            document["widget"] = [{"example_title": "sample",
-                                   "structured_data": {f: 0.5 for f in document["features"]}}]
+            document["widget"] = [
+                {
+                    "example_title": "sample",
+                    "structured_data": {f: 0.5 for f in document["features"]},
+                }
+            ]
     elif tag == "image-classification":
         prep = preprocessing[schema.inputs[0].name]
         document["widget"] = [{"example_title": "grey square", "src": _blank_png(prep)}]

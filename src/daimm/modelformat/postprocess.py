@@ -65,9 +65,8 @@ def _probabilities(scores: Any, function: str) -> Any:
 
     scores = np.asarray(scores, dtype=np.float64)
     if function == "auto":
-        is_distribution = (
-            bool((scores >= 0).all() and (scores <= 1).all())
-            and bool(np.allclose(scores.sum(axis=1), 1.0, atol=1e-3))
+        is_distribution = bool((scores >= 0).all() and (scores <= 1).all()) and bool(
+            np.allclose(scores.sum(axis=1), 1.0, atol=1e-3)
         )
         function = "none" if is_distribution else "softmax"
     if function == "softmax":

@@ -189,7 +189,7 @@ def _resolve(card: ModelCard | None, document: Any) -> tuple[dict[str, Any], int
     if target is None:
         raise _refuse(
             "invalid_input",
-            f"{kind}: this model's card takes no {kind}; send {{\"inputs\": {{name: value}}}}",
+            f'{kind}: this model\'s card takes no {kind}; send {{"inputs": {{name: value}}}}',
         )
     return {target: document[kind]}, top_k
 
@@ -216,13 +216,13 @@ def prepare_request(card: ModelCard | None, schema: ModelSchema, document: Any) 
             )
     preprocessing = dict(card.preprocessing) if card is not None else {}
     derived: set[str] = set()
-    for name, prep in preprocessing.items():
+    for name, text_prep in preprocessing.items():
         if (
-            isinstance(prep, TextPreprocessing)
-            and prep.mode == "tokenizer"
+            isinstance(text_prep, TextPreprocessing)
+            and text_prep.mode == "tokenizer"
             and isinstance(inputs.get(name), str)
         ):
-            derived |= {n for n in (prep.attention_mask, prep.token_type_ids) if n}
+            derived |= {n for n in (text_prep.attention_mask, text_prep.token_type_ids) if n}
     for name, spec in expected.items():
         if name in derived and name not in inputs:
             continue
@@ -239,9 +239,7 @@ def prepare_request(card: ModelCard | None, schema: ModelSchema, document: Any) 
             else:
                 import numpy as np
 
-                prepared.tensors[name] = np.array([text]).reshape(
-                    tuple(1 for _ in spec.shape)
-                )
+                prepared.tensors[name] = np.array([text]).reshape(tuple(1 for _ in spec.shape))
         elif (
             card is not None
             and card.features_input == name
@@ -264,7 +262,7 @@ def build_request(
     *,
     image: bytes | None = None,
     text: str | None = None,
-    features: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
+    features: Any = None,
     inputs: Mapping[str, Any] | None = None,
     top_k: int | None = None,
 ) -> dict[str, Any]:
@@ -313,7 +311,7 @@ def image_to_array(name: str, data: bytes, prep: ImagePreprocessing, dtype: str)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(_BytesIO(data), formats=[fmt])
+            image: Any = Image.open(_BytesIO(data), formats=[fmt])
             width, height = image.size
             if width * height > MAX_IMAGE_PIXELS:
                 raise _refuse(
@@ -371,9 +369,7 @@ def _BytesIO(data: bytes) -> Any:  # noqa: N802 - a constructor
     return io.BytesIO(data)
 
 
-def tokenize(
-    tokenizer: Any, text: str, prep: TextPreprocessing, dtype: str
-) -> dict[str, Any]:
+def tokenize(tokenizer: Any, text: str, prep: TextPreprocessing, dtype: str) -> dict[str, Any]:
     """Token ids (and mask, type ids) of ``text``, truncated and padded to ``max_length``.
 
     Args:

@@ -75,7 +75,12 @@ class TensorSpec:
 
     def to_json(self) -> dict[str, Any]:
         """As served by ``GET /v1/models`` and passed from the worker."""
-        return {"name": self.name, "type": self.type, "dtype": self.dtype, "shape": list(self.shape)}
+        return {
+            "name": self.name,
+            "type": self.type,
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+        }
 
     def to_card(self) -> dict[str, Any]:
         """As written in a model card."""

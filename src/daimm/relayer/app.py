@@ -37,6 +37,7 @@ from prometheus_client import (
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from daimm.errors import ModelUnavailableError, RequestRefusedError
+from daimm.modelformat import prepare_request
 from daimm.relayer.access import (
     AccessPolicy,
     RateLimiter,
@@ -44,7 +45,6 @@ from daimm.relayer.access import (
     parse_signed_headers,
 )
 from daimm.relayer.chain import CacheMiss, ChainReader, LogWatcher
-from daimm.modelformat import prepare_request
 from daimm.relayer.models import ModelManager
 from daimm.relayer.signing import ReceiptSigner, keccak
 from daimm.relayer.vouchers import Redeemer, VoucherStore

@@ -21,7 +21,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 MAX_CARD_BYTES = 1 << 20
 #: Largest tokenizer file read, in bytes.
 MAX_TOKENIZER_BYTES = 32 << 20
+
 
 def validate_inputs(schema: ModelSchema, inputs: Any) -> dict[str, Any]:
     """Check a request's raw ``inputs`` object against the schema and build numpy arrays.
@@ -525,4 +526,5 @@ def _raw(array: Any) -> memoryview:
     """An array's bytes without a copy (strings too: numpy's ``<U`` is 4 bytes a character)."""
     import numpy as np
 
-    return memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
+    raw: memoryview = np.ascontiguousarray(array).reshape(-1).view(np.uint8).data
+    return raw

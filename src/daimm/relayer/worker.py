@@ -111,9 +111,9 @@ def _tensors(specs: Any, payload: memoryview) -> tuple[dict[str, Any], int]:
     for spec in specs:
         dtype = np.dtype(spec["dtype"])
         size = math.prod(spec["shape"]) * dtype.itemsize
-        feeds[spec["name"]] = np.frombuffer(
-            payload[offset : offset + size], dtype=dtype
-        ).reshape(spec["shape"])
+        feeds[spec["name"]] = np.frombuffer(payload[offset : offset + size], dtype=dtype).reshape(
+            spec["shape"]
+        )
         offset += size
     return feeds, offset
 
@@ -145,7 +145,6 @@ def _load_card(header: dict[str, Any], payload: memoryview, schema: Any) -> tupl
 def worker_main(conn: Any, limits: WorkerLimits) -> None:
     """The worker's loop: ``load`` once, then ``run`` until the pipe closes."""
     _apply_limits(limits)
-    import numpy as np
     import onnxruntime as ort
 
     from daimm.modelformat.graph import build_session, decrypt_model

@@ -84,7 +84,10 @@ def test_validateModel__notAModel__saysItDoesNotLoad(iris):
     ("change", "message"),
     [
         (lambda d: d.pop("name"), "card field 'name': is required"),
-        (lambda d: d.update(framework="pytorch"), "card field 'framework': 'pytorch' is not one of"),
+        (
+            lambda d: d.update(framework="pytorch"),
+            "card field 'framework': 'pytorch' is not one of",
+        ),
         (lambda d: d["inputs"][0].update(dtype="complex64"), "'inputs\\[0\\].dtype': 'complex64'"),
         (lambda d: d["inputs"][0].update(shape="N,4"), "'inputs\\[0\\].shape': 'N,4' is not of"),
         (lambda d: d.pop("sample_input"), "'sample_input'"),

@@ -36,7 +36,9 @@ def test_parse__old_card__loads_with_its_task_as_pipeline_tag_and_metrics_as_a_l
 
 
 @pytest.mark.parametrize("kind", ["image", "image-nhwc", "text", "tabular"])
-def test_check_model__each_test_model__validates_against_its_card(make_task: Any, kind: str) -> None:
+def test_check_model__each_test_model__validates_against_its_card(
+    make_task: Any, kind: str
+) -> None:
     model, document = make_task(kind)
 
     outputs = check_model(model, parse_card(document))
@@ -44,9 +46,7 @@ def test_check_model__each_test_model__validates_against_its_card(make_task: Any
     assert set(outputs) == {o["name"] for o in document["outputs"]}
 
 
-@pytest.mark.parametrize(
-    "card_path", sorted(SAMPLES.glob("*.card.json")), ids=lambda p: p.name
-)
+@pytest.mark.parametrize("card_path", sorted(SAMPLES.glob("*.card.json")), ids=lambda p: p.name)
 def test_check_model__each_sample__validates_against_its_card(card_path: Path) -> None:
     model = card_path.with_name(card_path.name.replace(".card.json", ".onnx"))
 

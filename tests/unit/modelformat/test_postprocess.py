@@ -32,7 +32,9 @@ def test_predictions__probabilities__are_kept_and_ties_keep_label_order(make_tas
     rows = predictions(card, outputs, 5)
 
     assert [(r["label"], r["score"]) for r in rows[0]] == [
-        ("class_1", 0.5), ("class_0", 0.25), ("class_2", 0.25)
+        ("class_1", 0.5),
+        ("class_0", 0.25),
+        ("class_2", 0.25),
     ]
 
 

@@ -38,7 +38,9 @@ def test_image__decoded_in_the_worker__equals_the_card_s_preprocessing_written_o
 
 
 @pytest.mark.parametrize("resize", ["center_crop", "pad"])
-def test_image__crop_or_pad__gives_the_input_s_shape(make_task: Any, tasks: Any, resize: str) -> None:
+def test_image__crop_or_pad__gives_the_input_s_shape(
+    make_task: Any, tasks: Any, resize: str
+) -> None:
     card, _schema = _setup(make_task, "image-nhwc")
     prep = card.preprocessing["pixels"]
     prep = type(prep)(**{**prep.__dict__, "resize": resize})

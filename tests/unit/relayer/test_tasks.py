@@ -112,7 +112,8 @@ def test_predict__named_features_or_raw_rows__answer_the_same_as_onnx_runtime(
     assert named.outputs["label"] == label.tolist()
     best = int(np.argmax(probabilities[0]))
     assert named.predictions[0][0] == {
-        "label": f"class_{best}", "score": pytest.approx(float(probabilities[0][best]))
+        "label": f"class_{best}",
+        "score": pytest.approx(float(probabilities[0][best])),
     }
     assert [p["score"] for p in named.predictions[0]] == sorted(
         (p["score"] for p in named.predictions[0]), reverse=True
@@ -136,8 +137,11 @@ def _png_header_only(width: int, height: int) -> bytes:
     """A PNG whose header claims ``width x height`` (a decompression bomb's shape)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(
-            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
         )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
