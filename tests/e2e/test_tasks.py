@@ -12,19 +12,14 @@ from __future__ import annotations
 
 import importlib.util
 import io
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
-from tests.utils.relayer import free_port, node_url_or_skip, wait_until_current
+from tests.utils.relayer import free_port, node_url_or_skip, relayer_daemon, wait_until_current
 
 from daimm.client import ApeAccountSigner, RelayerClient, verify_receipt_document
 from daimm.errors import RequestRefusedError
@@ -134,32 +129,8 @@ def stack(
         "[relayer.contracts]",
         *(f'{name} = "{address}"' for name, address in addresses.items()),
     ]))  # fmt: skip
-    log_file = open(work / "relayer.log", "wb")  # noqa: SIM115 - closed at teardown
-    daemon = subprocess.Popen(
-        [str(Path(sys.executable).with_name("daimm")), "relayer", "serve", "--config", str(config)],
-        cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if daemon.poll() is not None or time.monotonic() > deadline:
-            log_file.flush()
-            pytest.fail("relayer did not start:\n" + (work / "relayer.log").read_text()[-3000:])
-        time.sleep(0.2)
-    try:
+    with relayer_daemon(config, work / "relayer.log", port) as url:
         yield {"url": url, "relayer": relayer_eth.address, "models": models}
-    finally:
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=30)
-        finally:
-            log_file.close()
 
 
 def _renter_client(stack: Any, escrow: Any, renter: Any, chain: Any, task: str) -> RelayerClient:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import socket
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -144,3 +149,36 @@ class TcpProxy:
             for sock in (a, b):
                 with contextlib.suppress(OSError):
                     sock.close()
+
+
+@contextlib.contextmanager
+def relayer_daemon(config: Path, log: Path, port: int) -> Iterator[str]:
+    """Run ``daimm relayer serve --config CONFIG`` as its own process until the block ends.
+
+    Yields the daemon's URL once ``/v1/health`` answers 200; fails the test with the log's tail if
+    it exits or is not up within 60 s. The daemon is stopped with SIGTERM on the way out.
+    """
+    root = Path(__file__).resolve().parents[2]
+    with log.open("wb") as out:
+        daemon = subprocess.Popen(
+            [str(Path(sys.executable).with_name("daimm")), "relayer", "serve", "--config",
+             str(config)],
+            cwd=root, stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
+                    break
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                out.flush()
+                daemon.kill()
+                pytest.fail("relayer did not start:\n" + log.read_text()[-3000:])
+            time.sleep(0.2)
+        try:
+            yield url
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=30)
