@@ -177,3 +177,53 @@ def reference_image_tensor(data: bytes, prep: dict) -> np.ndarray:
     if prep["layout"] == "NCHW":
         x = x.transpose(2, 0, 1)
     return x[np.newaxis].astype(np.float32)
+
+
+VOCAB = {"[UNK]": 0, "a": 1, "great": 2, "dull": 3, "film": 4}
+
+
+def tokenizer_json() -> bytes:
+    """A word-level Hugging Face ``tokenizers`` file over :data:`VOCAB` (whitespace split)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tokenizer = Tokenizer(models.WordLevel(VOCAB, "[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    return tokenizer.to_str().encode()
+
+
+def tokenized_model(length: int = 6) -> tuple[bytes, dict]:
+    """Token ids and attention mask -> scores [1, 2]: ``(sum(mask), sum(ids * mask))``."""
+    from onnx import TensorProto, helper
+
+    nodes = [
+        helper.make_node("Mul", ["input_ids", "attention_mask"], ["kept"]),
+        helper.make_node("Cast", ["kept"], ["kept_f"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["attention_mask"], ["mask_f"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceSum", ["mask_f"], ["count"], keepdims=1),
+        helper.make_node("ReduceSum", ["kept_f"], ["total"], keepdims=1),
+        helper.make_node("Concat", ["count", "total"], ["scores"], axis=1),
+    ]
+    onnx_bytes = _model(
+        nodes,
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, length]),
+         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, [1, length])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 2])],
+        [],
+    )  # fmt: skip
+    card = {
+        "name": "Token counter",
+        "pipeline_tag": "text-classification",
+        "inputs": [
+            {"name": "input_ids", "dtype": "int64", "shape": [1, length],
+             "preprocessing": {"type": "text", "mode": "tokenizer",
+                               "tokenizer": {"cid": "bafy-tokenizer"}, "max_length": length,
+                               "attention_mask": "attention_mask"}},
+            {"name": "attention_mask", "dtype": "int64", "shape": [1, length]},
+        ],
+        "outputs": [{"name": "scores", "dtype": "float32", "shape": [1, 2]}],
+        "labels": ["length", "weight"],
+        "postprocessing": {"function": "none"},
+        "sample_input": {"input_ids": [[1] * length], "attention_mask": [[1] * length]},
+        "widget": [{"text": "a great film"}],
+    }  # fmt: skip
+    return onnx_bytes, card

@@ -33,13 +33,14 @@ def tasks() -> Any:
 
 @pytest.fixture
 def make_task() -> Any:
-    """Factory: ``(onnx_bytes, card)`` for ``image``, ``image-nhwc``, ``text`` or ``tabular``;
-    the card is a fresh copy the test may change."""
+    """Factory: ``(onnx_bytes, card)`` for ``image``, ``image-nhwc``, ``text``, ``tabular`` or
+    ``tokenized``; the card is a fresh copy the test may change."""
     builders = {
         "image": task_models.image_model,
         "image-nhwc": lambda: task_models.image_model("NHWC", 3, 6),
         "text": task_models.text_model,
         "tabular": task_models.tabular_model,
+        "tokenized": task_models.tokenized_model,
     }
 
     def make(kind: str) -> tuple[bytes, dict[str, Any]]:

@@ -35,7 +35,7 @@ def test_parse__old_card__loads_with_its_task_as_pipeline_tag_and_metrics_as_a_l
     assert not card.is_classifier
 
 
-@pytest.mark.parametrize("kind", ["image", "image-nhwc", "text", "tabular"])
+@pytest.mark.parametrize("kind", ["image", "image-nhwc", "text", "tabular", "tokenized"])
 def test_check_model__each_test_model__validates_against_its_card(
     make_task: Any, kind: str
 ) -> None:

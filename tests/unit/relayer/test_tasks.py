@@ -227,3 +227,31 @@ def test_load__card_that_does_not_fit_the_model__serves_raw_tensors_only(
         assert prediction.predictions is None
         with pytest.raises(RequestRefusedError, match="takes no features"):
             client.predict(1, features={"alcohol": 1})
+
+
+def test_predict__tokenizer_card__tokenizes_in_the_worker_like_the_tokenizers_package(
+    create_services: Any, make_client: Any, chain: Any, user: Any
+) -> None:
+    from tokenizers import Tokenizer
+
+    chain.authorised.add(1)
+    chain.access.add((1, user.address))
+    model, card = task_models.tokenized_model(length=6)
+    tokenizer = task_models.tokenizer_json()
+    services = create_services(
+        models={1: model}, cards={1: card}, tokenizers={1: {"input_ids": tokenizer}}
+    )
+    client, http = make_client(services, bytes(user.key))
+    with http:
+        prediction = client.predict(1, text="a great unknown film")
+
+    ids = Tokenizer.from_str(tokenizer.decode()).encode("a great unknown film").ids
+    feeds = {
+        "input_ids": np.asarray([ids + [0] * (6 - len(ids))], dtype=np.int64),
+        "attention_mask": np.asarray([[1] * len(ids) + [0] * (6 - len(ids))], dtype=np.int64),
+    }
+    (scores,) = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, feeds)
+    assert prediction.outputs["scores"] == scores.tolist() == [[4.0, 7.0]]
+    assert prediction.predictions == [
+        [{"label": "weight", "score": 7.0}, {"label": "length", "score": 4.0}]
+    ]
