@@ -25,7 +25,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +33,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import pytest
-from tests.utils.relayer import TcpProxy, free_port, node_url_or_skip
+from tests.utils.relayer import TcpProxy, node_url_or_skip
+from tests.utils.web import serve_in_thread
 
 pytestmark = [pytest.mark.chain]
 
@@ -134,8 +134,6 @@ def site(chain: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
         pytest.skip(f"{CHROMIUM} is missing: `apt-get install chromium` (CI's .ci/run does)")
     if not (ROOT / "src" / "daimm" / "web" / "static" / "daimm.js").exists():
         pytest.skip("the browser module is not built: run `make web` (make setup does)")
-    import uvicorn
-
     from daimm.web import WebConfig, create_app
 
     demo_module = _load_demo()
@@ -159,25 +157,10 @@ def site(chain: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
             network=demo.network,
             rpc_timeout_s=2.0,
         )
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "the web server did not start"
-            time.sleep(0.05)
-
-        def stop_server() -> None:
-            server.should_exit = True
-            thread.join(timeout=10)
-
-        stack.callback(stop_server)
+        url = stack.enter_context(serve_in_thread(create_app(config)))
         yield {
             "demo": demo,
-            "url": f"http://127.0.0.1:{port}",
+            "url": url,
             "node_url": node_url,
             "proxy": proxy,
             "stop_relayer": relayer.close,

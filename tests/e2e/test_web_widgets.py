@@ -21,8 +21,6 @@ import base64
 import contextlib
 import io
 import json
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,8 @@ import numpy as np
 import pytest
 from tests.e2e.test_web import CHROMIUM, CHROMIUM_ARGS, ROOT, SCREENSHOTS, TIMEOUT_MS, WALLET_JS
 from tests.e2e.test_web import _load_demo as load_demo
-from tests.utils.relayer import free_port, node_url_or_skip
+from tests.utils.relayer import node_url_or_skip
+from tests.utils.web import serve_in_thread
 
 pytestmark = [pytest.mark.chain]
 
@@ -45,8 +44,6 @@ def site(chain: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
         pytest.skip(f"{CHROMIUM} is missing: `apt-get install chromium` (CI's .ci/run does)")
     if not (ROOT / "src" / "daimm" / "web" / "static" / "daimm.js").exists():
         pytest.skip("the browser module is not built: run `make web` (make setup does)")
-    import uvicorn
-
     from daimm.web import WebConfig, create_app
 
     demo_module = load_demo()
@@ -67,26 +64,11 @@ def site(chain: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
             deployments=str(demo.deployments_file),
             network=demo.network,
         )
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "the web server did not start"
-            time.sleep(0.05)
-
-        def stop_server() -> None:
-            server.should_exit = True
-            thread.join(timeout=10)
-
-        stack.callback(stop_server)
+        url = stack.enter_context(serve_in_thread(create_app(config)))
         yield {
             "demo": demo,
             "models": models,
-            "url": f"http://127.0.0.1:{port}",
+            "url": url,
             "node_url": node_url,
             "work": work,
         }
