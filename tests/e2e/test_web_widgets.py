@@ -12,7 +12,7 @@ unlocked dev accounts, see that module's docstring): a real wallet's pop-ups can
 Everything else (the page, its widgets, viem, the server, the relayer, the contracts) is real.
 
 Runs only on anvil: ``ape test tests/e2e/test_web_widgets.py --network ethereum:local:foundry``.
-Screenshots go to the test's folder, or to docs/ with ``DAIMM_WEB_SCREENSHOTS=1``.
+Screenshots go to the test's folder; ``DAIMM_WEB_SCREENSHOTS=1`` writes docs/web-widget-image.png.
 """
 
 from __future__ import annotations
@@ -143,7 +143,9 @@ def _error(page: Any) -> str:
 
 
 def _shot(page: Any, site: dict[str, Any], name: str) -> None:
-    target = ROOT / "docs" / name if SCREENSHOTS else site["work"] / name
+    """A full-page screenshot in the test's folder; docs/WEB.md's one in docs/ when asked."""
+    in_docs = SCREENSHOTS and name == "web-widget-image.png"
+    target = ROOT / "docs" / name if in_docs else site["work"] / name
     page.screenshot(path=str(target), full_page=True)
 
 
