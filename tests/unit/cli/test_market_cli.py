@@ -157,9 +157,7 @@ def test_modelPublish__modelFailsValidation__namesTheMismatch(publish, iris, mar
 
     line = _error(publish(path, wrong))
 
-    assert line == (
-        "Error: input 'input' is tensor(float) in the model but float64 in the card"
-    )
+    assert line == ("Error: input 'input' is tensor(float) in the model but float64 in the card")
     assert market.models.count() == count
 
 
