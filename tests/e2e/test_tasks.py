@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import pytest
-from tests.utils.relayer import free_port, node_url_or_skip, relayer_daemon, wait_until_current
+from tests.utils.relayer import (
+    free_port,
+    new_relayer,
+    node_url_or_skip,
+    relayer_daemon,
+    wait_until_current,
+)
 
 from daimm.client import ApeAccountSigner, RelayerClient, verify_receipt_document
 from daimm.errors import RequestRefusedError
@@ -60,15 +66,7 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, Any]]:
     """Three models (image, text, tabular) published with their cards; a relayer serving them."""
-    from ape import accounts
-
-    from daimm.crypto import (
-        generate_content_key,
-        generate_private_key,
-        public_key_of,
-        save_private_key,
-        wrap_key,
-    )
+    from daimm.crypto import generate_content_key, generate_private_key, public_key_of, wrap_key
     from daimm.ipfs import LocalBlockstore, add_file
     from daimm.market import publishing
     from daimm.market.deploy_extensions import deploy_extensions
@@ -76,16 +74,8 @@ def stack(
     work = tmp_path_factory.mktemp("tasks")
     ext = deploy_extensions(project, deployer, contracts)
     registry, relayers = contracts.registry, ext.relayer_registry
-    relayer_eth = accounts.test_accounts.generate_test_account()
-    key_file = work / "relayer.eth"
-    key_file.write_text(str(relayer_eth.private_key))
-    key_file.chmod(0o600)
-    x25519 = generate_private_key()
-    save_private_key(work / "relayer.x25519", x25519)
-    deployer.transfer(relayer_eth.address, 10**18)
     port = free_port()
-    relayers.register(relayer_eth.address, public_key_of(x25519).raw,
-                      f"http://127.0.0.1:{port}", sender=relayer_eth)  # fmt: skip
+    relayer_eth, x25519 = new_relayer(work, relayers, deployer, port)
 
     blocks = LocalBlockstore(work / "blocks")
     creator_key = generate_private_key()
@@ -118,7 +108,7 @@ def stack(
     config.write_text("\n".join([
         "[relayer]",
         f'rpc_url = "{node_url}"',
-        f'account_key_file = "{key_file}"',
+        f'account_key_file = "{work / "relayer.eth"}"',
         f'x25519_key_file = "{work / "relayer.x25519"}"',
         'storage = "local"',
         f'storage_path = "{work / "blocks"}"',

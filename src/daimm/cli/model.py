@@ -25,7 +25,7 @@ from daimm.cli.keys import load_key, passphrase_options
 __all__ = ["model"]
 
 
-def _key_option(func: Any, *, required: bool = True) -> Any:
+def _key_option(*, required: bool = True, note: str = "") -> Any:
     return click.option(
         "--key",
         "keyfile",
@@ -33,8 +33,8 @@ def _key_option(func: Any, *, required: bool = True) -> Any:
         envvar="DAIMM_KEY_FILE",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
         help="Your X25519 key file (`daimm keys new`); the model's key is wrapped for it."
-        " [env: DAIMM_KEY_FILE]",
-    )(func)
+        f"{note} [env: DAIMM_KEY_FILE]",
+    )
 
 
 @click.group()
@@ -98,14 +98,7 @@ def init(onnx_file: Path, out: Path | None, name: str | None, force: bool) -> No
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The model card (JSON, docs/MODEL-CARD.md; `daimm model init` writes one).",
 )
-@click.option(
-    "--key",
-    "keyfile",
-    envvar="DAIMM_KEY_FILE",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Your X25519 key file (`daimm keys new`); the model's key is wrapped for it."
-    " Not needed with --validate-only. [env: DAIMM_KEY_FILE]",
-)
+@_key_option(required=False, note=" Not needed with --validate-only.")
 @click.option(
     "--royalty-bps",
     type=click.IntRange(0, 10_000),
@@ -228,7 +221,7 @@ def _publish(onnx_file: Path, metadata: Any, creator_key: Any, royalty_bps: int,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The new version's metadata document.",
 )
-@_key_option
+@_key_option()
 @passphrase_options
 @store_options
 @account_option()
