@@ -34,22 +34,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from tests.utils.relayer import TcpProxy, node_url_or_skip
-from tests.utils.web import serve_in_thread
+from tests.utils.web import CHROMIUM, chromium, serve_in_thread
 
 pytestmark = [pytest.mark.chain]
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 #: Screenshots go to docs/ when this is set (`DAIMM_WEB_SCREENSHOTS=1 ape test ...`), else to tmp.
 SCREENSHOTS = os.environ.get("DAIMM_WEB_SCREENSHOTS") == "1"
 TIMEOUT_MS = 30_000
@@ -170,12 +159,8 @@ def site(chain: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
 
 @pytest.fixture(scope="module")
 def browser(site: dict[str, Any]) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tests.e2e.test_web import CHROMIUM, CHROMIUM_ARGS, ROOT, SCREENSHOTS, TIMEOUT_MS, WALLET_JS
+from tests.e2e.test_web import ROOT, SCREENSHOTS, TIMEOUT_MS, WALLET_JS
 from tests.e2e.test_web import _load_demo as load_demo
 from tests.utils.relayer import node_url_or_skip
-from tests.utils.web import serve_in_thread
+from tests.utils.web import CHROMIUM, chromium, serve_in_thread
 
 pytestmark = [pytest.mark.chain]
 
@@ -76,12 +76,8 @@ def site(chain: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
 
 @pytest.fixture(scope="module")
 def browser(site: dict[str, Any]) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""`daimm web` under uvicorn in a thread, for the browser tests."""
+"""`daimm web` under uvicorn in a thread, and Chromium, for the browser tests."""
 
 from __future__ import annotations
 
@@ -9,6 +9,32 @@ from collections.abc import Iterator
 from typing import Any
 
 from tests.utils.relayer import free_port
+
+#: The Debian Chromium, driven by Playwright (``playwright install`` is never run).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    """A headless Chromium (Playwright's Browser) until the block exits."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 @contextlib.contextmanager
