@@ -194,6 +194,15 @@ def test_image_widget__a_chosen_jpeg__is_labelled(model_page):
     assert _answer(page)[0] == "2"
 
 
+def test_image_widget__the_cards_example_picture__is_labelled(model_page):
+    page = model_page("digits")
+
+    page.click("#widget-image .widget-example:has-text('a handwritten 7')")
+    _run(page)
+
+    assert _answer(page)[0] == "7"
+
+
 def test_image_widget__a_drawn_one__is_sent_as_a_cropped_png_and_labelled(site, model_page):
     page = model_page("digits")
     page.locator("#widget-pad").scroll_into_view_if_needed()
