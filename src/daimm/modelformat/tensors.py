@@ -18,6 +18,7 @@ __all__ = [
     "ONNX_TO_DTYPE",
     "TensorSpec",
     "compatible_shape",
+    "refuse_non_finite",
     "schema_of",
     "tensor_from_json",
 ]
@@ -172,19 +173,41 @@ def tensor_from_json(spec: TensorSpec, value: Any) -> Any:
             raise _refuse(name, f"expected {spec.dtype}, got floats")
         if array.dtype.kind == "b" and target.kind != "b":
             raise _refuse(name, f"expected {spec.dtype}, got booleans")
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
-            raise _refuse(name, "NaN and Infinity are not accepted")
     if len(spec.shape) != array.ndim or any(
         want is not None and want != got for want, got in zip(spec.shape, array.shape, strict=True)
     ):
         shown = ["*" if d is None else d for d in spec.shape]
         raise _refuse(name, f"expected shape {shown}, got {list(array.shape)}")
     try:
-        converted = array.astype(target, casting="same_kind" if target.kind == "f" else "unsafe")
+        # NOTE: an overflow to an infinity is refused just below, by refuse_non_finite.
+        with np.errstate(over="ignore", invalid="ignore"):
+            converted = array.astype(
+                target, casting="same_kind" if target.kind == "f" else "unsafe"
+            )
     except TypeError:
         raise _refuse(name, f"cannot convert to {spec.dtype}") from None
     if target.kind in "iu" and not np.array_equal(converted, array):
         raise _refuse(name, f"values out of range for {spec.dtype}")
-    if target.kind == "f" and not np.isfinite(converted).all():
-        raise _refuse(name, f"values out of range for {spec.dtype}")
+    refuse_non_finite(name, converted)
     return np.ascontiguousarray(converted)
+
+
+def refuse_non_finite(name: str, array: Any) -> None:
+    """Refuse a tensor holding NaN or an infinity, after conversion to the model's dtype.
+
+    Python's ``json`` reads ``NaN``, ``Infinity`` and ``-Infinity`` (none of them JSON), and a
+    finite number past a float type's range (``1e39`` as float32) becomes an infinity on
+    conversion. Neither is a number a model may be asked about, and its answer would not be JSON.
+
+    Raises:
+        RequestRefusedError: 422 ``invalid_input`` naming ``inputs.<name>``.
+    """
+    import numpy as np
+
+    if array.dtype.kind in "fc" and not np.isfinite(array).all():
+        raise RequestRefusedError(
+            422,
+            "invalid_input",
+            f"inputs.{name}: holds NaN or an infinity (or a number beyond {array.dtype}'s range);"
+            " send finite numbers",
+        )

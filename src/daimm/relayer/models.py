@@ -38,7 +38,7 @@ from daimm.modelformat.graph import (
     validate_onnx_bytes,
 )
 from daimm.modelformat.preprocess import prepare_request
-from daimm.modelformat.tensors import schema_of
+from daimm.modelformat.tensors import refuse_non_finite, schema_of
 from daimm.relayer.worker import WorkerLimits, WorkerProcess, check_reply
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "TensorSpec",
     "build_session",
     "decrypt_model",
+    "refuse_non_finite",
     "schema_of",
     "validate_inputs",
     "validate_onnx_bytes",
@@ -76,7 +77,7 @@ def validate_inputs(schema: ModelSchema, inputs: Any) -> dict[str, Any]:
 
     Raises:
         RequestRefusedError: 422 naming the field (``inputs.<name>``) that is missing, extra, of
-            the wrong type or of the wrong shape, or holds NaN or Infinity.
+            the wrong type or of the wrong shape, or holds NaN or an infinity.
     """
     if not isinstance(inputs, dict):
         raise RequestRefusedError(422, "invalid_input", "inputs: must be an object of tensors")

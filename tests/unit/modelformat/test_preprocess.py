@@ -134,11 +134,13 @@ def test_prepare__rows_of_named_features__build_the_columns_in_card_order(make_t
         ({"features": {"alcohol": 1e309, "malic_acid": 1, "ash": 1, "magnesium": 1}},
          "invalid_feature"),
         ({"inputs": {"input": [[1.0, float("nan"), 1.0, 1.0]]}}, "invalid_input"),
+        ({"inputs": {"input": [[1e39, 1.0, 1.0, 1.0]]}}, "invalid_input"),
         ({"inputs": {"input": [[1.0, 1.0, 1.0, 1.0]]}, "top_k": 0}, "invalid_request"),
         ({"inputs": {"input": [[1.0, 1.0, 1.0, 1.0]]}, "features": {}}, "invalid_input"),
         ({"image": {"b64": ""}}, "invalid_input"),
     ],
-    ids=["bool", "string", "overflow", "nan tensor", "top_k 0", "two forms", "no image input"],
+    ids=["bool", "string", "overflow", "nan tensor", "float32 overflow", "top_k 0", "two forms",
+         "no image input"],
 )  # fmt: skip
 def test_prepare__bad_tabular_request__is_a_422_with_its_code(
     make_task: Any, document: Any, code: str
