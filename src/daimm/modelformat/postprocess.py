@@ -17,8 +17,13 @@ __all__ = ["answer_bytes", "canonical_json", "jsonable", "predictions", "scores_
 
 
 def canonical_json(value: Any) -> bytes:
-    """Canonical JSON (sorted keys, no spaces): what a receipt's ``outputsHash`` hashes."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+    """Canonical JSON (sorted keys, no spaces): what a receipt's ``outputsHash`` hashes.
+
+    Raises:
+        ValueError: ``value`` holds NaN or an infinity, which JSON cannot carry (Python would
+            write the non-JSON tokens ``NaN`` and ``Infinity``, and a receipt would sign them).
+    """
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
 def answer_bytes(outputs: Any, predictions: Any = None) -> bytes:

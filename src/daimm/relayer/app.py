@@ -35,16 +35,18 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from daimm.errors import ModelUnavailableError, RequestRefusedError
 from daimm.modelformat import prepare_request
 from daimm.relayer.access import (
     AccessPolicy,
     RateLimiter,
-    claimed_address,
+    chain_refusal,
     parse_signed_headers,
 )
 from daimm.relayer.chain import CacheMiss, ChainReader, LogWatcher
+from daimm.relayer.edge import parse_json_body
 from daimm.relayer.models import ModelManager
 from daimm.relayer.signing import ReceiptSigner, keccak
 from daimm.relayer.vouchers import Redeemer, VoucherStore
@@ -65,8 +67,11 @@ class RelayerServices:
         reader: The chain reader.
         private_key: The relayer's Ethereum key (signs receipts).
         max_body_bytes: Largest accepted body.
-        ip_limiter: Rate limits per client IP.
-        address_limiter: Rate limits per claimed address.
+        max_json_depth: Deepest nesting of arrays and objects accepted in a body (checked before
+            parsing).
+        ip_limiter: Rate limits per client IP, counted before anything else.
+        address_limiter: Rate limits per wallet, counted once its signature verifies (never on an
+            address a request merely claims, or anyone could throttle any wallet).
         watcher: The log watcher (started and stopped with the app), if any.
         redeemer: The voucher redeemer (started and stopped with the app), if any.
     """
@@ -77,6 +82,7 @@ class RelayerServices:
     reader: ChainReader
     private_key: bytes
     max_body_bytes: int = 12 << 20
+    max_json_depth: int = 64
     ip_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(200.0, 400))
     address_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(100.0, 200))
     watcher: LogWatcher | None = None
@@ -139,13 +145,17 @@ async def _read_body(request: Request, limit: int) -> bytes:
             ) from None
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestRefusedError(
-                413, "body_too_large", f"the body exceeds the limit of {limit} bytes"
-            )
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestRefusedError(
+                    413, "body_too_large", f"the body exceeds the limit of {limit} bytes"
+                )
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The client left (or the edge closed a body that was too slow): nobody reads this answer.
+        raise RequestRefusedError(400, "client_disconnected", "the body was not sent") from None
     return b"".join(chunks)
 
 
@@ -212,6 +222,11 @@ def create_app(services: RelayerServices) -> FastAPI:
         log.error("unexpected error", extra={"error_type": type(exc).__name__})
         return error_body(500, "internal_error", "the relayer failed unexpectedly; see its logs")
 
+    def _limit_ip(request: Request) -> None:
+        ip = request.client.host if request.client else "unknown"
+        if not services.ip_limiter.allow(ip):
+            raise RequestRefusedError(429, "rate_limited", "too many requests from this address")
+
     @app.get("/v1/health")
     async def health() -> dict[str, Any]:
         """Liveness and identity of this relayer."""
@@ -244,10 +259,16 @@ def create_app(services: RelayerServices) -> FastAPI:
         }
 
     @app.get("/v1/models/{model_id}/credit/{payer}")
-    async def credit(model_id: int, payer: str) -> dict[str, Any]:
-        """What ``payer`` has spent on ``model_id`` here, and the price of the next call."""
+    async def credit(model_id: int, payer: str, request: Request) -> dict[str, Any]:
+        """What ``payer`` has spent on ``model_id`` here, and the price of the next call.
+
+        Public on purpose (docs/RELAYER.md, "The credit endpoint"): the amounts reach the chain
+        at the next redemption, and a client reads them before it can sign its next voucher.
+        """
         from eth_utils import is_address, to_checksum_address
 
+        # NOTE: unsigned, and a cache miss costs an RPC call: the per-IP limit comes first.
+        _limit_ip(request)
         _check_model_id(model_id)
         if not is_address(payer):
             raise RequestRefusedError(422, "invalid_request", "payer: not an address")
@@ -255,7 +276,7 @@ def create_app(services: RelayerServices) -> FastAPI:
         try:
             price = await asyncio.to_thread(services.reader.price_per_call, model_id)
         except Exception as exc:  # noqa: BLE001 - ChainError and friends
-            raise RequestRefusedError(503, "chain_unavailable", str(exc)) from None
+            raise chain_refusal(exc) from None
         return {
             "model_id": model_id,
             "payer": to_checksum_address(payer),
@@ -289,23 +310,18 @@ def create_app(services: RelayerServices) -> FastAPI:
     async def predict(model_id: int, request: Request) -> Response:
         """Run ``model_id`` on the signed request's inputs; the answer carries a signed receipt."""
         started = time.perf_counter()
-        # 1. Rate limits, before any signature recovery or chain call.
-        ip = request.client.host if request.client else "unknown"
-        if not services.ip_limiter.allow(ip):
-            raise RequestRefusedError(429, "rate_limited", "too many requests from this address")
-        claimed = claimed_address(request.headers)
-        if claimed is not None and not services.address_limiter.allow(claimed):
-            raise RequestRefusedError(429, "rate_limited", "too many requests for this wallet")
-        # 2. Size, then the signature (CPU only).
+        # 1. The client's IP, before any signature recovery or chain call.
+        _limit_ip(request)
+        # 2. Size, then the signature (CPU only), then the wallet's own limit: counted only for
+        #    a verified signer, so nobody spends another wallet's allowance by claiming its address.
         _check_model_id(model_id)
         body = await _read_body(request, services.max_body_bytes)
         signed = parse_signed_headers(request.headers)
         body_hash = keccak(body)
         policy.verify_request(model_id, body_hash, signed)
-        try:
-            document = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise RequestRefusedError(422, "invalid_json", "body: not valid JSON") from None
+        if not services.address_limiter.allow(signed.address):
+            raise RequestRefusedError(429, "rate_limited", "too many requests for this wallet")
+        document = parse_json_body(body, services.max_json_depth)
         if not isinstance(document, dict) or not any(
             key in document for key in ("inputs", "image", "text", "features")
         ):

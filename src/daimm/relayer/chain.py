@@ -39,6 +39,7 @@ __all__ = [
     "ModelVersion",
     "TransactionSender",
     "make_web3",
+    "redact_url",
 ]
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,43 @@ class Channel:
     expires_at: int
 
 
+def redact_url(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``, with ``/...`` when it had more: what logs may show.
+
+    Hosted RPC URLs carry their API key in the path (``/v3/<key>``), the query or the user info.
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+    except ValueError:
+        return "<unparsable URL>"
+    hidden = parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc
+    return f"{parts.scheme}://{netloc}" + ("/..." if hidden else "")
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` with ``url``, and the path and query that may hold its key, replaced."""
+    from urllib.parse import urlsplit
+
+    redacted = redact_url(url)
+    text = text.replace(url, redacted)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return text
+    # HTTP libraries quote the path alone ("Max retries exceeded with url: /v3/<key>").
+    for part in (parts.path + ("?" + parts.query if parts.query else ""), parts.path,
+                 parts.query, parts.username, parts.password):  # fmt: skip
+        if part and part != "/":
+            text = text.replace(part, "/...")
+    return text
+
+
 def make_web3(rpc_url: str, timeout_s: float) -> Any:
     """A web3 instance on an HTTP provider that fails fast: short timeout and no retries."""
     from web3 import HTTPProvider, Web3
@@ -233,9 +271,12 @@ class ChainReader:
         except ContractLogicError as exc:
             raise ChainError(f"{what} reverted: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - every other failure is an outage: fail closed
+            # NOTE: for logs and the operator only (the app never sends it, see
+            # access.chain_refusal), and even so without the URL's path, query or user info.
             raise ChainUnavailableError(
-                f"cannot read {what} from {self.rpc_url} ({type(exc).__name__}: {exc}); "
-                "the relayer refuses requests until the chain answers again"
+                f"cannot read {what} from {redact_url(self.rpc_url)} ({type(exc).__name__}:"
+                f" {_scrub(str(exc), self.rpc_url)}); the relayer refuses requests until the"
+                " chain answers again"
             ) from None
 
     def _call(self, contract: str, function: str, *args: Any) -> Any:
@@ -576,7 +617,9 @@ class TransactionSender:
             except ContractLogicError as exc:
                 raise TransactionError(f"CreditEscrow.redeemBatch would revert: {exc}") from None
             except Exception as exc:  # noqa: BLE001 - the chain is unreachable or garbled
-                raise ChainUnavailableError(f"cannot send redeemBatch: {exc}") from None
+                raise ChainUnavailableError(
+                    f"cannot send redeemBatch: {_scrub(str(exc), self.reader.rpc_url)}"
+                ) from None
         if receipt["status"] != 1:
             raise TransactionError(f"redeemBatch transaction {tx_hash.hex()} reverted")
         return "0x" + bytes(tx_hash).hex().removeprefix("0x")

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from daimm.errors import DaimmError, ModelUnavailableError, RequestRefusedError
-from daimm.modelformat.postprocess import answer_bytes, canonical_json, jsonable
+from daimm.modelformat.postprocess import answer_bytes, jsonable
 
 __all__ = ["WorkerLimits", "WorkerProcess", "decode_frame", "encode_frame", "worker_main"]
 
@@ -142,6 +142,32 @@ def _load_card(header: dict[str, Any], payload: memoryview, schema: Any) -> tupl
     return card, tokenizers
 
 
+class NonFiniteOutputError(ValueError):
+    """A model answered NaN or an infinity: no JSON can carry it, so no receipt signs it."""
+
+
+def encode_outputs(outputs: dict[str, Any], labels: Any = None) -> bytes:
+    """The answer's canonical JSON (:func:`daimm.modelformat.answer_bytes`): outputs, and the
+    predictions when there are any.
+
+    Raises:
+        NonFiniteOutputError: An output holds NaN or an infinity (its name is in the message).
+    """
+    try:
+        return answer_bytes(outputs, labels)
+    except ValueError:
+        bad = sorted(name for name, value in outputs.items() if not _finite(value))
+        raise NonFiniteOutputError(", ".join(bad) or "an output") from None
+
+
+def _finite(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        return False
+    return True
+
+
 def worker_main(conn: Any, limits: WorkerLimits) -> None:
     """The worker's loop: ``load`` once, then ``run`` until the pipe closes."""
     _apply_limits(limits)
@@ -189,7 +215,7 @@ def worker_main(conn: Any, limits: WorkerLimits) -> None:
                     raise RuntimeError("no model loaded")
                 feeds, _ = _tensors(header["inputs"], payload)
                 values = session.run(names, feeds)
-                out = canonical_json({n: jsonable(v) for n, v in zip(names, values, strict=True)})
+                out = encode_outputs({n: jsonable(v) for n, v in zip(names, values, strict=True)})
             elif header["op"] == "answer":
                 if session is None or schema is None:
                     raise RuntimeError("no model loaded")
@@ -204,7 +230,7 @@ def worker_main(conn: Any, limits: WorkerLimits) -> None:
                 feeds = feeds_of(card, schema, request, tokenizers)
                 values = dict(zip(names, session.run(names, feeds), strict=True))
                 labels = predictions(card, values, request.top_k)
-                out = answer_bytes({n: jsonable(v) for n, v in values.items()}, labels)
+                out = encode_outputs({n: jsonable(v) for n, v in values.items()}, labels)
                 reply["labelled"] = labels is not None
             elif header["op"] == "ping":
                 reply["rss_bytes"] = _rss_bytes()
@@ -216,6 +242,8 @@ def worker_main(conn: Any, limits: WorkerLimits) -> None:
         except (ort.capi.onnxruntime_pybind11_state.Fail,
                 ort.capi.onnxruntime_pybind11_state.InvalidArgument) as exc:  # fmt: skip
             reply = {"id": header.get("id"), "ok": False, "kind": "input", "error": str(exc)}
+        except NonFiniteOutputError as exc:
+            reply = {"id": header.get("id"), "ok": False, "kind": "non_finite", "error": str(exc)}
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
             reply = {
                 "id": header.get("id"),
@@ -473,7 +501,8 @@ def check_reply(header: dict[str, Any], label: str) -> None:
     """Turn a worker's error reply into the right exception.
 
     Raises:
-        RequestRefusedError: 422 when ONNX Runtime refused the inputs.
+        RequestRefusedError: 422 when ONNX Runtime refused the inputs, or the model answered
+            NaN or an infinity (``non_finite_output``).
         ModelUnavailableError: Any other failure in the worker.
     """
     if header.get("ok"):
@@ -483,6 +512,13 @@ def check_reply(header: dict[str, Any], label: str) -> None:
             raise RequestRefusedError(422, str(header["code"]), _first_line(header.get("error")))
         raise RequestRefusedError(422, "invalid_input", f"the model refused the inputs: "
                                   f"{_first_line(header.get('error', ''))}")  # fmt: skip
+    if header.get("kind") == "non_finite":
+        raise RequestRefusedError(
+            422,
+            "non_finite_output",
+            f"for these inputs the model answered NaN or an infinity in its output"
+            f" {_first_line(header.get('error', ''))}, which JSON cannot carry; nothing was signed",
+        )
     raise ModelUnavailableError(
         f"{label}: {header.get('kind')}: {_first_line(header.get('error', ''))}"
     )

@@ -116,6 +116,13 @@ class _RpcHealth:
         return problem
 
 
+def _shareable_rpc_url(url: str) -> str | None:
+    """``url`` if it has no path, query or user info, where hosted endpoints keep API keys."""
+    from daimm.relayer.chain import redact_url
+
+    return None if redact_url(url).endswith("/...") else url
+
+
 def _format(value: Any, decimals: int, symbol: str) -> str:
     return format_amount(int(value), int(decimals), symbol)
 
@@ -362,7 +369,7 @@ def create_app(config: WebConfig) -> FastAPI:
         return {
             "chain_id": chain_id,
             "network": deployment.network,
-            "rpc_url": config.public_rpc_url or config.rpc_url,
+            "rpc_url": config.public_rpc_url or _shareable_rpc_url(config.rpc_url),
             "contracts": dict(deployment.contracts),
             "currencies": {s: {"address": a, "decimals": d} for s, (a, d) in known.items()},
             "abis": abis,

@@ -24,7 +24,8 @@ class WebConfig:
         network: The deployment's key in that file (``ethereum:local:foundry``).
         chain_id: The chain the wallet must be on; None takes the deployment's recorded chain id.
         public_rpc_url: The RPC URL offered to wallets that do not know the chain
-            (``wallet_addEthereumChain``); None offers ``rpc_url``.
+            (``wallet_addEthereumChain``); None offers ``rpc_url`` only if it has no path, query
+            or user info (where hosted endpoints keep API keys), else no URL.
         rpc_timeout_s: Timeout of each proxied RPC call and of the health probe, in seconds.
         relayer_timeout_s: Timeout of each proxied relayer call, in seconds.
         page_size: Models per page on ``/`` and ``/api/models``.

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from importlib import resources
 
+from tests.unit.web.conftest import make_client
+
 from daimm import eip712
 
 
@@ -68,6 +70,20 @@ def test_api_config__abis_come_from_the_shipped_contract_types(client, site):
     assert config["chain_id"] == site["chain_id"]
     names = {e["name"] for e in config["errors"]}
     assert {"PriceAboveMax", "OfferInactive", "ERC20InsufficientBalance", "NotMatured"} <= names
+
+
+def test_api_config__rpc_url_with_a_key__never_offered_to_pages(site):
+    hosted = "https://user:KEY-1@rpc.example/v3/KEY-2?apikey=KEY-3"
+    with make_client(site, rpc_url=hosted) as keyed:
+        offered = keyed.get("/api/config").json()["rpc_url"]
+    with make_client(site, rpc_url=hosted, public_rpc_url="https://public.example") as public:
+        chosen = public.get("/api/config").json()["rpc_url"]
+    with make_client(site, rpc_url="http://127.0.0.1:8545") as local:
+        plain = local.get("/api/config").json()["rpc_url"]
+
+    assert offered is None
+    assert chosen == "https://public.example"
+    assert plain == "http://127.0.0.1:8545"
 
 
 def test_api_config__eip712_types_are_the_ones_the_cli_signs(client):
