@@ -1,8 +1,8 @@
 """`daimm up`: a whole local marketplace from one command, and everything it starts stopped again.
 
 The stack is, in start order: a chain (anvil, or an existing network), the deployment (every
-contract, recorded in ``<state>/deployments.json``), a seeded sample model (published encrypted,
-offered in AIMT), one relayer (registered with its X25519 key, authorised for the model, run as
+contract, recorded in ``<state>/deployments.json``), the seeded sample models (published encrypted,
+offered in AIMT), one relayer (registered with its X25519 key, authorised for the models, run as
 `daimm relayer serve`), the catalog indexer (`daimm catalog sync --follow`) and the web server
 (`daimm web`). Each daemon is a child process in its own process group, so the terminal's Ctrl-C
 reaches only `daimm up`, which then stops the children in reverse order: SIGTERM to the group, a
@@ -325,8 +325,9 @@ def find_anvil(explicit: str | None = None) -> str:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
     raise ConfigError(
-        "anvil is not installed: run `make setup` in the daimm checkout (it installs anvil from"
-        " npm into node_modules/.bin), or put anvil on PATH, or point --network at a running chain"
+        "anvil is not on PATH: install Foundry (`curl -L https://foundry.paradigm.xyz | bash &&"
+        " foundryup`, see getfoundry.sh), or run `make setup` in a daimm checkout, or give"
+        " --network a running chain"
     )
 
 
@@ -584,17 +585,23 @@ class Stack:
                     outcome.detail += f"; TEST::3-{len(test) - 1} hold 1,000 AIMT or more each"
             with self._step("sample model") as outcome:
                 model_id = 0
+                model_ids: list[int] = []
                 if cfg.seed:
-                    model_id, fresh = self._seed(market, creator)
+                    model_ids, fresh = self._seed(market, creator)
+                    model_id = model_ids[0]
+                    listed = ", ".join(
+                        f"{i} ({kind})"
+                        for i, kind in zip(model_ids, ("tabular", "image", "text"), strict=False)
+                    )
                     outcome.detail = (
-                        f"model {model_id} published, offered at 2 AIMT/h, 0.1 AIMT a call"
+                        f"model {listed} published, each offered at 2 AIMT/h, 0.1 AIMT a call"
                         if fresh
-                        else f"reusing model {model_id}"
+                        else f"reusing model {listed}"
                     )
                 else:
                     outcome.state, outcome.detail = "skipped", "--no-sample"
             with self._step("relayer keys") as outcome:
-                outcome.detail = self._register_relayer(market, relayer, creator, model_id)
+                outcome.detail = self._register_relayer(market, relayer, creator, model_ids)
             return _OnChain(
                 rpc_url=rpc_url,
                 chain_id=int(provider.chain_id),
@@ -792,38 +799,33 @@ class Stack:
             if short > 0:
                 market.token.transfer(user, short, sender=funder)
 
-    def _seed(self, market: Marketplace, creator: Any) -> tuple[int, bool]:
-        """Publish the sample model with an offer, unless this deployment already has it.
+    def _seed(self, market: Marketplace, creator: Any) -> tuple[list[int], bool]:
+        """Publish the shipped sample models (tabular, image, text), each with an offer, unless
+        this deployment already has them.
 
         Returns:
-            The model id and whether it was published now.
+            The model ids (the tabular model's first) and whether they were published now.
         """
         from daimm.crypto import generate_private_key, save_private_key
         from daimm.ipfs import LocalBlockstore
         from daimm.market.publishing import check_minted_id, parse_metadata, plan_publish
         from daimm.market.types import Offer
-        from daimm.samples import train_sample_model
+        from daimm.samples import shipped_samples
 
         seeded = self.state / "seeded.json"
         escrow = str(market.escrow.address)
-        with contextlib.suppress(OSError, ValueError, KeyError):
+        samples = shipped_samples()
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             record = json.loads(seeded.read_text())
-            if record["escrow"] == escrow and (self.state / "creator.x25519").exists():
-                return int(record["model_id"]), False
-        sample = train_sample_model(self.state / "sample")
+            ids = [int(i) for i in record["model_ids"]]
+            if (
+                record["escrow"] == escrow
+                and len(ids) == len(samples)
+                and (self.state / "creator.x25519").exists()
+            ):
+                return ids, False
         creator_key = generate_private_key()
         save_private_key(self.state / "creator.x25519", creator_key, overwrite=True)
-        package, plan = plan_publish(
-            market,
-            sample.path,
-            parse_metadata(sample.metadata),
-            backend=LocalBlockstore(self.store),
-            creator_key=creator_key,
-            sender=creator,
-            royalty_bps=ROYALTY_BPS,
-        )
-        published = plan.execute()
-        check_minted_id(package, published)
         offer = Offer(
             currency=str(market.token.address),
             price_per_period=RENT_PER_HOUR,
@@ -834,16 +836,30 @@ class Stack:
             perpetual_price=PERPETUAL_PRICE,
             price_per_call=PRICE_PER_CALL,
         )
-        market.escrow.set_offer(published.model_id, offer, sender=creator)
+        ids = []
+        for sample in samples:
+            package, plan = plan_publish(
+                market,
+                sample.path,
+                parse_metadata(sample.card),
+                backend=LocalBlockstore(self.store),
+                creator_key=creator_key,
+                sender=creator,
+                royalty_bps=ROYALTY_BPS,
+            )
+            published = plan.execute()
+            check_minted_id(package, published)
+            market.escrow.set_offer(published.model_id, offer, sender=creator)
+            ids.append(published.model_id)
         sample_input = self.state / "sample-input.json"
-        sample_input.write_text(json.dumps({"input": sample.x_test[:2].tolist()}) + "\n")
-        seeded.write_text(json.dumps({"escrow": escrow, "model_id": published.model_id}) + "\n")
-        return published.model_id, True
+        sample_input.write_text(json.dumps(samples[0].card["sample_input"]) + "\n")
+        seeded.write_text(json.dumps({"escrow": escrow, "model_ids": ids}) + "\n")
+        return ids, True
 
     def _register_relayer(
-        self, market: Marketplace, relayer: Any, creator: Any, model_id: int
+        self, market: Marketplace, relayer: Any, creator: Any, model_ids: list[int]
     ) -> str:
-        """Give the relayer an X25519 key, register it, and authorise it for the sample model."""
+        """Give the relayer an X25519 key, register it, and authorise it for the sample models."""
         from daimm.crypto import (
             generate_private_key,
             load_private_key,
@@ -876,19 +892,22 @@ class Stack:
                 relayer.address, public_key_of(key).raw, endpoint, sender=relayer
             )
             done = f"{relayer.address} registered at {endpoint}"
-        if model_id and not market.relayers.is_authorised(model_id, relayer.address):
-            from daimm.crypto import load_private_key as load_key
-
+        authorised = []
+        for model_id in model_ids:
+            if market.relayers.is_authorised(model_id, relayer.address):
+                continue
             _, plan = plan_authorise_relayer(
                 market,
                 model_id,
                 relayer.address,
                 backend=LocalBlockstore(self.store),
-                creator_key=load_key(self.state / "creator.x25519"),
+                creator_key=load_private_key(self.state / "creator.x25519"),
                 sender=creator,
             )
             plan.execute()
-            done += f", authorised for model {model_id}"
+            authorised.append(str(model_id))
+        if authorised:
+            done += f", authorised for model(s) {', '.join(authorised)}"
         return done
 
     def _relayer_secret(self, relayer: Any) -> dict[str, str]:

@@ -238,7 +238,7 @@ def test_malformed_and_oversized_requests_are_refused_by_the_daemon(
         client.predict(stack["model_id"], {"input": [[1.0, 2.0]]})
     too_big = httpx.post(
         f"{stack['url']}/v1/models/{stack['model_id']}/predict",
-        content=b"x" * (2 << 20),
+        content=b"x" * (13 << 20),  # past max_body_bytes (12 MiB)
         timeout=30,
     )
 

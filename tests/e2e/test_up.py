@@ -274,7 +274,10 @@ def test_the_printed_infer_command_works_for_the_renter(stack: Up) -> None:
     )
 
     assert done.returncode == 0, done.stdout + done.stderr
-    assert len(json.loads(done.stdout)["label"]) == 2
+    # The sample's card has labels: one "[row] label<TAB>score" line per label, best first.
+    lines = [line.split("\t") for line in done.stdout.splitlines() if line.startswith("[")]
+    assert sorted({row.split(" ", 1)[0] for row, _ in lines}) == ["[0]", "[1]"]
+    assert {row.split(" ", 1)[1] for row, _ in lines} == {"malignant", "benign"}
 
 
 def test_infer_pay_per_use_while_holding_a_licence_says_the_licence_served_it(stack: Up) -> None:

@@ -25,7 +25,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,22 +33,12 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import pytest
-from tests.utils.relayer import TcpProxy, free_port, node_url_or_skip
+from tests.utils.relayer import TcpProxy, node_url_or_skip
+from tests.utils.web import CHROMIUM, chromium, serve_in_thread
 
 pytestmark = [pytest.mark.chain]
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 #: Screenshots go to docs/ when this is set (`DAIMM_WEB_SCREENSHOTS=1 ape test ...`), else to tmp.
 SCREENSHOTS = os.environ.get("DAIMM_WEB_SCREENSHOTS") == "1"
 TIMEOUT_MS = 30_000
@@ -134,8 +123,6 @@ def site(chain: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
         pytest.skip(f"{CHROMIUM} is missing: `apt-get install chromium` (CI's .ci/run does)")
     if not (ROOT / "src" / "daimm" / "web" / "static" / "daimm.js").exists():
         pytest.skip("the browser module is not built: run `make web` (make setup does)")
-    import uvicorn
-
     from daimm.web import WebConfig, create_app
 
     demo_module = _load_demo()
@@ -160,25 +147,10 @@ def site(chain: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
             rpc_timeout_s=2.0,
             store=str(work / "blocks"),  # the block store the demo's relayer reads
         )
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "the web server did not start"
-            time.sleep(0.05)
-
-        def stop_server() -> None:
-            server.should_exit = True
-            thread.join(timeout=10)
-
-        stack.callback(stop_server)
+        url = stack.enter_context(serve_in_thread(create_app(config)))
         yield {
             "demo": demo,
-            "url": f"http://127.0.0.1:{port}",
+            "url": url,
             "node_url": node_url,
             "proxy": proxy,
             "stop_relayer": relayer.close,
@@ -188,12 +160,8 @@ def site(chain: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
 
 @pytest.fixture(scope="module")
 def browser(site: dict[str, Any]) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -271,7 +239,9 @@ def test_search_rent_try_and_withdraw__balances_add_up_to_the_wei(site, open_pag
     answer_text = page.locator("#tryit-answer").text_content()
     body_text = page.locator("#tryit-body").text_content()
     answer = json.loads(answer_text)
-    inputs = json.loads(body_text)["inputs"]["input"]
+    # The page's form sends the card's named features; the model reads them in the card's order.
+    features = json.loads(body_text)["features"]
+    inputs = [[features[name] for name in demo.document["features"]]]
     session = ort.InferenceSession(demo.model_path.read_bytes(), providers=["CPUExecutionProvider"])
     labels, probabilities = session.run(
         ["label", "probabilities"], {"input": np.asarray(inputs, dtype=np.float32)}

@@ -213,3 +213,27 @@ class TcpProxy:
             for sock in (a, b):
                 with contextlib.suppress(OSError):
                     sock.close()
+
+
+def new_relayer(work: Path, relayers: Any, funder: Any, port: int) -> tuple[Any, Any]:
+    """A relayer identity registered in ``relayers`` at ``http://127.0.0.1:PORT``.
+
+    Writes ``work/relayer.eth`` (its Ethereum key, mode 0600) and ``work/relayer.x25519``, funds
+    the address from ``funder`` and registers it (the address registers itself: the registry
+    refuses squatting). Returns the ape account and the X25519 private key.
+    """
+    from ape import accounts
+
+    from daimm.crypto import generate_private_key, public_key_of, save_private_key
+
+    account = accounts.test_accounts.generate_test_account()
+    key_file = work / "relayer.eth"
+    key_file.write_text(str(account.private_key))
+    key_file.chmod(0o600)
+    x25519 = generate_private_key()
+    save_private_key(work / "relayer.x25519", x25519)
+    funder.transfer(account.address, 10**18)
+    relayers.register(
+        account.address, public_key_of(x25519).raw, f"http://127.0.0.1:{port}", sender=account
+    )
+    return account, x25519

@@ -36,14 +36,16 @@ def verify_receipt(receipt_file: click.utils.LazyFile, relayer: str, body_file: 
         document = json.loads(receipt_file.read())
     except ValueError:
         raise ReceiptError("the receipt file is not JSON") from None
-    outputs = None
+    outputs = predictions = None
     if isinstance(document, dict) and "receipt" in document:
-        outputs = document.get("outputs")
+        outputs, predictions = document.get("outputs"), document.get("predictions")
         document = document["receipt"]
     if not isinstance(document, dict):
         raise ReceiptError("the receipt file holds no receipt object")
     body = body_file.read() if body_file is not None else None  # type: ignore[attr-defined]
-    receipt = verify_receipt_document(document, relayer, body=body, outputs=outputs)
+    receipt = verify_receipt_document(
+        document, relayer, body=body, outputs=outputs, predictions=predictions
+    )
     click.echo(
         f"OK: receipt for model {receipt.model_id} (weights {receipt.weights_cid}) at"
         f" {format_time(receipt.timestamp)} was signed by {relayer}"

@@ -4,8 +4,10 @@
   (number and hash).
 - ``GET /v1/models``: models loaded now, with input and output schemas.
 - ``GET /v1/models/{model_id}/credit/{payer}``: a payer's spent total and price per call.
-- ``POST /v1/models/{model_id}/predict``: a signed request ``{"inputs": {name: nested list}}``;
-  the answer is ``{"outputs": ..., "receipt": {...}}`` with a receipt the relayer signed.
+- ``POST /v1/models/{model_id}/predict``: a signed request ``{"inputs": {name: value}}`` (nested
+  lists, or per the model's card image bytes, strings or named features; docs/RELAYER.md); the
+  answer is ``{"outputs": ..., "predictions": ..., "receipt": {...}}`` with a receipt the relayer
+  signed over it.
 - ``GET /metrics``: Prometheus metrics.
 
 Every error is ``{"error": code, "detail": message}`` with a fitting status, never a traceback.
@@ -36,6 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from daimm.errors import ModelUnavailableError, RequestRefusedError
+from daimm.modelformat import prepare_request
 from daimm.openapi_docs import serve_docs
 from daimm.relayer.access import (
     AccessPolicy,
@@ -45,7 +48,7 @@ from daimm.relayer.access import (
 )
 from daimm.relayer.chain import CacheMiss, ChainReader, LogWatcher
 from daimm.relayer.edge import parse_json_body
-from daimm.relayer.models import ModelManager, validate_inputs
+from daimm.relayer.models import ModelManager
 from daimm.relayer.signing import ReceiptSigner, keccak
 from daimm.relayer.vouchers import Redeemer, VoucherStore
 
@@ -79,7 +82,7 @@ class RelayerServices:
     store: VoucherStore
     reader: ChainReader
     private_key: bytes
-    max_body_bytes: int = 1 << 20
+    max_body_bytes: int = 12 << 20
     max_json_depth: int = 64
     ip_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(200.0, 400))
     address_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(100.0, 200))
@@ -253,6 +256,7 @@ def create_app(services: RelayerServices) -> FastAPI:
                     "version": m.ref.version,
                     "weights_cid": m.ref.weights_cid,
                     **m.schema.to_json(),
+                    "card": m.card.summary() if m.card is not None else None,
                 }
                 for m in services.models.loaded()
             ]
@@ -294,8 +298,13 @@ def create_app(services: RelayerServices) -> FastAPI:
                     "application/json": {
                         "schema": {
                             "type": "object",
-                            "required": ["inputs"],
-                            "properties": {"inputs": {"type": "object"}},
+                            "properties": {
+                                "inputs": {"type": "object"},
+                                "image": {"type": "object", "properties": {"b64": {}}},
+                                "text": {"type": "string"},
+                                "features": {},
+                                "top_k": {"type": "integer", "minimum": 1},
+                            },
                         }
                     }
                 },
@@ -317,9 +326,11 @@ def create_app(services: RelayerServices) -> FastAPI:
         if not services.address_limiter.allow(signed.address):
             raise RequestRefusedError(429, "rate_limited", "too many requests for this wallet")
         document = parse_json_body(body, services.max_json_depth)
-        if not isinstance(document, dict) or "inputs" not in document:
+        if not isinstance(document, dict) or not any(
+            key in document for key in ("inputs", "image", "text", "features")
+        ):
             raise RequestRefusedError(
-                422, "invalid_input", 'body: expected {"inputs": {name: array}}'
+                422, "invalid_input", 'body: expected {"inputs": {name: value}}'
             )
         # 3. The chain (cached): authorisation, licence or voucher.
         try:
@@ -330,13 +341,13 @@ def create_app(services: RelayerServices) -> FastAPI:
                 services.models.unload(model_id)
             raise
         model = await services.models.get(decision.ref)
-        arrays = validate_inputs(model.schema, document["inputs"])
+        prepared = prepare_request(model.card, model.schema, document)
         # 4. Spend the nonce (exactly one of two identical requests passes), run, charge, sign.
         policy.use_nonce(signed)
-        outputs = await services.models.run(model, arrays)
+        answer = await services.models.answer(model, prepared)
         policy.charge(decision, signed)
         timestamp = int(time.time())
-        outputs_hash = keccak(outputs)
+        outputs_hash = keccak(answer.data)
         signature = signer.sign(
             policy.digests.receipt(
                 model_id, decision.ref.weights_cid, body_hash, outputs_hash, timestamp
@@ -359,7 +370,7 @@ def create_app(services: RelayerServices) -> FastAPI:
         extra = b""
         if decision.paid_by == "voucher":
             extra = b',"charged":"%d"' % decision.price
-        content = b'{"outputs":' + outputs + b',"receipt":' + receipt_json + extra + b"}"
+        content = answer.body(receipt_json, extra)
         elapsed = time.perf_counter() - started
         metrics.requests.labels("ok").inc()
         metrics.latency.observe(elapsed)

@@ -149,11 +149,13 @@ class ModelVersion:
         model_id: The model's token id.
         version: Index of the latest version (0 for the first).
         weights_cid: CID of its encrypted weights.
+        metadata_cid: CID of its card (metadata document).
     """
 
     model_id: int
     version: int
     weights_cid: str
+    metadata_cid: str = ""
 
 
 @dataclass(frozen=True)
@@ -393,7 +395,7 @@ class ChainReader:
         return _typed(value, str, "envelopeOf")
 
     def latest_version(self, model_id: int) -> ModelVersion:
-        """The latest version of ``model_id`` (its index and weights CID)."""
+        """The latest version of ``model_id`` (its index, weights CID and card CID)."""
 
         def read() -> ModelVersion:
             count = _typed(self._call("ModelRegistry", "versionCount", model_id), int, "count")
@@ -401,10 +403,15 @@ class ChainReader:
                 raise ChainError(f"model {model_id} has no version")
             record = self._call("ModelRegistry", "versionOf", model_id, count - 1)
             try:
-                cid = record[0]
+                cid, metadata_cid = record[0], record[1]
             except (TypeError, IndexError):
                 raise ChainUnavailableError("versionOf returned a malformed record") from None
-            return ModelVersion(model_id, count - 1, _typed(cid, str, "weightsCid"))
+            return ModelVersion(
+                model_id,
+                count - 1,
+                _typed(cid, str, "weightsCid"),
+                _typed(metadata_cid, str, "metadataCid"),
+            )
 
         return self._cached(("version", model_id), read)
 

@@ -147,7 +147,7 @@ def test_modelPublish__badMetadata__oneErrorLineAndNothingMinted(publish, iris, 
 
     line = _error(publish(path, {**document, "name": ""}))
 
-    assert line == "Error: metadata needs a non-empty 'name'"
+    assert line == "Error: card field 'name': '' should be non-empty"
     assert market.models.count() == count
 
 
@@ -158,9 +158,7 @@ def test_modelPublish__modelFailsValidation__namesTheMismatch(publish, iris, mar
 
     line = _error(publish(path, wrong))
 
-    assert line == (
-        "Error: input 'input' is tensor(float) in the model but float64 in the metadata"
-    )
+    assert line == ("Error: input 'input' is tensor(float) in the model but float64 in the card")
     assert market.models.count() == count
 
 
@@ -170,7 +168,7 @@ def test_modelPublish__notAnOnnxFile__saysItDoesNotLoad(publish, iris, tmp_path)
 
     line = _error(publish(bogus, iris[1]))
 
-    assert line.startswith("Error: the model does not load in ONNX Runtime")
+    assert line.startswith("Error: not an ONNX model")
 
 
 def test_modelVersion_thenShow(run, published, iris, write_meta, creator_key):
