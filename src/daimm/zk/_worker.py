@@ -43,6 +43,13 @@ def _settings(job: dict[str, Any]) -> dict[str, Any]:
     return {"logrows": settings["run_args"]["logrows"], "num_rows": settings.get("num_rows")}
 
 
+def _compile(job: dict[str, Any]) -> dict[str, Any]:
+    import ezkl
+
+    ezkl.compile_circuit(job["model"], job["compiled"], job["settings"])
+    return {}
+
+
 def _setup(job: dict[str, Any]) -> dict[str, Any]:
     import ezkl
 
@@ -96,6 +103,7 @@ def _gen_srs(job: dict[str, Any]) -> dict[str, Any]:
 
 _STEPS = {
     "settings": _settings,
+    "compile": _compile,
     "setup": _setup,
     "prove": _prove,
     "verify": _verify,

@@ -35,6 +35,7 @@ __all__ = [
     "EvmVerifier",
     "StepResult",
     "build_circuit",
+    "compile_variant",
     "compile_verifier",
     "generate_test_srs",
     "load_circuit",
@@ -275,6 +276,21 @@ def prove(
         with _PROVE_LOCK:
             step = _run("prove", job, timeout_s)
     return Proof.from_file(out), step
+
+
+def compile_variant(
+    circuit: Circuit, model: str | Path, out: str | Path, *, timeout_s: float = 300
+) -> Path:
+    """Compile another model of the same architecture with ``circuit``'s frozen settings.
+
+    This is what a relayer that swaps the weights would do: :func:`prove` with ``compiled=`` the
+    result gives a proof that verifies with ``circuit``'s key but carries another weights hash
+    (instance 0). The tests use it to show that such a proof is refused.
+    """
+    circuit.check_frozen("settings.json")
+    job = {"model": str(model), "compiled": str(out), "settings": str(circuit.settings)}
+    _run("compile", job, timeout_s)
+    return Path(out)
 
 
 def verify(circuit: Circuit, proof: Proof, srs: str | Path, *, timeout_s: float = 120) -> bool:
