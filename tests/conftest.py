@@ -13,7 +13,6 @@ import pytest
 from daimm.market.deploy import Deployment, deploy_all
 from tests.utils.catalog_db import catalog_backend, catalog_databases, catalog_url  # noqa: F401
 from tests.utils.chain import ETH
-from tests.utils.zk import zk_sample  # noqa: F401
 from tests.utils.market import (
     DISPUTE_WINDOW,
     ETH_FUNDS,
@@ -24,6 +23,7 @@ from tests.utils.market import (
     WEIGHTS_CID,
     offer,
 )
+from tests.utils.zk import zk_sample  # noqa: F401
 
 __all__ = ["ETH_FUNDS"]
 

@@ -579,10 +579,16 @@ def proof_claim_typed_data(
 
 
 def sign_proof_claim(
-    receipt_digest_: bytes, instances_hash: bytes, chain_id: int, registry: str, private_key: bytes | str
+    receipt_digest_: bytes,
+    instances_hash: bytes,
+    chain_id: int,
+    registry: str,
+    private_key: bytes | str,
 ) -> bytes:
     """Sign a ``ProofClaim`` with the relayer's key; 65 bytes ``r || s || v`` (low ``s``)."""
-    return _sign(proof_claim_typed_data(receipt_digest_, instances_hash, chain_id, registry), private_key)
+    return _sign(
+        proof_claim_typed_data(receipt_digest_, instances_hash, chain_id, registry), private_key
+    )
 
 
 def verify_proof_claim(

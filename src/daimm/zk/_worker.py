@@ -24,9 +24,10 @@ def _run_args(job: dict[str, Any]) -> Any:
     args = ezkl.PyRunArgs()
     # NOTE: inputs and outputs are public instances (the chain hashes them and compares with the
     # relayer's signed claim); the weights are hashed: private, bound to the public instance 0.
-    args.input_visibility = "public"
-    args.output_visibility = "public"
-    args.param_visibility = "hashed"
+    # (ezkl's stub does not declare these attributes; they exist at run time.)
+    args.input_visibility = "public"  # type: ignore[attr-defined]
+    args.output_visibility = "public"  # type: ignore[attr-defined]
+    args.param_visibility = "hashed"  # type: ignore[attr-defined]
     return args
 
 
@@ -35,8 +36,14 @@ def _settings(job: dict[str, Any]) -> dict[str, Any]:
 
     ezkl.gen_settings(job["model"], job["settings"], py_run_args=_run_args(job))
     ezkl.calibrate_settings(
-        job["calibration"], job["model"], job["settings"], "resources", 2.0,
-        [job["scale"]], [1], job["max_logrows"],
+        job["calibration"],
+        job["model"],
+        job["settings"],
+        "resources",
+        2.0,
+        [job["scale"]],
+        [1],
+        job["max_logrows"],
     )
     ezkl.compile_circuit(job["model"], job["compiled"], job["settings"])
     settings = json.loads(Path(job["settings"]).read_text())

@@ -77,7 +77,9 @@ class ProvableSample:
 
 
 def _dims(value_info: Any) -> list[int]:
-    return [d.dim_value if d.HasField("dim_value") else 1 for d in value_info.type.tensor_type.shape.dim]
+    return [
+        d.dim_value if d.HasField("dim_value") else 1 for d in value_info.type.tensor_type.shape.dim
+    ]
 
 
 def check_provable(path: str | Path, *, max_parameters: int = MAX_PARAMETERS) -> CircuitShape:
@@ -88,14 +90,16 @@ def check_provable(path: str | Path, *, max_parameters: int = MAX_PARAMETERS) ->
             one output.
         CircuitTooLargeError: More than ``max_parameters`` weights (both numbers named).
     """
-    import onnx
     from math import prod
+
+    import onnx
 
     model = onnx.load(str(path))
     graph = model.graph
-    refused = sorted({n.op_type for n in graph.node if n.domain not in ("", "ai.onnx")} | {
-        n.op_type for n in graph.node if n.op_type not in PROVABLE_OPS
-    })
+    refused = sorted(
+        {n.op_type for n in graph.node if n.domain not in ("", "ai.onnx")}
+        | {n.op_type for n in graph.node if n.op_type not in PROVABLE_OPS}
+    )
     if refused:
         raise ModelValidationError(
             f"the model uses operators a proof cannot express: {', '.join(refused)};"

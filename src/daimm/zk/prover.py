@@ -129,7 +129,7 @@ def _run(step: str, job: dict[str, Any], timeout_s: float) -> StepResult:
         job_path.write_text(json.dumps({**job, "step": step, "result": str(result_path)}))
         started = time.perf_counter()
         try:
-            subprocess.run(
+            subprocess.run(  # noqa: S603 - our own worker module, paths we wrote
                 [sys.executable, "-m", "daimm.zk._worker", str(job_path)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
@@ -216,7 +216,13 @@ def build_circuit(
     weights_hash = felt_to_int(_run("setup", paths, timeout_s).answer["weights_hash"])
     names = ("settings.json", "network.ezkl", "vk.key", "pk.key")
     circuit = Circuit(
-        out, logrows, scale, shape.features, shape.outputs, weights_hash, srs_sha256,
+        out,
+        logrows,
+        scale,
+        shape.features,
+        shape.outputs,
+        weights_hash,
+        srs_sha256,
         {name: sha256_file(out / name) for name in names},
     )
     manifest = {**asdict(circuit), "folder": None, "weights_hash": hex(weights_hash)}
@@ -234,7 +240,9 @@ def load_circuit(folder: str | Path) -> Circuit:
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"no circuit manifest at {path} ({exc}): build the circuit first") from None
+        raise ConfigError(
+            f"no circuit manifest at {path} ({exc}): build the circuit first"
+        ) from None
     data["folder"] = Path(folder)
     data["weights_hash"] = int(data["weights_hash"], 16)
     return Circuit(**data)
@@ -303,8 +311,12 @@ def verify(circuit: Circuit, proof: Proof, srs: str | Path, *, timeout_s: float 
     with tempfile.TemporaryDirectory(prefix="daimm-zk-") as tmp:
         path = Path(tmp) / "proof.json"
         path.write_text(json.dumps(proof.document))
-        job = {"proof": str(path), "settings": str(circuit.settings), "vk": str(circuit.vk),
-               "srs": str(srs)}
+        job = {
+            "proof": str(path),
+            "settings": str(circuit.settings),
+            "vk": str(circuit.vk),
+            "srs": str(srs),
+        }
         return bool(_run("verify", job, timeout_s).answer["valid"])
 
 
@@ -331,13 +343,18 @@ def compile_verifier(source: str, *, timeout_s: float = 600) -> EvmVerifier:
         "settings": {
             "optimizer": {"enabled": True, "runs": 1},
             "evmVersion": "cancun",
-            "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object",
-                                            "evm.deployedBytecode.object"]}},
+            "outputSelection": {
+                "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}
+            },
         },
     }
-    done = subprocess.run(
-        [*_solc(), "--standard-json"], input=json.dumps(standard), capture_output=True,
-        text=True, timeout=timeout_s, check=False,
+    done = subprocess.run(  # noqa: S603 - the project's solc, fixed arguments
+        [*_solc(), "--standard-json"],
+        input=json.dumps(standard),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
     )
     try:
         output = json.loads(done.stdout)
@@ -362,7 +379,12 @@ def render_verifier(circuit: Circuit, srs: str | Path, *, timeout_s: float = 600
     """Render ``circuit``'s Halo2 verifier in Solidity (``Verifier.sol``) and compile it."""
     circuit.check_frozen("settings.json", "vk.key")
     sol = circuit.folder / "Verifier.sol"
-    job = {"vk": str(circuit.vk), "settings": str(circuit.settings), "sol": str(sol),
-           "abi": str(circuit.folder / "Verifier.abi"), "srs": str(srs)}
+    job = {
+        "vk": str(circuit.vk),
+        "settings": str(circuit.settings),
+        "sol": str(sol),
+        "abi": str(circuit.folder / "Verifier.abi"),
+        "srs": str(srs),
+    }
     _run("evm_verifier", job, timeout_s)
     return compile_verifier(sol.read_text(), timeout_s=timeout_s)

@@ -44,8 +44,16 @@ def challenges(project, deployer, escrow, licences, relayer_registry):
 
 
 @pytest.fixture
-def provable_model(create_model, token, relayer_registry, registered_relayer, creator, challenges,
-                   verifier, zk_sample):
+def provable_model(
+    create_model,
+    token,
+    relayer_registry,
+    registered_relayer,
+    creator,
+    challenges,
+    verifier,
+    zk_sample,
+):
     """A model with an AIMT offer, `relayer` authorised, its version 0 registered as provable."""
     model = create_model(currency=token)
     relayer_registry.authorise(model, registered_relayer, "bafkreienvelope1", sender=creator)
@@ -57,7 +65,9 @@ def provable_model(create_model, token, relayer_registry, registered_relayer, cr
 def dispute(escrow, provable_model, renter):
     """The renter rented the provable model and opened a dispute; returns the dispute id."""
     licence = only(escrow.rent(provable_model, 2, 2 * PRICE, sender=renter), escrow.PaymentHeld)
-    return only(escrow.openDispute(licence.licenceId, sender=renter), escrow.DisputeOpened).disputeId
+    return only(
+        escrow.openDispute(licence.licenceId, sender=renter), escrow.DisputeOpened
+    ).disputeId
 
 
 @pytest.fixture
@@ -85,8 +95,13 @@ def challenge(chain, challenges, relayer_registry, relayer, renter):
         signature = eip712.sign_proof_claim(
             digest, claimed, chain.chain_id, relayer_registry.address, key
         )
-        as_tuple = (receipt.model_id, receipt.weights_cid, receipt.inputs_hash,
-                    receipt.outputs_hash, receipt.timestamp)
+        as_tuple = (
+            receipt.model_id,
+            receipt.weights_cid,
+            receipt.inputs_hash,
+            receipt.outputs_hash,
+            receipt.timestamp,
+        )
         tx = challenges.challenge(
             dispute_id, as_tuple, relayer, claimed, signature, sender=sender or renter
         )
@@ -102,8 +117,13 @@ def test_verifier__honest_proof__accepted_on_chain(verifier, zk_sample):
 
 def test_receipt_digest__equals_the_relayers(challenges, chain, relayer_registry, make_receipt):
     receipt = make_receipt()
-    as_tuple = (receipt.model_id, receipt.weights_cid, receipt.inputs_hash,
-                receipt.outputs_hash, receipt.timestamp)
+    as_tuple = (
+        receipt.model_id,
+        receipt.weights_cid,
+        receipt.inputs_hash,
+        receipt.outputs_hash,
+        receipt.timestamp,
+    )
 
     assert challenges.receiptDigest(as_tuple) == eip712.receipt_digest(
         receipt, chain.chain_id, relayer_registry.address
@@ -188,8 +208,18 @@ def test_answer__tampered_proof__reverts_invalid_proof(
 
 
 def test_answer__proof_of_another_model__reverts_wrong_weights_hash(
-    challenges, create_model, token, relayer_registry, relayer, creator, verifier, escrow, renter,
-    make_receipt, challenge, zk_sample
+    challenges,
+    create_model,
+    token,
+    relayer_registry,
+    relayer,
+    creator,
+    verifier,
+    escrow,
+    renter,
+    make_receipt,
+    challenge,
+    zk_sample,
 ):
     # Another model with the same architecture (same verifier), registered with its own weights.
     other = create_model(currency=token)
@@ -292,9 +322,7 @@ def test_challenge__model_without_a_circuit__reverts(
         challenge(dispute.disputeId, make_receipt(model=plain), zk_sample.honest.io_instances)
 
 
-def test_set_circuit__not_the_model_owner__reverts(
-    challenges, provable_model, verifier, stranger
-):
+def test_set_circuit__not_the_model_owner__reverts(challenges, provable_model, verifier, stranger):
     with ape.reverts(challenges.NotModelOwner, modelId=provable_model, caller=stranger.address):
         challenges.setCircuit(provable_model, 0, verifier, 1, sender=stranger)
 

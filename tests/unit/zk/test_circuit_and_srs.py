@@ -67,7 +67,9 @@ def test_check_srs__unpinned_with_the_test_flag__accepted(tmp_path):
     srs = tmp_path / "kzg15.srs"
     srs.write_bytes(b"a locally made srs")
 
-    assert check_srs(srs, 15, allow_test_srs=True) == hashlib.sha256(b"a locally made srs").hexdigest()
+    assert (
+        check_srs(srs, 15, allow_test_srs=True) == hashlib.sha256(b"a locally made srs").hexdigest()
+    )
 
 
 def test_check_srs__missing_file__refused(tmp_path):

@@ -36,7 +36,9 @@ def test_prove__honest_row__outputs_match_onnx_runtime(zk_sample):
     session = ort.InferenceSession(str(zk_sample.sample.path))
     row = zk_sample.sample.x_test[:1].astype(np.float32)
     (logits,) = session.run(None, {"input": row})
-    proven = dequantize(zk_sample.honest.outputs(zk_sample.circuit.features), zk_sample.circuit.scale)
+    proven = dequantize(
+        zk_sample.honest.outputs(zk_sample.circuit.features), zk_sample.circuit.scale
+    )
 
     assert np.allclose(proven, logits[0], atol=0.05)
 
