@@ -3,8 +3,8 @@
 A proof's public instances are, in order: the Poseidon hash of the weights (instance 0), the
 quantized inputs, then the quantized outputs, each a BN254 field element. The relayer signs,
 beside a receipt of a provable model, a ``ProofClaim(receiptDigest, instancesHash)`` where
-``instancesHash`` is the keccak256 of the inputs and outputs as packed uint256 (:func:`instances_hash`). A proof then
-answers for that receipt if:
+``instancesHash`` is the keccak256 of the inputs and outputs as packed uint256
+(:func:`instances_hash`). A proof then answers for that receipt if:
 
 - instance 0 equals the weights hash registered on chain for the receipt's model version
   (a proof made with other weights verifies with the same key, carrying another instance 0);
