@@ -15,6 +15,9 @@ from tests.utils.chain import only
 from tests.utils.market import DISPUTE_WINDOW, PRICE, WEIGHTS_CID
 
 from daimm import eip712
+from daimm.errors import NotOwnerError, PreflightError, TransactionError
+from daimm.market.proofs import ChallengeStatus, ProofChallenges, deploy_proof_challenges
+from daimm.market.registry import Models
 from daimm.zk.binding import instances_hash
 
 ANSWER_WINDOW = 2 * 3600
@@ -35,12 +38,13 @@ def verifier(zk_sample, deployer):
 
 
 @pytest.fixture(scope="session")
-def challenges(project, deployer, escrow, licences, relayer_registry):
-    contract = project.ProofChallenges.deploy(
-        escrow, licences, relayer_registry, ANSWER_WINDOW, sender=deployer
-    )
-    escrow.grantRole(escrow.ARBITER_ROLE(), contract, sender=deployer)
-    return contract
+def challenges(project, deployer, contracts, ext):
+    return deploy_proof_challenges(project, deployer, contracts, ext, answer_window=ANSWER_WINDOW)
+
+
+@pytest.fixture(scope="session")
+def client(challenges, registry):
+    return ProofChallenges(challenges, registry=Models(registry))
 
 
 @pytest.fixture
@@ -336,3 +340,52 @@ def test_set_circuit__records_verifier_and_weights_hash_per_version(
         verifier.address,
         zk_sample.circuit.weights_hash,
     )
+
+
+# ------------------------------------------------------------------ the Python library
+def test_deploy_proof_challenges__grants_the_escrows_arbiter_role(challenges, escrow):
+    assert escrow.hasRole(escrow.ARBITER_ROLE(), challenges)
+
+
+def test_client_set_circuit__not_the_owner__refused_before_sending(
+    client, provable_model, verifier, stranger
+):
+    with pytest.raises(NotOwnerError, match="does not own model"):
+        client.set_circuit(provable_model, 0, verifier.address, 1, sender=stranger)
+
+
+def test_client_set_circuit__no_verifier_code__refused_before_sending(
+    client, provable_model, creator, stranger
+):
+    with pytest.raises(PreflightError, match="deploy the model's Halo2 verifier first"):
+        client.set_circuit(provable_model, 0, stranger.address, 1, sender=creator)
+
+
+def test_client__honest_answer__closes_the_challenge(
+    chain, client, relayer_registry, relayer, dispute, make_receipt, zk_sample, renter
+):
+    honest, receipt = zk_sample.honest, make_receipt()
+    digest = eip712.receipt_digest(receipt, chain.chain_id, relayer_registry.address)
+    signature = eip712.sign_proof_claim(
+        digest, honest.instances_hash, chain.chain_id, relayer_registry.address,
+        relayer.private_key,
+    )  # fmt: skip
+    challenge_id = client.challenge(
+        dispute, receipt, relayer.address, honest.instances_hash, signature, sender=renter
+    )
+
+    client.answer(challenge_id, honest, sender=relayer)
+
+    assert client.status_of(challenge_id) is ChallengeStatus.ANSWERED
+    with pytest.raises(PreflightError, match="not open"):
+        client.answer(challenge_id, honest, sender=relayer)
+
+
+def test_client_answer__swapped_weights__error_names_wrong_weights_hash(
+    client, dispute, make_receipt, challenge, zk_sample, relayer
+):
+    swapped = zk_sample.swapped
+    challenge_id = challenge(dispute, make_receipt(), swapped.io_instances)
+
+    with pytest.raises(TransactionError, match="WrongWeightsHash"):
+        client.answer(challenge_id, swapped, sender=relayer)
