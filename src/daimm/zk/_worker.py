@@ -65,6 +65,13 @@ def _setup(job: dict[str, Any]) -> dict[str, Any]:
     return {"weights_hash": witness["processed_params"]["poseidon_hash"][0]}
 
 
+def _witness(job: dict[str, Any]) -> dict[str, Any]:
+    import ezkl
+
+    witness = ezkl.gen_witness(job["input"], job["compiled"], None, None, None)
+    return {"inputs": witness["inputs"][0], "outputs": witness["outputs"][0]}
+
+
 def _prove(job: dict[str, Any]) -> dict[str, Any]:
     import ezkl
 
@@ -112,6 +119,7 @@ _STEPS = {
     "settings": _settings,
     "compile": _compile,
     "setup": _setup,
+    "witness": _witness,
     "prove": _prove,
     "verify": _verify,
     "evm_verifier": _evm_verifier,

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from daimm.errors import ConfigError, ProofError
+from daimm.errors import ConfigError, ProofError, SrsError
 from daimm.zk.binding import Proof, felt_to_int
 from daimm.zk.circuit import check_provable
 from daimm.zk.srs import check_srs, sha256_file
@@ -35,6 +35,8 @@ __all__ = [
     "EvmVerifier",
     "StepResult",
     "build_circuit",
+    "check_proof",
+    "claim_instances",
     "compile_variant",
     "compile_verifier",
     "generate_test_srs",
@@ -301,6 +303,22 @@ def compile_variant(
     return Path(out)
 
 
+def claim_instances(
+    circuit: Circuit, row: Sequence[float], *, timeout_s: float = 60
+) -> tuple[int, ...]:
+    """The public inputs and outputs the circuit gives on ``row`` (no proof; about a second).
+
+    This is what a relayer signs in a ``ProofClaim`` beside the receipt, as
+    ``binding.instances_hash`` of it: the exact fixed-point outputs come from the circuit, not
+    from ONNX Runtime, so an honest proof made later carries exactly these instances.
+    """
+    circuit.check_frozen("settings.json", "network.ezkl")
+    with tempfile.TemporaryDirectory(prefix="daimm-zk-") as tmp:
+        job = {"input": str(_input_file(Path(tmp), [row])), "compiled": str(circuit.compiled)}
+        answer = _run("witness", job, timeout_s).answer
+    return tuple(felt_to_int(f) for f in [*answer["inputs"], *answer["outputs"]])
+
+
 def verify(circuit: Circuit, proof: Proof, srs: str | Path, *, timeout_s: float = 120) -> bool:
     """Whether ``proof`` verifies against ``circuit``'s verification key (offline).
 
@@ -318,6 +336,53 @@ def verify(circuit: Circuit, proof: Proof, srs: str | Path, *, timeout_s: float 
             "srs": str(srs),
         }
         return bool(_run("verify", job, timeout_s).answer["valid"])
+
+
+def check_proof(
+    circuit: Circuit,
+    proof: Proof,
+    srs: str | Path,
+    *,
+    weights_hash: int,
+    instances_hash: bytes | None = None,
+    inputs: Sequence[float] | None = None,
+    allow_test_srs: bool = False,
+) -> None:
+    """Check that ``proof`` answers for a model version and, optionally, a receipt (offline).
+
+    Args:
+        weights_hash: The weights hash registered on chain for the receipt's model version.
+        instances_hash: The ``instancesHash`` of the relayer's signed ``ProofClaim``.
+        inputs: The request's input row (its quantized values must be the proof's inputs).
+        allow_test_srs: Accept an SRS whose hash is not pinned (tests only).
+
+    Raises:
+        SrsError: The SRS is not the pinned one (or not the one the keys were made with).
+        ProofError: The proof carries another weights hash, other instances, other inputs, or does
+            not verify.
+    """
+    from daimm.zk.binding import quantize
+
+    digest = check_srs(srs, circuit.logrows, allow_test_srs=allow_test_srs)
+    if digest != circuit.srs_sha256:
+        raise SrsError(f"the SRS at {srs} is not the one the circuit's keys were made with")
+    if proof.weights_hash != weights_hash:
+        raise ProofError(
+            f"the proof was made with other weights (hash {proof.weights_hash:#x}) than the"
+            f" model version registered on chain ({weights_hash:#x})"
+        )
+    if instances_hash is not None and proof.instances_hash != instances_hash:
+        raise ProofError(
+            "the proof is for other inputs or outputs than the relayer's claim for this receipt"
+        )
+    if inputs is not None and list(proof.inputs(circuit.features)) != quantize(
+        inputs, circuit.scale
+    ):
+        raise ProofError("the proof is for other inputs than the request's")
+    if not verify(circuit, proof, srs):
+        raise ProofError(
+            "the proof does not verify: it was tampered with or is for another circuit"
+        )
 
 
 def _solc() -> list[str]:

@@ -14,6 +14,7 @@ import pytest
 from daimm.errors import ProofError
 from daimm.zk import Proof, prove, quantize, verify
 from daimm.zk.binding import dequantize, instances_hash
+from daimm.zk.prover import claim_instances
 
 
 def test_prove__honest_row__verifies_offline(zk_sample):
@@ -41,6 +42,13 @@ def test_prove__honest_row__outputs_match_onnx_runtime(zk_sample):
     )
 
     assert np.allclose(proven, logits[0], atol=0.05)
+
+
+def test_claim_instances__at_answer_time__equal_the_later_proofs(zk_sample):
+    claimed = claim_instances(zk_sample.circuit, zk_sample.sample.x_test[0])
+
+    assert claimed == zk_sample.honest.io_instances
+    assert instances_hash(claimed) == zk_sample.honest.instances_hash
 
 
 def test_verify__tampered_proof__refused(zk_sample):
