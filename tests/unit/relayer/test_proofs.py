@@ -1,0 +1,151 @@
+"""Proof jobs at the relayer: issued receipts kept for a time, a bounded queue, job lifecycle.
+
+The lifecycle tests stand in for ezkl with a prover that returns the session's real proof of the
+same row (tests/utils/zk.py): a fresh ezkl proof takes about a minute here, and what is tested is
+the queue's plumbing; the proof itself is then checked for real with ``check_proof``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from daimm.errors import ProofError, RequestRefusedError
+from daimm.relayer.proofs import IssuedReceipt, JobState, ProofJobs, ProvableModel
+from daimm.zk import Proof, instances_hash
+from daimm.zk.prover import check_proof
+
+CID = "bafyweights"
+DIGEST = bytes(range(32))
+
+
+def _jobs(zk_sample, tmp_path, prover=None, **kwargs):
+    models = {(1, CID): ProvableModel(zk_sample.circuit, zk_sample.srs)}
+    if prover is None:
+
+        def prover(model, row, out):
+            return zk_sample.honest.document
+
+    return ProofJobs(models, tmp_path, prover=prover, **kwargs)
+
+
+def _issued(zk_sample, *, issued_at=None):
+    return IssuedReceipt(
+        1,
+        CID,
+        tuple(float(v) for v in zk_sample.sample.x_test[0]),
+        zk_sample.honest.io_instances,
+        time.time() if issued_at is None else issued_at,
+    )
+
+
+def _refused(call, *args):
+    with pytest.raises(RequestRefusedError) as info:
+        call(*args)
+    return info.value.status, info.value.code
+
+
+def test_submit__unknown_receipt__404(zk_sample, tmp_path):
+    jobs = _jobs(zk_sample, tmp_path)
+
+    assert _refused(jobs.submit, "0x" + DIGEST.hex()) == (404, "unknown_receipt")
+
+
+def test_submit__not_a_digest__422(zk_sample, tmp_path):
+    jobs = _jobs(zk_sample, tmp_path)
+
+    assert _refused(jobs.submit, "0x1234") == (422, "invalid_request")
+
+
+def test_submit__flood_beyond_the_queue__429_and_queued_jobs_kept(zk_sample, tmp_path):
+    jobs = _jobs(zk_sample, tmp_path, max_queued=2)
+    jobs.record(DIGEST, _issued(zk_sample))
+    first, second = jobs.submit(DIGEST.hex()), jobs.submit(DIGEST.hex())
+
+    refusals = {_refused(jobs.submit, DIGEST.hex()) for _ in range(50)}
+
+    assert refusals == {(429, "proof_queue_full")}
+    assert {jobs.get(first.job_id).state, jobs.get(second.job_id).state} == {JobState.QUEUED}
+
+
+def test_run_one__queued_job__done_with_a_proof_bound_to_the_signed_instances(zk_sample, tmp_path):
+    jobs = _jobs(zk_sample, tmp_path)
+    issued = _issued(zk_sample)
+    jobs.record(DIGEST, issued)
+    job = jobs.submit("0x" + DIGEST.hex())
+
+    assert jobs.run_one()
+
+    done = jobs.get(job.job_id)
+    assert done.state is JobState.DONE
+    proof = Proof.from_document(done.proof)
+    check_proof(
+        zk_sample.circuit,
+        proof,
+        zk_sample.srs,
+        weights_hash=zk_sample.circuit.weights_hash,
+        instances_hash=instances_hash(issued.io_instances),
+        inputs=issued.row,
+        allow_test_srs=True,
+    )
+
+
+def test_run_one__prover_fails__job_failed_with_the_reason(zk_sample, tmp_path):
+    def failing(model, row, out):
+        raise ProofError("ezkl step 'prove' took longer than 600 s")
+
+    jobs = _jobs(zk_sample, tmp_path, prover=failing)
+    jobs.record(DIGEST, _issued(zk_sample))
+    job = jobs.submit(DIGEST.hex())
+
+    jobs.run_one()
+
+    failed = jobs.get(job.job_id)
+    assert (failed.state, failed.error) == (
+        JobState.FAILED,
+        "ezkl step 'prove' took longer than 600 s",
+    )
+    assert failed.to_json()["state"] == "failed"
+
+
+def test_submit__receipt_older_than_the_retention__404(zk_sample, tmp_path):
+    jobs = _jobs(zk_sample, tmp_path, retention_s=60)
+    jobs.record(DIGEST, _issued(zk_sample, issued_at=time.time() - 61))
+
+    assert _refused(jobs.submit, DIGEST.hex()) == (404, "unknown_receipt")
+
+
+def test_record__beyond_max_receipts__oldest_dropped(zk_sample, tmp_path):
+    jobs = _jobs(zk_sample, tmp_path, max_receipts=1)
+    jobs.record(DIGEST, _issued(zk_sample))
+    jobs.record(b"\x01" * 32, _issued(zk_sample))
+
+    assert _refused(jobs.submit, DIGEST.hex()) == (404, "unknown_receipt")
+    assert jobs.submit((b"\x01" * 32).hex()).state is JobState.QUEUED
+
+
+def test_get__finished_longer_than_keep__404(zk_sample, tmp_path):
+    jobs = _jobs(zk_sample, tmp_path, keep_s=0)
+    jobs.record(DIGEST, _issued(zk_sample))
+    job = jobs.submit(DIGEST.hex())
+    jobs.run_one()
+    time.sleep(0.01)
+
+    assert _refused(jobs.get, job.job_id) == (404, "unknown_job")
+
+
+def test_thread__started__proves_queued_jobs(zk_sample, tmp_path):
+    jobs = _jobs(zk_sample, tmp_path)
+    jobs.record(DIGEST, _issued(zk_sample))
+    jobs.start()
+    try:
+        job = jobs.submit(DIGEST.hex())
+        for _ in range(500):
+            if jobs.get(job.job_id).state is JobState.DONE:
+                break
+            time.sleep(0.01)
+    finally:
+        jobs.stop()
+
+    assert jobs.get(job.job_id).state is JobState.DONE
