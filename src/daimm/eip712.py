@@ -578,6 +578,13 @@ def proof_claim_typed_data(
     )
 
 
+def proof_claim_digest(
+    receipt_digest_: bytes, instances_hash: bytes, chain_id: int, registry: str
+) -> bytes:
+    """The 32-byte digest a relayer signs for a ``ProofClaim``."""
+    return _digest(proof_claim_typed_data(receipt_digest_, instances_hash, chain_id, registry))
+
+
 def sign_proof_claim(
     receipt_digest_: bytes,
     instances_hash: bytes,
@@ -607,4 +614,9 @@ def verify_proof_claim(
     )
 
 
-__all__ += ["proof_claim_typed_data", "sign_proof_claim", "verify_proof_claim"]
+__all__ += [
+    "proof_claim_digest",
+    "proof_claim_typed_data",
+    "sign_proof_claim",
+    "verify_proof_claim",
+]

@@ -34,7 +34,7 @@ from prometheus_client import (
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from daimm.errors import ModelUnavailableError, RequestRefusedError
+from daimm.errors import DaimmError, ModelUnavailableError, RequestRefusedError
 from daimm.relayer.access import (
     AccessPolicy,
     RateLimiter,
@@ -43,6 +43,7 @@ from daimm.relayer.access import (
 )
 from daimm.relayer.chain import CacheMiss, ChainReader, LogWatcher
 from daimm.relayer.models import ModelManager, validate_inputs
+from daimm.relayer.proofs import ProofJobs
 from daimm.relayer.signing import ReceiptSigner, keccak
 from daimm.relayer.vouchers import Redeemer, VoucherStore
 
@@ -66,6 +67,7 @@ class RelayerServices:
         address_limiter: Rate limits per claimed address.
         watcher: The log watcher (started and stopped with the app), if any.
         redeemer: The voucher redeemer (started and stopped with the app), if any.
+        proofs: Proof jobs for provable models (started and stopped with the app), if any.
     """
 
     policy: AccessPolicy
@@ -79,6 +81,8 @@ class RelayerServices:
     watcher: LogWatcher | None = None
     redeemer: Redeemer | None = None
     started_at: float = field(default_factory=time.time)
+    #: Proofs on demand for provable models (docs/ZK.md), if configured.
+    proofs: ProofJobs | None = None
 
 
 class _Metrics:
@@ -160,6 +164,8 @@ def create_app(services: RelayerServices) -> FastAPI:
             await asyncio.to_thread(services.watcher.start)
         if services.redeemer is not None:
             services.redeemer.start()
+        if services.proofs is not None:
+            services.proofs.start()
         log.info(
             "relayer started",
             extra={"relayer": policy.relayer, "chain_id": policy.chain_id},
@@ -172,6 +178,8 @@ def create_app(services: RelayerServices) -> FastAPI:
                 await asyncio.to_thread(services.watcher.stop)
             if services.redeemer is not None:
                 await asyncio.to_thread(services.redeemer.stop)
+            if services.proofs is not None:
+                await asyncio.to_thread(services.proofs.stop)
             services.models.close()
             services.store.close()
             log.info("relayer stopped")
@@ -317,11 +325,10 @@ def create_app(services: RelayerServices) -> FastAPI:
         policy.charge(decision, signed)
         timestamp = int(time.time())
         outputs_hash = keccak(outputs)
-        signature = signer.sign(
-            policy.digests.receipt(
-                model_id, decision.ref.weights_cid, body_hash, outputs_hash, timestamp
-            )
+        receipt_digest = policy.digests.receipt(
+            model_id, decision.ref.weights_cid, body_hash, outputs_hash, timestamp
         )
+        signature = signer.sign(receipt_digest)
         receipt_json = json.dumps(
             {
                 "modelId": model_id,
@@ -339,6 +346,8 @@ def create_app(services: RelayerServices) -> FastAPI:
         extra = b""
         if decision.paid_by == "voucher":
             extra = b',"charged":"%d"' % decision.price
+        if services.proofs is not None:
+            extra += await _proof_claim(services, signer, decision.ref, arrays, receipt_digest)
         content = b'{"outputs":' + outputs + b',"receipt":' + receipt_json + extra + b"}"
         elapsed = time.perf_counter() - started
         metrics.requests.labels("ok").inc()
@@ -349,6 +358,30 @@ def create_app(services: RelayerServices) -> FastAPI:
                    "ms": round(elapsed * 1000, 2)},
         )  # fmt: skip
         return Response(content, media_type="application/json")
+
+    @app.post("/v1/proofs", status_code=202)
+    async def request_proof(request: Request) -> dict[str, Any]:
+        """Queue a proof of a receipt this relayer issued for a provable model (docs/ZK.md)."""
+        ip = request.client.host if request.client else "unknown"
+        if not services.ip_limiter.allow(ip):
+            raise RequestRefusedError(429, "rate_limited", "too many requests from this address")
+        if services.proofs is None:
+            raise RequestRefusedError(404, "proofs_disabled", "this relayer proves no model")
+        body = await _read_body(request, 4096)
+        try:
+            digest = json.loads(body)["receipt"]
+        except (ValueError, KeyError, TypeError):
+            raise RequestRefusedError(
+                422, "invalid_request", 'body: expected {"receipt": "0x<receipt digest>"}'
+            ) from None
+        return services.proofs.submit(str(digest)).to_json()
+
+    @app.get("/v1/proofs/{job_id}")
+    async def proof_job(job_id: str) -> dict[str, Any]:
+        """A proof job's state, and its proof once done."""
+        if services.proofs is None:
+            raise RequestRefusedError(404, "proofs_disabled", "this relayer proves no model")
+        return services.proofs.get(job_id).to_json()
 
     @app.get("/metrics")
     async def prometheus() -> Response:
@@ -380,3 +413,47 @@ async def _decide(services: RelayerServices, model_id: int, signed: Any) -> Any:
             return services.policy.decide(model_id, signed)
     except CacheMiss:
         return await asyncio.to_thread(services.policy.decide, model_id, signed)
+
+
+async def _proof_claim(
+    services: RelayerServices,
+    signer: ReceiptSigner,
+    ref: Any,
+    arrays: dict[str, Any],
+    receipt_digest: bytes,
+) -> bytes:
+    """For a provable model, sign the ``ProofClaim`` and keep the receipt provable (docs/ZK.md).
+
+    NOTE: the circuit's outputs come from an ezkl witness in a worker process (about a second);
+    only provable models pay it, and only one input row is provable per request.
+    """
+    from daimm.eip712 import proof_claim_digest
+    from daimm.relayer.proofs import IssuedReceipt
+    from daimm.zk import instances_hash
+    from daimm.zk.prover import claim_instances
+
+    assert services.proofs is not None
+    provable = services.proofs.provable(ref.model_id, ref.weights_cid)
+    if provable is None:
+        return b""
+    (array,) = arrays.values()
+    row = tuple(float(v) for v in array.reshape(array.shape[0], -1)[0])
+    try:
+        io = await asyncio.to_thread(claim_instances, provable.circuit, row)
+    except DaimmError as exc:
+        # The answer stands without a claim; the user sees none and can refuse the answer.
+        log.warning("no proof claim", extra={"model_id": ref.model_id, "error": str(exc)[:200]})
+        return b""
+    claimed = instances_hash(io)
+    policy = services.policy
+    claim_signature = signer.sign(
+        proof_claim_digest(receipt_digest, claimed, policy.chain_id, policy.registry)
+    )
+    services.proofs.record(
+        receipt_digest, IssuedReceipt(ref.model_id, ref.weights_cid, row, io, time.time())
+    )
+    return b',"proofClaim":{"receipt":"0x%s","instancesHash":"0x%s","signature":"0x%s"}' % (
+        receipt_digest.hex().encode(),
+        claimed.hex().encode(),
+        claim_signature.hex().encode(),
+    )

@@ -149,3 +149,98 @@ def test_thread__started__proves_queued_jobs(zk_sample, tmp_path):
         jobs.stop()
 
     assert jobs.get(job.job_id).state is JobState.DONE
+
+
+# ------------------------------------------------------------------ through the relayer's HTTP API
+@pytest.fixture
+def provable_relayer(create_services, make_client, chain, user, zk_sample, tmp_path):
+    """A relayer serving the provable sample as model 1 (weights ``bafy-model-1``), proving it.
+
+    ``gate`` holds the stand-in prover (see the module's NOTE) until set.
+    """
+    import threading
+
+    gate = threading.Event()
+
+    def prover(model, row, out):
+        gate.wait(30)
+        return zk_sample.honest.document
+
+    chain.authorised.add(1)
+    chain.access.add((1, user.address))
+    jobs = ProofJobs(
+        {(1, "bafy-model-1"): ProvableModel(zk_sample.circuit, zk_sample.srs)},
+        tmp_path / "proofs",
+        prover=prover,
+        max_queued=1,
+    )
+    services = create_services(models={1: zk_sample.sample.path.read_bytes()}, proofs=jobs)
+    client, http = make_client(services, bytes(user.key))
+    with http:
+        yield client, http, gate
+        gate.set()
+
+
+def _predict(client, http, row):
+    import json
+
+    body = json.dumps({"inputs": {"input": [list(map(float, row))]}}).encode()
+    return http.post("/v1/models/1/predict", content=body, headers=client.signed_headers(1, body))
+
+
+def test_predict__provable_model__answer_carries_a_signed_claim_a_proof_then_honours(
+    provable_relayer, zk_sample, relayer_account
+):
+    from daimm import eip712
+
+    client, http, gate = provable_relayer
+    gate.set()
+    answer = _predict(client, http, zk_sample.sample.x_test[0]).json()
+    claim, receipt = answer["proofClaim"], answer["receipt"]
+    digest = eip712.receipt_digest(
+        eip712.Receipt.from_message(receipt), receipt["chainId"], receipt["verifyingContract"]
+    )
+    eip712.verify_proof_claim(
+        digest, bytes.fromhex(claim["instancesHash"][2:]), receipt["chainId"],
+        receipt["verifyingContract"], claim["signature"], relayer_account.address,
+    )  # fmt: skip
+    assert claim["receipt"] == "0x" + digest.hex()
+
+    job = http.post("/v1/proofs", json={"receipt": claim["receipt"]})
+    assert job.status_code == 202
+    for _ in range(500):
+        state = http.get(f"/v1/proofs/{job.json()['job']}").json()
+        if state["state"] == "done":
+            break
+        time.sleep(0.01)
+
+    check_proof(
+        zk_sample.circuit,
+        Proof.from_document(state["proof"]),
+        zk_sample.srs,
+        weights_hash=zk_sample.circuit.weights_hash,
+        instances_hash=bytes.fromhex(claim["instancesHash"][2:]),
+        inputs=zk_sample.sample.x_test[0],
+        allow_test_srs=True,
+    )
+
+
+def test_request_proof__queue_full__429_and_predictions_still_served(provable_relayer, zk_sample):
+    client, http, _gate = provable_relayer  # the gate stays shut: the first proof keeps running
+    claim = _predict(client, http, zk_sample.sample.x_test[0]).json()["proofClaim"]
+    assert http.post("/v1/proofs", json={"receipt": claim["receipt"]}).status_code == 202
+
+    flood = {
+        http.post("/v1/proofs", json={"receipt": claim["receipt"]}).status_code for _ in range(20)
+    }
+
+    assert flood == {429}
+    assert _predict(client, http, zk_sample.sample.x_test[1]).status_code == 200
+
+
+def test_request_proof__relayer_without_provable_models__404(create_services, make_client, user):
+    client, http = make_client(create_services(), bytes(user.key))
+
+    response = http.post("/v1/proofs", json={"receipt": "0x" + "00" * 32})
+
+    assert (response.status_code, response.json()["error"]) == (404, "proofs_disabled")
