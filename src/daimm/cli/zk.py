@@ -95,3 +95,42 @@ def verify_proof(
         + (" and the relayer's claim" if claimed else "")
         + (" and the request's inputs" if inputs is not None else "")
     )
+
+
+@click.command("prove")
+@click.argument("answer_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--relayer-url", required=True, help="The relayer that answered, e.g. http://127.0.0.1:8700."
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("proof.json"),
+    show_default=True,
+    help="Where to write the proof.",
+)
+@click.option("--timeout", "timeout_s", default=900.0, show_default=True, help="Seconds to wait.")
+def prove(answer_file: Path, relayer_url: str, out: Path, timeout_s: float) -> None:
+    """Ask the relayer to prove the answer in ANSWER_FILE (a provable model's), and save the proof.
+
+    Example:
+
+        daimm prove answer.json --relayer-url http://127.0.0.1:8700 --out proof.json
+    """
+    from daimm.client import fetch_proof
+
+    try:
+        claim = json.loads(answer_file.read_text())["proofClaim"]
+        digest = str(claim["receipt"])
+    except (ValueError, KeyError, TypeError):
+        raise ValidationError(
+            f"{answer_file} holds no proofClaim: only answers of provable models can be proven"
+        ) from None
+    document = fetch_proof(
+        relayer_url, digest, timeout_s=timeout_s, on_state=lambda s: click.echo(f"proof: {s}")
+    )
+    out.write_text(json.dumps(document))
+    click.echo(
+        f"wrote {out}; check it with `daimm verify-proof {out} --instances-hash "
+        f"{claim['instancesHash']} ...`"
+    )

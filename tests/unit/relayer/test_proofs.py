@@ -244,3 +244,45 @@ def test_request_proof__relayer_without_provable_models__404(create_services, ma
     response = http.post("/v1/proofs", json={"receipt": "0x" + "00" * 32})
 
     assert (response.status_code, response.json()["error"]) == (404, "proofs_disabled")
+
+
+def test_fetch_proof__provable_answer__returns_the_proof_after_its_states(
+    provable_relayer, zk_sample
+):
+    from daimm.client import fetch_proof
+
+    client, http, gate = provable_relayer
+    gate.set()
+    claim = _predict(client, http, zk_sample.sample.x_test[0]).json()["proofClaim"]
+    states = []
+
+    document = fetch_proof(
+        "http://testserver", claim["receipt"], http=http, poll_s=0.01, on_state=states.append
+    )
+
+    assert Proof.from_document(document).instances_hash.hex() == claim["instancesHash"][2:]
+    assert states[-1] == "done" and set(states) <= {"queued", "proving", "done"}
+
+
+def test_fetch_proof__receipt_not_issued_here__refused_404(provable_relayer):
+    from daimm.client import fetch_proof
+
+    _client, http, _gate = provable_relayer
+
+    with pytest.raises(RequestRefusedError) as info:
+        fetch_proof("http://testserver", "0x" + "ab" * 32, http=http)
+    assert (info.value.status, info.value.code) == (404, "unknown_receipt")
+
+
+def test_cli_prove__answer_without_a_claim__one_error_line(tmp_path, capsys):
+    from daimm.cli import main
+
+    answer = tmp_path / "answer.json"
+    answer.write_text('{"outputs": {}, "receipt": {}}')
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["prove", str(answer), "--relayer-url", "http://127.0.0.1:9"])
+
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1
+    assert err.startswith("Error: ") and "holds no proofClaim" in err
