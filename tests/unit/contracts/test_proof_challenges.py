@@ -175,24 +175,13 @@ def test_answer__swapped_weights_proof__reverts_and_the_challenge_is_upheld(
     assert challenges.challengeOf(challenge_id).status == UPHELD
 
 
-def test_answer__proof_for_other_inputs__reverts_wrong_instances(
-    challenges, dispute, make_receipt, challenge, zk_sample, relayer
+@pytest.mark.parametrize("changed", [0, -1], ids=["first_input", "last_output"])
+def test_answer__proof_for_other_inputs_or_outputs__reverts_wrong_instances(
+    challenges, dispute, make_receipt, challenge, zk_sample, relayer, changed
 ):
     honest = zk_sample.honest
     claimed = list(honest.io_instances)
-    claimed[0] += 1  # the relayer's claim names another first input than the proof's
-    challenge_id = challenge(dispute, make_receipt(), claimed)
-
-    with ape.reverts(challenges.WrongInstances):
-        challenges.answer(challenge_id, *honest.calldata(), sender=relayer)
-
-
-def test_answer__proof_for_other_outputs__reverts_wrong_instances(
-    challenges, dispute, make_receipt, challenge, zk_sample, relayer
-):
-    honest = zk_sample.honest
-    claimed = list(honest.io_instances)
-    claimed[-1] += 1
+    claimed[changed] += 1  # the relayer's claim names another value than the proof's
     challenge_id = challenge(dispute, make_receipt(), claimed)
 
     with ape.reverts(challenges.WrongInstances):
