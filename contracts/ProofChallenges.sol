@@ -2,7 +2,7 @@
 pragma solidity 0.8.28;
 
 import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
-import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 
 import {IProofChallenges} from "./interfaces/IProofChallenges.sol";
@@ -119,15 +119,17 @@ contract ProofChallenges is IProofChallenges {
         if (instances.length == 0 || given != c.weightsHash) revert WrongWeightsHash(c.weightsHash, given);
         bytes32 hashed = keccak256(abi.encodePacked(instances[1:]));
         if (hashed != c.instancesHash) revert WrongInstances(c.instancesHash, hashed);
+        // NOTE: the status is written before the verifier (a contract the model owner chose) is
+        // called, so a re-entering verifier finds the challenge closed; a refusal reverts it all.
+        c.status = Status.Answered;
         // A verifier that reverts on a malformed proof counts as a refusal.
-        bool valid;
+        bool valid = false;
         try IHalo2Verifier(c.verifier).verifyProof(proof, instances) returns (bool ok) {
             valid = ok;
         } catch {
             valid = false;
         }
         if (!valid) revert InvalidProof(challengeId);
-        c.status = Status.Answered;
         emit Answered(challengeId, msg.sender);
         escrow.resolveDispute(c.disputeId, IRentalEscrow.Resolution.Release, 0);
     }
@@ -208,7 +210,9 @@ contract ProofChallenges is IProofChallenges {
     {
         if (!relayers.isAuthorised(receipt.modelId, relayer)) revert RelayerNotAuthorised(receipt.modelId, relayer);
         digest = receiptDigest(receipt);
-        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(claimDigest(digest, instancesHash), signature);
-        if (err != ECDSA.RecoverError.NoError || signer != relayer) revert BadClaimSignature(relayer);
+        // As CreditEscrow: ECDSA refusing high-s and malformed signatures, or ERC-1271 for a contract.
+        if (!SignatureChecker.isValidSignatureNow(relayer, claimDigest(digest, instancesHash), signature)) {
+            revert BadClaimSignature(relayer);
+        }
     }
 }
