@@ -49,7 +49,7 @@ def _gas(verifier_abi: list, bytecode: bytes, proof: bytes, instances: list[int]
 def tabular(work: Path, proofs: int) -> dict[str, float | int]:
     srs = work / "test.srs"
     if not srs.is_file():
-        generate_test_srs(srs, 15)
+        generate_test_srs(srs, 13)
     sample = train_provable_sample(work / "model")
     started = time.perf_counter()
     circuit = build_circuit(

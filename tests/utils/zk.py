@@ -18,7 +18,7 @@ from daimm.zk import Circuit, Proof, build_circuit, generate_test_srs, load_circ
 from daimm.zk.circuit import ProvableSample, train_provable_sample
 from daimm.zk.prover import EvmVerifier, compile_variant, render_verifier
 
-LOGROWS = 15
+LOGROWS = 13
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ def test_verify_proof__srs_not_pinned_without_the_test_flag__refused(run, zk_sam
     code, _, err = run(*_args(zk_sample, files["honest"]))
 
     assert code == 1
-    assert err.startswith("Error: no pinned SRS hash for logrows 15")
+    assert err.startswith("Error: no pinned SRS hash for logrows 13")
 
 
 def test_verify_proof__tampered_proof__refused(run, zk_sample, files, tmp_path):
