@@ -1,6 +1,6 @@
 """The ezkl worker: one ezkl step per process (``python -m daimm.zk._worker JOB.json``).
 
-ezkl runs in a child process because its proofs take a gigabyte or more that the parent should not
+ezkl runs in a child process because its proofs take hundreds of megabytes the parent should not
 keep, its EVM helpers are async and the interpreter may crash on exit after them, and a timeout must
 be able to kill it. The job file names the step and its paths; the result is written as JSON to
 ``job["result"]`` (ezkl prints its own tables on stdout), then the process leaves with ``os._exit``

@@ -1,8 +1,8 @@
 """Build a circuit for a provable model, prove, verify, and render its Solidity verifier.
 
 Every ezkl step runs in a child process (:mod:`daimm.zk._worker`) with a timeout; at most one
-proof runs at a time in a process that uses this module (a lock), since a proof takes about a
-gigabyte and both cores here.
+proof runs at a time in a process that uses this module (a lock), since a proof takes hundreds
+of megabytes (more for larger models) and both cores here.
 
 Settings are frozen with the keys: :func:`build_circuit` writes ``circuit.json`` (the manifest)
 with the SHA-256 of the settings, the compiled circuit and the keys, and every later step checks
