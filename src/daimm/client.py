@@ -358,3 +358,55 @@ def _json_or_raise(response: httpx.Response) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise RelayerError("the relayer's answer is not a JSON object")
     return data
+
+
+def fetch_proof(
+    base_url: str,
+    receipt_digest: str,
+    *,
+    http: httpx.Client | None = None,
+    poll_s: float = 2.0,
+    timeout_s: float = 900.0,
+    on_state: Any = None,
+) -> dict[str, Any]:
+    """Ask a relayer to prove a receipt it issued and wait for the proof (docs/ZK.md).
+
+    Args:
+        base_url: The relayer's URL.
+        receipt_digest: The receipt's EIP-712 digest (``0x`` hex; the answer's ``proofClaim``
+            carries it).
+        http: An ``httpx.Client`` to use (tests pass one bound to an app).
+        poll_s: Seconds between polls.
+        timeout_s: Seconds to wait in all.
+        on_state: Called with each state seen (``queued``, ``proving``, ``done``).
+
+    Returns:
+        The ezkl proof document.
+
+    Raises:
+        RequestRefusedError: The relayer refused (404 unknown receipt, 429 queue full, ...).
+        RelayerError: The proof failed, or did not come within ``timeout_s``.
+    """
+    client = http or httpx.Client(base_url=base_url.rstrip("/"), timeout=60.0)
+    try:
+        job = _json_or_raise(client.post("/v1/proofs", json={"receipt": receipt_digest}))
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if on_state is not None:
+                on_state(job["state"])
+            if job["state"] == "done":
+                return dict(job["proof"])
+            if job["state"] == "failed":
+                raise RelayerError(f"the relayer could not prove it: {job.get('error')}")
+            if time.monotonic() > deadline:
+                raise RelayerError(f"no proof after {timeout_s:.0f} s (job {job['job']})")
+            time.sleep(poll_s)
+            job = _json_or_raise(client.get(f"/v1/proofs/{job['job']}"))
+    except httpx.HTTPError as exc:
+        raise RelayerError(f"cannot reach the relayer: {exc}") from None
+    finally:
+        if http is None:
+            client.close()
+
+
+__all__ += ["fetch_proof"]

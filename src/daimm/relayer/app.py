@@ -37,7 +37,7 @@ from prometheus_client import (
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from daimm.errors import ModelUnavailableError, RequestRefusedError
+from daimm.errors import DaimmError, ModelUnavailableError, RequestRefusedError
 from daimm.modelformat import prepare_request
 from daimm.openapi_docs import serve_docs
 from daimm.relayer.access import (
@@ -49,6 +49,7 @@ from daimm.relayer.access import (
 from daimm.relayer.chain import CacheMiss, ChainReader, LogWatcher
 from daimm.relayer.edge import parse_json_body
 from daimm.relayer.models import ModelManager
+from daimm.relayer.proofs import ProofJobs
 from daimm.relayer.signing import ReceiptSigner, keccak
 from daimm.relayer.vouchers import Redeemer, VoucherStore
 
@@ -75,6 +76,7 @@ class RelayerServices:
             address a request merely claims, or anyone could throttle any wallet).
         watcher: The log watcher (started and stopped with the app), if any.
         redeemer: The voucher redeemer (started and stopped with the app), if any.
+        proofs: Proof jobs for provable models (started and stopped with the app), if any.
     """
 
     policy: AccessPolicy
@@ -89,6 +91,8 @@ class RelayerServices:
     watcher: LogWatcher | None = None
     redeemer: Redeemer | None = None
     started_at: float = field(default_factory=time.time)
+    #: Proofs on demand for provable models (docs/ZK.md), if configured.
+    proofs: ProofJobs | None = None
 
 
 class _Metrics:
@@ -174,6 +178,8 @@ def create_app(services: RelayerServices) -> FastAPI:
             await asyncio.to_thread(services.watcher.start)
         if services.redeemer is not None:
             services.redeemer.start()
+        if services.proofs is not None:
+            services.proofs.start()
         log.info(
             "relayer started",
             extra={"relayer": policy.relayer, "chain_id": policy.chain_id},
@@ -186,6 +192,8 @@ def create_app(services: RelayerServices) -> FastAPI:
                 await asyncio.to_thread(services.watcher.stop)
             if services.redeemer is not None:
                 await asyncio.to_thread(services.redeemer.stop)
+            if services.proofs is not None:
+                await asyncio.to_thread(services.proofs.stop)
             services.models.close()
             services.store.close()
             log.info("relayer stopped")
@@ -348,11 +356,10 @@ def create_app(services: RelayerServices) -> FastAPI:
         policy.charge(decision, signed)
         timestamp = int(time.time())
         outputs_hash = keccak(answer.data)
-        signature = signer.sign(
-            policy.digests.receipt(
-                model_id, decision.ref.weights_cid, body_hash, outputs_hash, timestamp
-            )
+        receipt_digest = policy.digests.receipt(
+            model_id, decision.ref.weights_cid, body_hash, outputs_hash, timestamp
         )
+        signature = signer.sign(receipt_digest)
         receipt_json = json.dumps(
             {
                 "modelId": model_id,
@@ -370,6 +377,10 @@ def create_app(services: RelayerServices) -> FastAPI:
         extra = b""
         if decision.paid_by == "voucher":
             extra = b',"charged":"%d"' % decision.price
+        if services.proofs is not None:
+            extra += await _proof_claim(
+                services, signer, decision.ref, prepared.tensors, receipt_digest
+            )
         content = answer.body(receipt_json, extra)
         elapsed = time.perf_counter() - started
         metrics.requests.labels("ok").inc()
@@ -380,6 +391,28 @@ def create_app(services: RelayerServices) -> FastAPI:
                    "ms": round(elapsed * 1000, 2)},
         )  # fmt: skip
         return Response(content, media_type="application/json")
+
+    @app.post("/v1/proofs", status_code=202)
+    async def request_proof(request: Request) -> dict[str, Any]:
+        """Queue a proof of a receipt this relayer issued for a provable model (docs/ZK.md)."""
+        _limit_ip(request)
+        if services.proofs is None:
+            raise RequestRefusedError(404, "proofs_disabled", "this relayer proves no model")
+        body = await _read_body(request, 4096)
+        try:
+            digest = parse_json_body(body, services.max_json_depth)["receipt"]
+        except (KeyError, TypeError, IndexError):
+            raise RequestRefusedError(
+                422, "invalid_request", 'body: expected {"receipt": "0x<receipt digest>"}'
+            ) from None
+        return services.proofs.submit(str(digest)).to_json()
+
+    @app.get("/v1/proofs/{job_id}")
+    async def proof_job(job_id: str) -> dict[str, Any]:
+        """A proof job's state, and its proof once done."""
+        if services.proofs is None:
+            raise RequestRefusedError(404, "proofs_disabled", "this relayer proves no model")
+        return services.proofs.get(job_id).to_json()
 
     @app.get("/metrics")
     async def prometheus() -> Response:
@@ -411,3 +444,48 @@ async def _decide(services: RelayerServices, model_id: int, signed: Any) -> Any:
             return services.policy.decide(model_id, signed)
     except CacheMiss:
         return await asyncio.to_thread(services.policy.decide, model_id, signed)
+
+
+async def _proof_claim(
+    services: RelayerServices,
+    signer: ReceiptSigner,
+    ref: Any,
+    arrays: dict[str, Any],
+    receipt_digest: bytes,
+) -> bytes:
+    """For a provable model, sign the ``ProofClaim`` and keep the receipt provable (docs/ZK.md).
+
+    NOTE: the circuit's outputs come from an ezkl witness in a worker process (about a second);
+    only provable models pay it, and only one input row is provable per request.
+    """
+    from daimm.eip712 import proof_claim_digest
+    from daimm.relayer.proofs import IssuedReceipt
+    from daimm.zk import instances_hash
+    from daimm.zk.prover import claim_instances
+
+    assert services.proofs is not None
+    provable = services.proofs.provable(ref.model_id, ref.weights_cid)
+    if provable is None or len(arrays) != 1:
+        # NOTE: provable circuits take one tabular tensor (daimm.zk.check_provable).
+        return b""
+    (array,) = arrays.values()
+    row = tuple(float(v) for v in array.reshape(array.shape[0], -1)[0])
+    try:
+        io = await asyncio.to_thread(claim_instances, provable.circuit, row)
+    except DaimmError as exc:
+        # The answer stands without a claim; the user sees none and can refuse the answer.
+        log.warning("no proof claim", extra={"model_id": ref.model_id, "error": str(exc)[:200]})
+        return b""
+    claimed = instances_hash(io)
+    policy = services.policy
+    claim_signature = signer.sign(
+        proof_claim_digest(receipt_digest, claimed, policy.chain_id, policy.registry)
+    )
+    services.proofs.record(
+        receipt_digest, IssuedReceipt(ref.model_id, ref.weights_cid, row, io, time.time())
+    )
+    return b',"proofClaim":{"receipt":"0x%s","instancesHash":"0x%s","signature":"0x%s"}' % (
+        receipt_digest.hex().encode(),
+        claimed.hex().encode(),
+        claim_signature.hex().encode(),
+    )
