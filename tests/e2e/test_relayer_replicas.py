@@ -1,0 +1,324 @@
+"""Two relayer replicas on one PostgreSQL store, on anvil: nothing is served or charged twice.
+
+Runs only on a real local node: ``ape test tests/e2e/test_relayer_replicas.py --network
+ethereum:local:foundry`` (on ape's in-process chain, which has no HTTP endpoint, it is skipped).
+Nothing is mocked: two ``daimm relayer serve`` processes with one key and one ``state_url`` (a
+database on the tests' throwaway PostgreSQL server, :mod:`tests.utils.postgres`) read anvil, as
+an operator's replicas behind a load balancer would; the tests send each request to both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.utils import onnx_models
+from tests.utils.relayer import free_port, node_url_or_skip, wait_until_current
+
+from daimm.client import ApeAccountSigner, RelayerClient
+
+pytestmark = [pytest.mark.chain]
+
+ETH = "0x0000000000000000000000000000000000000000"
+PRICE_PER_PERIOD = 10**15
+PRICE_PER_CALL = 10**13
+ROOT = Path(__file__).resolve().parents[2]
+ROW = {"inputs": {"input": [[5.1, 3.5, 1.4, 0.2]]}}
+
+
+@dataclass
+class Replica:
+    """One ``daimm relayer serve`` process."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+
+@dataclass
+class Replicas:
+    """Two relayer processes sharing one key and one PostgreSQL store."""
+
+    a: Replica
+    b: Replica
+    model_id: int
+    relayer: str
+    credit: Any
+
+    def client(self, account: Any, url: str) -> RelayerClient:
+        return RelayerClient(url, ApeAccountSigner(account), expected_relayer=self.relayer)
+
+    def current(self, chain: Any) -> None:
+        for replica in (self.a, self.b):
+            wait_until_current(replica.url, chain)
+
+
+def _start(work: Path, name: str, config: list[str]) -> Replica:
+    port = free_port()
+    path = work / f"{name}.toml"
+    path.write_text("\n".join(["[relayer]", f"port = {port}", *config]) + "\n")
+    log = work / f"{name}.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("daimm")), "relayer", "serve", "--config", path],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    replica = Replica(process, f"http://127.0.0.1:{port}", log)
+    deadline = time.monotonic() + 90
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(replica.url + "/v1/health", timeout=1).status_code == 200:
+                return replica
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"relayer {name} did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+
+
+def _stop(replica: Replica) -> None:
+    if replica.process.poll() is None:
+        replica.process.terminate()
+        try:
+            replica.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            replica.process.kill()
+            replica.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def replicas(
+    chain: Any,
+    project: Any,
+    contracts: Any,
+    deployer: Any,
+    creator: Any,
+    catalog_databases: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Replicas]:
+    """An encrypted iris model published and authorised; two replicas of its relayer running."""
+    from ape import accounts
+
+    from daimm.crypto import (
+        encrypt_stream,
+        generate_content_key,
+        generate_private_key,
+        model_associated_data,
+        public_key_of,
+        save_private_key,
+        wrap_key,
+    )
+    from daimm.ipfs import LocalBlockstore, add_file
+    from daimm.market.deploy_extensions import deploy_extensions
+
+    node_url = node_url_or_skip(chain, "the relayer daemons read the chain over HTTP")
+    work = tmp_path_factory.mktemp("replicas")
+    ext = deploy_extensions(project, deployer, contracts)
+    registry, relayers = contracts.registry, ext.relayer_registry
+    relayer_eth = accounts.test_accounts.generate_test_account()
+    key_file = work / "relayer.eth"
+    key_file.write_text(str(relayer_eth.private_key))
+    key_file.chmod(0o600)
+    x25519 = generate_private_key()
+    save_private_key(work / "relayer.x25519", x25519)
+    deployer.transfer(relayer_eth.address, 10**18)
+
+    model_bytes, _ = onnx_models.iris_classifier()
+    model_id = int(registry.modelCount()) + 1
+    content_key = generate_content_key()
+    ciphertext = io.BytesIO()
+    encrypt_stream(
+        io.BytesIO(model_bytes), ciphertext, content_key, model_associated_data(model_id, 0)
+    )
+    blocks = LocalBlockstore(work / "blocks")
+    weights_cid = str(add_file(io.BytesIO(ciphertext.getvalue()), blocks).cid)
+    envelope = wrap_key(content_key, [public_key_of(x25519)])
+    envelope_cid = str(add_file(io.BytesIO(envelope.to_json()), blocks).cid)
+    registry.publishModel(weights_cid, weights_cid, 0, sender=creator)
+    # (currency, pricePerPeriod, periodSeconds, minPeriods, maxPeriods, active, perpetualPrice,
+    #  pricePerCall)
+    offer = (ETH, PRICE_PER_PERIOD, 3600, 1, 30, True, 0, PRICE_PER_CALL)
+    contracts.escrow.setOffer(model_id, offer, sender=creator)
+    relayers.register(relayer_eth.address, public_key_of(x25519).raw, "http://127.0.0.1:1",
+                      sender=relayer_eth)  # fmt: skip
+    relayers.authorise(model_id, relayer_eth.address, envelope_cid, sender=creator)
+
+    state_url = catalog_databases.server.create_database("relayer_replicas")
+    addresses = {**contracts.addresses(), **ext.addresses()}
+    config = [
+        f'rpc_url = "{node_url}"',
+        f'account_key_file = "{key_file}"',
+        f'x25519_key_file = "{work / "relayer.x25519"}"',
+        'storage = "local"',
+        f'storage_path = "{work / "blocks"}"',
+        f'state_url = "{state_url}"',
+        "access_ttl_s = 1.0",
+        "log_poll_s = 0.2",
+        "redeem_interval_s = 1.0",
+        # One client sends every request of these tests: no per-IP limit may get in the way.
+        "rate_per_ip = 10000.0",
+        "burst_per_ip = 10000",
+        "rate_per_address = 10000.0",
+        "burst_per_address = 10000",
+        "[relayer.contracts]",
+        *(f'{name} = "{address}"' for name, address in addresses.items()),
+    ]
+    a = _start(work, "a", config)
+    try:
+        b = _start(work, "b", config)
+        try:
+            yield Replicas(a, b, model_id, relayer_eth.address, ext.credit_escrow)
+        finally:
+            _stop(b)
+    finally:
+        _stop(a)
+
+
+def _post_at_once(requests: list[tuple[str, bytes, dict[str, str]]]) -> list[httpx.Response]:
+    """Send each (url, body, headers) from its own thread, released together."""
+    barrier = threading.Barrier(len(requests))
+    answers: list[Any] = [None] * len(requests)
+
+    def send(index: int) -> None:
+        url, body, headers = requests[index]
+        with httpx.Client(timeout=60) as client:
+            barrier.wait()
+            answers[index] = client.post(url, content=body, headers=headers)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
+def _outcome(response: httpx.Response) -> str:
+    return "served" if response.status_code == 200 else response.json()["error"]
+
+
+def test_one_signed_request_sent_to_both_replicas_at_once__is_served_once(
+    replicas: Replicas, escrow: Any, renter: Any, chain: Any
+) -> None:
+    escrow.rent(replicas.model_id, 1, PRICE_PER_PERIOD, value=PRICE_PER_PERIOD, sender=renter)
+    replicas.current(chain)
+    client = replicas.client(renter, replicas.a.url)
+    path = f"/v1/models/{replicas.model_id}/predict"
+    body = json.dumps(ROW).encode()
+
+    rounds = []
+    for _ in range(10):
+        headers = client.signed_headers(replicas.model_id, body)
+        answers = _post_at_once([(r.url + path, body, headers) for r in (replicas.a, replicas.b)])
+        rounds.append(sorted(map(_outcome, answers)))
+
+    assert rounds == [["nonce_reused", "served"]] * 10
+
+
+def test_one_voucher_used_on_both_replicas__is_charged_once_and_redeemed_once(
+    replicas: Replicas, buyer: Any, chain: Any
+) -> None:
+    credit, model_id, relayer = replicas.credit, replicas.model_id, replicas.relayer
+    deposit = 10 * PRICE_PER_CALL
+    credit.deposit(model_id, relayer, deposit, value=deposit, sender=buyer)
+    replicas.current(chain)
+    client = replicas.client(buyer, replicas.a.url)
+    path = f"/v1/models/{model_id}/predict"
+    body = json.dumps(ROW).encode()
+
+    rounds = []
+    for calls in range(1, 6):
+        # Two different requests (two nonces), one voucher: enough for one more call only.
+        voucher = client.voucher_header(model_id, calls * PRICE_PER_CALL)
+        requests = []
+        for replica in (replicas.a, replicas.b):
+            headers = client.signed_headers(model_id, body)
+            requests.append((replica.url + path, body, {**headers, "x-daimm-voucher": voucher}))
+        rounds.append(sorted(map(_outcome, _post_at_once(requests))))
+
+    assert rounds == [["insufficient_voucher", "served"]] * 5
+    for replica in (replicas.a, replicas.b):
+        spent = httpx.get(f"{replica.url}/v1/models/{model_id}/credit/{buyer.address}").json()
+        assert int(spent["spent"]) == 5 * PRICE_PER_CALL
+    # Both replicas run a redeemer; the chain ends with the latest voucher redeemed, once.
+    deadline = time.monotonic() + 30
+    while credit.channelOf(buyer, model_id, relayer).redeemed < 5 * PRICE_PER_CALL:
+        assert time.monotonic() < deadline, "the voucher was not redeemed"
+        time.sleep(0.5)
+    assert credit.channelOf(buyer, model_id, relayer).redeemed == 5 * PRICE_PER_CALL
+
+
+def test_a_replica_killed_mid_request__loses_nothing_the_other_serves_on(
+    replicas: Replicas, stranger: Any, chain: Any
+) -> None:
+    credit, model_id, relayer = replicas.credit, replicas.model_id, replicas.relayer
+    deposit = 400 * PRICE_PER_CALL
+    credit.deposit(model_id, relayer, deposit, value=deposit, sender=stranger)
+    replicas.current(chain)
+    client = replicas.client(stranger, replicas.a.url)
+    path = f"/v1/models/{model_id}/predict"
+    body = json.dumps(ROW).encode()
+    voucher = client.voucher_header(model_id, deposit)  # covers every call below
+    served: list[dict[str, str]] = []
+    broken: list[dict[str, str]] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with httpx.Client(timeout=30) as http:
+            for _ in range(100):  # bounded: the kill comes long before
+                if stop.is_set():
+                    return
+                with lock:
+                    headers = {**client.signed_headers(model_id, body), "x-daimm-voucher": voucher}
+                try:
+                    answer = http.post(replicas.a.url + path, content=body, headers=headers)
+                except httpx.TransportError:
+                    with lock:
+                        broken.append(headers)
+                    return
+                assert answer.status_code == 200, answer.text
+                with lock:
+                    served.append(headers)
+
+    threads = [threading.Thread(target=hammer) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    while len(served) < 40:
+        assert all(t.is_alive() for t in threads), "the clients stopped before the kill"
+        time.sleep(0.01)
+    replicas.a.process.send_signal(signal.SIGKILL)  # mid-request: 16 clients are in flight
+    replicas.a.process.wait(timeout=10)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert broken, "no request was in flight when the replica was killed"
+    # Every answered call is recorded: B refuses each one's nonce and has charged for each.
+    b = replicas.b.url
+    replays = _post_at_once([(b + path, body, headers) for headers in served[:8]])
+    assert {_outcome(answer) for answer in replays} == {"nonce_reused"}
+    spent = int(httpx.get(f"{b}/v1/models/{model_id}/credit/{stranger.address}").json()["spent"])
+    # A call killed after its charge committed and before its answer left is charged unanswered.
+    assert len(served) * PRICE_PER_CALL <= spent <= (len(served) + len(broken)) * PRICE_PER_CALL
+    # B serves on from the same state: the next call is charged on top of what A recorded.
+    headers = {**client.signed_headers(model_id, body), "x-daimm-voucher": voucher}
+    answer = httpx.post(b + path, content=body, headers=headers, timeout=30)
+    assert answer.status_code == 200, answer.text
+    after = int(httpx.get(f"{b}/v1/models/{model_id}/credit/{stranger.address}").json()["spent"])
+    assert after == spent + PRICE_PER_CALL
