@@ -69,7 +69,9 @@ class Replicas:
 def _start(work: Path, name: str, config: list[str]) -> Replica:
     port = free_port()
     path = work / f"{name}.toml"
-    path.write_text("\n".join(["[relayer]", f"port = {port}", *config]) + "\n")
+    # Each replica has its own db_path, as on its own machine: state_url must take its place.
+    own = [f"port = {port}", f'db_path = "{work / name}.sqlite3"']
+    path.write_text("\n".join(["[relayer]", *own, *config]) + "\n")
     log = work / f"{name}.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
@@ -108,10 +110,18 @@ def replicas(
     contracts: Any,
     deployer: Any,
     creator: Any,
+    escrow: Any,
+    renter: Any,
+    buyer: Any,
+    stranger: Any,
     catalog_databases: Any,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Replicas]:
-    """An encrypted iris model published and authorised; two replicas of its relayer running."""
+    """An encrypted iris model published and authorised; two replicas of its relayer running.
+
+    Asks for every session fixture the tests use, so that ape's isolation has them before this
+    module's snapshot (else it rebuilds module fixtures).
+    """
     from ape import accounts
 
     from daimm.crypto import (
@@ -158,7 +168,9 @@ def replicas(
                       sender=relayer_eth)  # fmt: skip
     relayers.authorise(model_id, relayer_eth.address, envelope_cid, sender=creator)
 
-    state_url = catalog_databases.server.create_database("relayer_replicas")
+    state_url = catalog_databases.server.create_database(
+        f"relayer_replicas_{os.getpid()}_{time.monotonic_ns()}"
+    )
     addresses = {**contracts.addresses(), **ext.addresses()}
     config = [
         f'rpc_url = "{node_url}"',
