@@ -12,6 +12,11 @@ requests per second of:
 PostgreSQL is the tests' throwaway server (``tests/utils/postgres.py``) with ``fsync`` on; the
 relayer commits vouchers with ``synchronous_commit = on`` and nonces with ``off``. Requests are
 licence-paid (each spends a nonce in the shared store) and signed before timing.
+
+On a shared machine the requests per second say more about the other load than about the relayer,
+so each run also reports the CPU time per request of the relayer processes (with their model
+workers) and of PostgreSQL, from /proc, less what they burn idle (measured for ``IDLE_S`` before
+the run): the ceiling a core count allows is cores / that time.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ import relayer_bench as rb
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = 64
+#: Seconds of idle CPU measured before each run, subtracted from the run's CPU.
+IDLE_S = 5.0
 
 
 async def _spread(urls: list[str], signed: list[Any], max_s: float) -> dict[str, Any]:
@@ -49,8 +56,42 @@ async def _spread(urls: list[str], signed: list[Any], max_s: float) -> dict[str,
     return {
         "rps": sum(run["count"] for run in runs) / elapsed,
         "p50_ms": max(run["p50_ms"] for run in runs),
+        "elapsed_s": elapsed,
         "errors": errors,
     }
+
+
+def _cpu_s(roots: list[int]) -> float:
+    """User + system CPU seconds of the process trees under ``roots`` (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for root in roots:
+        for pid in rb._tree(root):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / tick
+
+
+def _store_us(location: str, count: int = 3000) -> dict[str, float]:
+    """CPU and wall microseconds of the two store calls a licence-paid request makes."""
+    from daimm.relayer.vouchers import VoucherStore
+
+    store = VoucherStore(location)
+    found: dict[str, float] = {}
+    for op in ("nonce_used", "use_nonce"):
+        cpu, wall = time.process_time(), time.perf_counter()
+        for nonce in range(count):
+            if op == "nonce_used":
+                store.nonce_used("0x" + "aa" * 20, nonce)
+            else:
+                store.use_nonce("0x" + "aa" * 20, nonce, 2**40)
+        found[f"{op}_cpu_us"] = round((time.process_time() - cpu) / count * 1e6, 1)
+        found[f"{op}_wall_us"] = round((time.perf_counter() - wall) / count * 1e6, 1)
+    store.close()
+    return found
 
 
 def _start(config: Path, log: Path, port: int) -> subprocess.Popen[bytes]:
@@ -64,7 +105,7 @@ def _start(config: Path, log: Path, port: int) -> subprocess.Popen[bytes]:
 
 def _measure(
     setup: dict[str, Any], uri: str, work: Path, name: str, state_url: str | None, replicas: int,
-    body: bytes, args: argparse.Namespace,
+    body: bytes, args: argparse.Namespace, postgres_pid: int | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     from daimm.client import KeySigner, RelayerClient
 
@@ -93,12 +134,26 @@ def _measure(
                               timeout=60).raise_for_status()  # fmt: skip
         signed = rb._presign(client, model_id, body, args.requests)
         client.close()
+        relayers = [process.pid for process in processes]
+        servers = [] if postgres_pid is None else [postgres_pid]
+        # What the processes burn idle (the log watcher's polls, timers) is not the requests'.
+        idle = (_cpu_s(relayers), _cpu_s(servers), time.perf_counter())
+        time.sleep(IDLE_S)
+        before = (_cpu_s(relayers), _cpu_s(servers), time.perf_counter())
+        idle_rate = [(before[i] - idle[i]) / (before[2] - idle[2]) for i in (0, 1)]
         run = asyncio.run(
             _spread([f"{u}/v1/models/{model_id}/predict" for u in urls], signed, args.max_seconds)
         )
+        spent = time.perf_counter() - before[2]
+        served = run["rps"] * run["elapsed_s"]
+        for i, key in enumerate(("relayer_cpu_us", "postgres_cpu_us")):
+            used = (_cpu_s([relayers, servers][i]) - before[i]) - idle_rate[i] * spent
+            run[key] = max(0.0, used) / served * 1e6
         if run["errors"]:
             raise SystemExit(f"{name}: errors {run['errors']}")
-        print(f"{name}: {run['rps']:.0f} rps, p50 {run['p50_ms']:.2f} ms", flush=True)
+        print(f"{name}: {run['rps']:.0f} rps, p50 {run['p50_ms']:.2f} ms, CPU per request:"
+              f" relayer {run['relayer_cpu_us']:.0f} us, PostgreSQL {run['postgres_cpu_us']:.0f}"
+              " us", flush=True)  # fmt: skip
         return run
     finally:
         for process in processes:
@@ -125,19 +180,47 @@ def main() -> None:
     found: dict[str, Any] = {}
     with networks.parse_network_choice("ethereum:local:foundry") as provider:
         setup = rb._setup_chain(work, model_bytes, 1)
+        found["store_sqlite"] = _store_us(str(work / "store.sqlite3"))
         found["sqlite_1"] = _measure(setup, provider.uri, work, "sqlite", None, 1, body, args)
         with PostgresServer.running(durable=True) as server:
+            found["store_pg"] = _store_us(server.create_database("store"))
             for n in (1, 2):
                 url = server.create_database(f"replicas_{n}")
+                pid = int((server.data / "postmaster.pid").read_text().split()[0])
                 found[f"pg_{n}"] = _measure(setup, provider.uri, work, f"pg{n}", url, n, body,
-                                            args)  # fmt: skip
+                                            args, pid)  # fmt: skip
 
+    cores = os.cpu_count() or 1
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     results.update(
         {
             "replicas_rps_c64_1": round(found["pg_1"]["rps"], 1),
             "replicas_rps_c64_2": round(found["pg_2"]["rps"], 1),
             "replicas_rps_c64_sqlite": round(found["sqlite_1"]["rps"], 1),
+            # CPU per request: the relayer process with its worker, and PostgreSQL's share.
+            "replicas_cpu_us_per_request": {
+                key: {
+                    "relayer": round(run["relayer_cpu_us"], 1),
+                    "postgres": round(run["postgres_cpu_us"], 1),
+                }
+                for key, run in (
+                    ("sqlite", found["sqlite_1"]),
+                    ("pg_1", found["pg_1"]),
+                    ("pg_2", found["pg_2"]),
+                )
+            },  # fmt: skip
+            # The store calls of one licence-paid request, in this process (the relayer's side).
+            "replicas_store_us": {"sqlite": found["store_sqlite"], "pg": found["store_pg"]},
+            # What the machine's cores allow the relayers and PostgreSQL at that CPU per request
+            # (the load generator and anvil need their share too).
+            "replicas_ceiling_rps": {
+                key: round(cores * 1e6 / (run["relayer_cpu_us"] + run["postgres_cpu_us"]))
+                for key, run in (
+                    ("sqlite", found["sqlite_1"]),
+                    ("pg_1", found["pg_1"]),
+                    ("pg_2", found["pg_2"]),
+                )
+            },  # fmt: skip
             "replicas_notes": {
                 "what": "licence-paid iris requests at 64 clients; _1 and _2 are relayer"
                 " processes sharing one PostgreSQL state_url, _sqlite one process on SQLite",
