@@ -9,24 +9,27 @@ an operator's replicas behind a load balancer would; the tests send each request
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from tests.utils import onnx_models
-from tests.utils.relayer import free_port, node_url_or_skip, wait_until_current
+from tests.utils.relayer import (
+    Daemon,
+    node_url_or_skip,
+    publish_encrypted_model,
+    relayer_keys,
+    start_daemon,
+    stop_daemon,
+    wait_until_current,
+)
 
 from daimm.client import ApeAccountSigner, RelayerClient
 
@@ -35,28 +38,22 @@ pytestmark = [pytest.mark.chain]
 ETH = "0x0000000000000000000000000000000000000000"
 PRICE_PER_PERIOD = 10**15
 PRICE_PER_CALL = 10**13
-ROOT = Path(__file__).resolve().parents[2]
-ROW = {"inputs": {"input": [[5.1, 3.5, 1.4, 0.2]]}}
-
-
-@dataclass
-class Replica:
-    """One ``daimm relayer serve`` process."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
+BODY = json.dumps({"inputs": {"input": [[5.1, 3.5, 1.4, 0.2]]}}).encode()
 
 
 @dataclass
 class Replicas:
     """Two relayer processes sharing one key and one PostgreSQL store."""
 
-    a: Replica
-    b: Replica
+    a: Daemon
+    b: Daemon
     model_id: int
     relayer: str
     credit: Any
+
+    @property
+    def path(self) -> str:
+        return f"/v1/models/{self.model_id}/predict"
 
     def client(self, account: Any, url: str) -> RelayerClient:
         return RelayerClient(url, ApeAccountSigner(account), expected_relayer=self.relayer)
@@ -65,42 +62,11 @@ class Replicas:
         for replica in (self.a, self.b):
             wait_until_current(replica.url, chain)
 
-
-def _start(work: Path, name: str, config: list[str]) -> Replica:
-    port = free_port()
-    path = work / f"{name}.toml"
-    # Each replica has its own db_path, as on its own machine: state_url must take its place.
-    own = [f"port = {port}", f'db_path = "{work / name}.sqlite3"']
-    path.write_text("\n".join(["[relayer]", *own, *config]) + "\n")
-    log = work / f"{name}.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("daimm")), "relayer", "serve", "--config", path],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    replica = Replica(process, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + 90
-    while True:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(replica.url + "/v1/health", timeout=1).status_code == 200:
-                return replica
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"relayer {name} did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
-
-
-def _stop(replica: Replica) -> None:
-    if replica.process.poll() is None:
-        replica.process.terminate()
-        try:
-            replica.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            replica.process.kill()
-            replica.process.wait(timeout=10)
+    def funded_client(self, payer: Any, deposit: int, chain: Any) -> RelayerClient:
+        """``payer`` deposits credit for this relayer; its client, once both replicas saw it."""
+        self.credit.deposit(self.model_id, self.relayer, deposit, value=deposit, sender=payer)
+        self.current(chain)
+        return self.client(payer, self.a.url)
 
 
 @pytest.fixture(scope="module")
@@ -122,44 +88,18 @@ def replicas(
     Asks for every session fixture the tests use, so that ape's isolation has them before this
     module's snapshot (else it rebuilds module fixtures).
     """
-    from ape import accounts
 
-    from daimm.crypto import (
-        encrypt_stream,
-        generate_content_key,
-        generate_private_key,
-        model_associated_data,
-        public_key_of,
-        save_private_key,
-        wrap_key,
-    )
-    from daimm.ipfs import LocalBlockstore, add_file
+    from daimm.crypto import public_key_of
     from daimm.market.deploy_extensions import deploy_extensions
 
     node_url = node_url_or_skip(chain, "the relayer daemons read the chain over HTTP")
     work = tmp_path_factory.mktemp("replicas")
     ext = deploy_extensions(project, deployer, contracts)
     registry, relayers = contracts.registry, ext.relayer_registry
-    relayer_eth = accounts.test_accounts.generate_test_account()
-    key_file = work / "relayer.eth"
-    key_file.write_text(str(relayer_eth.private_key))
-    key_file.chmod(0o600)
-    x25519 = generate_private_key()
-    save_private_key(work / "relayer.x25519", x25519)
-    deployer.transfer(relayer_eth.address, 10**18)
+    relayer_eth, x25519 = relayer_keys(work, deployer)
 
     model_bytes, _ = onnx_models.iris_classifier()
-    model_id = int(registry.modelCount()) + 1
-    content_key = generate_content_key()
-    ciphertext = io.BytesIO()
-    encrypt_stream(
-        io.BytesIO(model_bytes), ciphertext, content_key, model_associated_data(model_id, 0)
-    )
-    blocks = LocalBlockstore(work / "blocks")
-    weights_cid = str(add_file(io.BytesIO(ciphertext.getvalue()), blocks).cid)
-    envelope = wrap_key(content_key, [public_key_of(x25519)])
-    envelope_cid = str(add_file(io.BytesIO(envelope.to_json()), blocks).cid)
-    registry.publishModel(weights_cid, weights_cid, 0, sender=creator)
+    model_id, envelope_cid = publish_encrypted_model(work, registry, creator, model_bytes, x25519)
     # (currency, pricePerPeriod, periodSeconds, minPeriods, maxPeriods, active, perpetualPrice,
     #  pricePerCall)
     offer = (ETH, PRICE_PER_PERIOD, 3600, 1, 30, True, 0, PRICE_PER_CALL)
@@ -172,45 +112,45 @@ def replicas(
         f"relayer_replicas_{os.getpid()}_{time.monotonic_ns()}"
     )
     addresses = {**contracts.addresses(), **ext.addresses()}
-    config = [
-        f'rpc_url = "{node_url}"',
-        f'account_key_file = "{key_file}"',
-        f'x25519_key_file = "{work / "relayer.x25519"}"',
-        'storage = "local"',
-        f'storage_path = "{work / "blocks"}"',
-        f'state_url = "{state_url}"',
-        "access_ttl_s = 1.0",
-        "log_poll_s = 0.2",
-        "redeem_interval_s = 1.0",
+    # Each replica gets its own db_path from start_daemon, as on its own machine: the shared
+    # state_url must take its place.
+    settings = {
+        "rpc_url": node_url,
+        "account_key_file": str(work / "relayer.eth"),
+        "x25519_key_file": str(work / "relayer.x25519"),
+        "storage": "local",
+        "storage_path": str(work / "blocks"),
+        "state_url": state_url,
+        "access_ttl_s": 1.0,
+        "log_poll_s": 0.2,
+        "redeem_interval_s": 1.0,
         # One client sends every request of these tests: no per-IP limit may get in the way.
-        "rate_per_ip = 10000.0",
-        "burst_per_ip = 10000",
-        "rate_per_address = 10000.0",
-        "burst_per_address = 10000",
-        "[relayer.contracts]",
-        *(f'{name} = "{address}"' for name, address in addresses.items()),
-    ]
-    a = _start(work, "a", config)
+        "rate_per_ip": 10000.0,
+        "burst_per_ip": 10000,
+        "rate_per_address": 10000.0,
+        "burst_per_address": 10000,
+    }
+    a = start_daemon(work, "a", settings, addresses)
     try:
-        b = _start(work, "b", config)
+        b = start_daemon(work, "b", settings, addresses)
         try:
             yield Replicas(a, b, model_id, relayer_eth.address, ext.credit_escrow)
         finally:
-            _stop(b)
+            stop_daemon(b)
     finally:
-        _stop(a)
+        stop_daemon(a)
 
 
-def _post_at_once(requests: list[tuple[str, bytes, dict[str, str]]]) -> list[httpx.Response]:
-    """Send each (url, body, headers) from its own thread, released together."""
+def _post_at_once(requests: list[tuple[str, dict[str, str]]]) -> list[httpx.Response]:
+    """POST ``BODY`` to each (url, headers) from its own thread, the threads released together."""
     barrier = threading.Barrier(len(requests))
     answers: list[Any] = [None] * len(requests)
 
     def send(index: int) -> None:
-        url, body, headers = requests[index]
+        url, headers = requests[index]
         with httpx.Client(timeout=60) as client:
             barrier.wait()
-            answers[index] = client.post(url, content=body, headers=headers)
+            answers[index] = client.post(url, content=BODY, headers=headers)
 
     threads = [threading.Thread(target=send, args=(i,)) for i in range(len(requests))]
     for thread in threads:
@@ -230,13 +170,12 @@ def test_one_signed_request_sent_to_both_replicas_at_once__is_served_once(
     escrow.rent(replicas.model_id, 1, PRICE_PER_PERIOD, value=PRICE_PER_PERIOD, sender=renter)
     replicas.current(chain)
     client = replicas.client(renter, replicas.a.url)
-    path = f"/v1/models/{replicas.model_id}/predict"
-    body = json.dumps(ROW).encode()
 
     rounds = []
     for _ in range(10):
-        headers = client.signed_headers(replicas.model_id, body)
-        answers = _post_at_once([(r.url + path, body, headers) for r in (replicas.a, replicas.b)])
+        headers = client.signed_headers(replicas.model_id, BODY)
+        both = [replica.url + replicas.path for replica in (replicas.a, replicas.b)]
+        answers = _post_at_once([(url, headers) for url in both])
         rounds.append(sorted(map(_outcome, answers)))
 
     assert rounds == [["nonce_reused", "served"]] * 10
@@ -246,12 +185,7 @@ def test_one_voucher_used_on_both_replicas__is_charged_once_and_redeemed_once(
     replicas: Replicas, buyer: Any, chain: Any
 ) -> None:
     credit, model_id, relayer = replicas.credit, replicas.model_id, replicas.relayer
-    deposit = 10 * PRICE_PER_CALL
-    credit.deposit(model_id, relayer, deposit, value=deposit, sender=buyer)
-    replicas.current(chain)
-    client = replicas.client(buyer, replicas.a.url)
-    path = f"/v1/models/{model_id}/predict"
-    body = json.dumps(ROW).encode()
+    client = replicas.funded_client(buyer, 10 * PRICE_PER_CALL, chain)
 
     rounds = []
     for calls in range(1, 6):
@@ -259,8 +193,8 @@ def test_one_voucher_used_on_both_replicas__is_charged_once_and_redeemed_once(
         voucher = client.voucher_header(model_id, calls * PRICE_PER_CALL)
         requests = []
         for replica in (replicas.a, replicas.b):
-            headers = client.signed_headers(model_id, body)
-            requests.append((replica.url + path, body, {**headers, "x-daimm-voucher": voucher}))
+            headers = client.signed_headers(model_id, BODY)
+            requests.append((replica.url + replicas.path, {**headers, "x-daimm-voucher": voucher}))
         rounds.append(sorted(map(_outcome, _post_at_once(requests))))
 
     assert rounds == [["insufficient_voucher", "served"]] * 5
@@ -278,14 +212,10 @@ def test_one_voucher_used_on_both_replicas__is_charged_once_and_redeemed_once(
 def test_a_replica_killed_mid_request__loses_nothing_the_other_serves_on(
     replicas: Replicas, stranger: Any, chain: Any
 ) -> None:
-    credit, model_id, relayer = replicas.credit, replicas.model_id, replicas.relayer
-    deposit = 400 * PRICE_PER_CALL
-    credit.deposit(model_id, relayer, deposit, value=deposit, sender=stranger)
-    replicas.current(chain)
-    client = replicas.client(stranger, replicas.a.url)
-    path = f"/v1/models/{model_id}/predict"
-    body = json.dumps(ROW).encode()
+    model_id, deposit = replicas.model_id, 400 * PRICE_PER_CALL
+    client = replicas.funded_client(stranger, deposit, chain)
     voucher = client.voucher_header(model_id, deposit)  # covers every call below
+    a_url = replicas.a.url + replicas.path
     served: list[dict[str, str]] = []
     broken: list[dict[str, str]] = []
     lock = threading.Lock()
@@ -297,9 +227,9 @@ def test_a_replica_killed_mid_request__loses_nothing_the_other_serves_on(
                 if stop.is_set():
                     return
                 with lock:
-                    headers = {**client.signed_headers(model_id, body), "x-daimm-voucher": voucher}
+                    headers = {**client.signed_headers(model_id, BODY), "x-daimm-voucher": voucher}
                 try:
-                    answer = http.post(replicas.a.url + path, content=body, headers=headers)
+                    answer = http.post(a_url, content=BODY, headers=headers)
                 except httpx.TransportError:
                     with lock:
                         broken.append(headers)
@@ -323,14 +253,14 @@ def test_a_replica_killed_mid_request__loses_nothing_the_other_serves_on(
     assert broken, "no request was in flight when the replica was killed"
     # Every answered call is recorded: B refuses each one's nonce and has charged for each.
     b = replicas.b.url
-    replays = _post_at_once([(b + path, body, headers) for headers in served[:8]])
+    replays = _post_at_once([(b + replicas.path, headers) for headers in served[:8]])
     assert {_outcome(answer) for answer in replays} == {"nonce_reused"}
     spent = int(httpx.get(f"{b}/v1/models/{model_id}/credit/{stranger.address}").json()["spent"])
     # A call killed after its charge committed and before its answer left is charged unanswered.
     assert len(served) * PRICE_PER_CALL <= spent <= (len(served) + len(broken)) * PRICE_PER_CALL
     # B serves on from the same state: the next call is charged on top of what A recorded.
-    headers = {**client.signed_headers(model_id, body), "x-daimm-voucher": voucher}
-    answer = httpx.post(b + path, content=body, headers=headers, timeout=30)
+    headers = {**client.signed_headers(model_id, BODY), "x-daimm-voucher": voucher}
+    answer = httpx.post(b + replicas.path, content=BODY, headers=headers, timeout=30)
     assert answer.status_code == 200, answer.text
     after = int(httpx.get(f"{b}/v1/models/{model_id}/credit/{stranger.address}").json()["spent"])
     assert after == spent + PRICE_PER_CALL
