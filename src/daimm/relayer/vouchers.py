@@ -5,10 +5,11 @@ several relayer processes (replicas behind a load balancer) share it. Both keep 
 below, across threads and across processes: a nonce is accepted once, and a voucher's value is
 charged once, whichever replica the requests reach.
 
-INVARIANT: a call paid by voucher is recorded (committed with ``synchronous=FULL``, or on
-PostgreSQL ``synchronous_commit = on``, so it survives a crash of the process or of the machine)
-before its answer is sent, and the record only grows: the latest voucher's ``cumulative`` never
-decreases and ``spent`` (the calls served) never exceeds it. So a restart never loses a redeemable voucher and never serves two calls on one voucher.
+INVARIANT: a call paid by voucher is recorded (committed with ``synchronous=FULL``, or on PostgreSQL
+``synchronous_commit = on``, so it survives a crash of the process or of the machine) before its
+answer is sent, and the record only grows: the latest voucher's ``cumulative`` never decreases and
+``spent`` (the calls served) never exceeds it. So a restart never loses a redeemable voucher and
+never serves two calls on one voucher.
 
 Nonces are written with ``synchronous=NORMAL``: in WAL mode that survives a crash of the process
 (the case that matters for replay within a request's deadline), and costs ~15 us instead of ~200.
