@@ -31,11 +31,15 @@ def test_a_server_whose_binaries_sit_in_a_private_folder__starts_and_answers(
     for name in ("pgserver", "pgserver.libs"):  # the wheel's layout: the binaries need both
         shutil.copytree(site / name, venv / name, symlinks=True)
 
-    server = PostgresServer(venv / "pgserver" / "pginstall" / "bin")
+    private_bin = venv / "pgserver" / "pginstall" / "bin"
+    server = PostgresServer(private_bin)
     try:
         server.start()
         answer = server.execute("SELECT 6 * 7")
     finally:
         server.close()
+        if server.bin_dir != private_bin:  # the copy is keyed by this one-off folder: drop it
+            shutil.rmtree(server.bin_dir.parents[2], ignore_errors=True)
 
     assert answer == [(42,)]
+    assert server.bin_dir != private_bin  # it ran a copy that nobody can reach
