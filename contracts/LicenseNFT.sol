@@ -2,6 +2,8 @@
 pragma solidity 0.8.28;
 
 import {ERC721} from "@openzeppelin/contracts/token/ERC721/ERC721.sol";
+import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
+import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 import {IERC4907} from "./interfaces/IERC4907.sol";
@@ -74,16 +76,9 @@ contract LicenseNFT is ERC721, ILicenseNFT, IERC4907 {
 
     // ---------------------------------------------------------------- external
     /// @inheritdoc ILicenseNFT
-    function mint(address holder, uint256 modelId, Kind kind, uint64 expires) external returns (uint256 licenceId) {
+    function mintPerpetualLicence(address holder, uint256 modelId) external returns (uint256 licenceId) {
         _checkMarketplace();
-        if (kind == Kind.Perpetual) {
-            licenceId = _mintLicence(holder, modelId, Kind.Perpetual, type(uint64).max);
-        } else {
-            Access storage access = _access[modelId][holder];
-            if (access.rentalId != 0) revert RentalAlreadyHeld(modelId, holder, access.rentalId);
-            if (expires <= block.timestamp) revert InvalidExpiry(_licenceCount + 1, expires);
-            licenceId = _mintLicence(holder, modelId, Kind.Rental, expires);
-        }
+        licenceId = _mintLicence(holder, modelId, Kind.Perpetual, type(uint64).max);
     }
 
     /// @inheritdoc ILicenseNFT
@@ -107,20 +102,6 @@ contract LicenseNFT is ERC721, ILicenseNFT, IERC4907 {
             emit LicenceExtended(licenceId, modelId, expires);
             emit UpdateUser(licenceId, holder, expires);
         }
-    }
-
-    /// @inheritdoc ILicenseNFT
-    function extend(uint256 licenceId, uint64 expires) external {
-        _checkMarketplace();
-        Record memory record = _requireRecord(licenceId);
-        if (record.kind != Kind.Rental) revert NotRental(licenceId);
-        (address holder, uint256 modelId) = (record.holder, record.modelId);
-        Access storage access = _access[modelId][holder];
-        if (access.rentalLocked) revert LicenceLocked(licenceId);
-        if (expires <= access.rentalExpires) revert InvalidExpiry(licenceId, expires);
-        access.rentalExpires = expires;
-        emit LicenceExtended(licenceId, modelId, expires);
-        emit UpdateUser(licenceId, holder, expires);
     }
 
     /// @inheritdoc ILicenseNFT
@@ -184,12 +165,12 @@ contract LicenseNFT is ERC721, ILicenseNFT, IERC4907 {
         return _access[modelId][account].rentalId;
     }
 
-    /// @notice Number of perpetual licences `account` holds for `modelId`.
+    /// @inheritdoc ILicenseNFT
     function perpetualCountOf(uint256 modelId, address account) external view returns (uint256) {
         return _access[modelId][account].perpetualCount;
     }
 
-    /// @notice Number of licences minted so far (the highest licence id; terminated ones included).
+    /// @inheritdoc ILicenseNFT
     function licenceCount() external view returns (uint256) {
         return _licenceCount;
     }
@@ -206,13 +187,13 @@ contract LicenseNFT is ERC721, ILicenseNFT, IERC4907 {
     }
 
     /// @inheritdoc ERC721
-    function balanceOf(address owner) public view override returns (uint256) {
+    function balanceOf(address owner) public view override(ERC721, IERC721) returns (uint256) {
         if (owner == address(0)) revert ERC721InvalidOwner(address(0));
         return _holdings[owner];
     }
 
     /// @inheritdoc ERC721
-    function supportsInterface(bytes4 interfaceId) public view override returns (bool) {
+    function supportsInterface(bytes4 interfaceId) public view override(ERC721, IERC165) returns (bool) {
         return interfaceId == type(ILicenseNFT).interfaceId || interfaceId == type(IERC4907).interfaceId
             || super.supportsInterface(interfaceId);
     }

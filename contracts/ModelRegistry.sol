@@ -3,6 +3,8 @@ pragma solidity 0.8.28;
 
 import {ERC721} from "@openzeppelin/contracts/token/ERC721/ERC721.sol";
 import {ERC2981} from "@openzeppelin/contracts/token/common/ERC2981.sol";
+import {IERC2981} from "@openzeppelin/contracts/interfaces/IERC2981.sol";
+import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
 
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 
@@ -77,7 +79,7 @@ contract ModelRegistry is ERC721, ERC2981, IModelRegistry {
     function royaltyInfo(uint256 tokenId, uint256 salePrice)
         public
         view
-        override
+        override(ERC2981, IERC2981)
         returns (address receiver, uint256 royaltyAmount)
     {
         receiver = _ownerOf(tokenId);
@@ -85,7 +87,7 @@ contract ModelRegistry is ERC721, ERC2981, IModelRegistry {
         royaltyAmount = (salePrice * _royaltyBps[tokenId]) / _feeDenominator();
     }
 
-    /// @notice The royalty of `modelId`, in basis points.
+    /// @inheritdoc IModelRegistry
     function royaltyBpsOf(uint256 modelId) external view returns (uint96) {
         _requireModel(modelId);
         return _royaltyBps[modelId];
@@ -130,7 +132,7 @@ contract ModelRegistry is ERC721, ERC2981, IModelRegistry {
     }
 
     /// @inheritdoc ERC721
-    function supportsInterface(bytes4 interfaceId) public view override(ERC721, ERC2981) returns (bool) {
+    function supportsInterface(bytes4 interfaceId) public view override(ERC721, ERC2981, IERC165) returns (bool) {
         return interfaceId == type(IModelRegistry).interfaceId || super.supportsInterface(interfaceId);
     }
 

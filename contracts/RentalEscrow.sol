@@ -4,12 +4,11 @@ pragma solidity 0.8.28;
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
-import {IERC2981} from "@openzeppelin/contracts/interfaces/IERC2981.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 import {ILicenseNFT} from "./interfaces/ILicenseNFT.sol";
+import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {IRentalEscrow} from "./interfaces/IRentalEscrow.sol";
 import {PayeeSets} from "./libraries/PayeeSets.sol";
 import {Payments} from "./libraries/Payments.sol";
@@ -104,23 +103,25 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
     }
 
     // ---------------------------------------------------------------- storage
+    /// @inheritdoc IRentalEscrow
     bytes32 public constant ARBITER_ROLE = keccak256("ARBITER_ROLE");
+    /// @inheritdoc IRentalEscrow
     bytes32 public constant REVENUE_SOURCE_ROLE = keccak256("REVENUE_SOURCE_ROLE");
     /// @inheritdoc IRentalEscrow
     uint16 public constant MAX_FEE_BPS = 1_000;
     /// @inheritdoc IRentalEscrow
     uint256 public constant MAX_PAYEES = 8;
-    /// @notice Payments are released at multiples of this, in seconds, so payments share buckets.
+    /// @inheritdoc IRentalEscrow
     uint64 public constant SETTLEMENT_GRANULARITY = 1 hours;
-    /// @notice Most currencies the admin may ever allow (bounds the loop in `setFee`).
+    /// @inheritdoc IRentalEscrow
     uint256 public constant MAX_CURRENCIES = 32;
 
-    /// @notice The ModelRegistry (ERC-721 + ERC-2981).
-    address public immutable registry;
-    /// @notice The LicenseNFT this escrow mints (deployed with this escrow as its immutable marketplace).
-    address public immutable licences;
-    /// @notice The utility token (AIMT): a plain ERC-20 without transfer fee, booked at the price
-    /// without measuring the balance received (gas); every other ERC-20 is measured.
+    /// @inheritdoc IRentalEscrow
+    IModelRegistry public immutable registry;
+    /// @inheritdoc IRentalEscrow
+    ILicenseNFT public immutable licences;
+    /// @inheritdoc IRentalEscrow
+    /// @dev An address, not an `IERC20`: it is only ever compared with a payment's currency.
     address public immutable utilityToken;
     /// @inheritdoc IRentalEscrow
     uint64 public immutable disputeWindow;
@@ -162,8 +163,8 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
                 || treasury_ == address(0)
         ) revert ZeroAddress();
         if (feeBps_ > MAX_FEE_BPS) revert FeeTooHigh(feeBps_, MAX_FEE_BPS);
-        registry = registry_;
-        licences = licences_;
+        registry = IModelRegistry(registry_);
+        licences = ILicenseNFT(licences_);
         utilityToken = utilityToken_;
         disputeWindow = disputeWindow_;
         _config = Config(treasury_, feeBps_);
@@ -257,7 +258,7 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
         unchecked {
             // periods <= maxPeriods < 2**16 and periodSeconds < 2**32: the duration is below 2**48.
             (licenceId, expires) =
-                ILicenseNFT(licences).mintOrExtendRental(msg.sender, modelId, uint64(periods * sale.periodSeconds));
+                licences.mintOrExtendRental(msg.sender, modelId, uint64(periods * sale.periodSeconds));
         }
         // NOTE: the payment is pulled before it is booked because an ERC-20 is booked at the balance
         // actually received; `nonReentrant` and the licence minted first keep this safe.
@@ -276,7 +277,7 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
         if (price == 0) revert NotForSale(modelId);
         if (price > maxPrice) revert PriceAboveMax(price, maxPrice);
         uint256 payeeSet = _currentPayeeSet(modelId, sale.hasSplit, sale.splitNonce);
-        licenceId = ILicenseNFT(licences).mint(msg.sender, modelId, ILicenseNFT.Kind.Perpetual, type(uint64).max);
+        licenceId = licences.mintPerpetualLicence(msg.sender, modelId);
         Currency memory currency = _currencyById(sale.currencyId);
         (uint256 received, uint256 fee) = _collect(currency, price);
         _hold(modelId, licenceId, msg.sender, payeeSet, currency.token, received, fee, true);
@@ -290,10 +291,10 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
         (uint256 currencyId, Currency memory config) = _currencyOf(currency);
         if (!config.allowed) revert CurrencyNotAllowed(currency);
         if (
-            IERC721(licences).getApproved(licenceId) != address(this)
-                && !IERC721(licences).isApprovedForAll(holder, address(this))
+            licences.getApproved(licenceId) != address(this)
+                && !licences.isApprovedForAll(holder, address(this))
         ) revert NotApproved(licenceId);
-        uint48 transfers = ILicenseNFT(licences).transfersOf(licenceId).toUint48();
+        uint48 transfers = licences.transfersOf(licenceId).toUint48();
         // `currencyId <= MAX_CURRENCIES` fits in uint8.
         _listings[licenceId] = StoredListing(holder, uint8(currencyId), transfers, price);
         emit Listed(licenceId, holder, currency, price);
@@ -321,13 +322,13 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
         delete _listings[licenceId];
         Currency memory currency = _currencyById(listing.currencyId);
         (uint256 received, uint256 fee) = _collect(currency, listing.price);
-        (address receiver, uint256 royalty) = IERC2981(registry).royaltyInfo(modelId, received);
+        (address receiver, uint256 royalty) = registry.royaltyInfo(modelId, received);
         _hold(modelId, licenceId, msg.sender, PayeeSets.single(listing.seller), currency.token, received - royalty, fee, false);
         if (royalty != 0) {
             _hold(modelId, licenceId, msg.sender, PayeeSets.single(receiver), currency.token, royalty, 0, false);
         }
         // NOTE: `transferFrom`, not `safeTransferFrom`: no receiver callback runs in a paid flow.
-        IERC721(licences).transferFrom(listing.seller, msg.sender, licenceId);
+        licences.transferFrom(listing.seller, msg.sender, licenceId);
         emit Delisted(licenceId);
         emit Resold(licenceId, modelId, msg.sender, listing.seller, received, royalty);
     }
@@ -336,7 +337,7 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
     /// @inheritdoc IRentalEscrow
     function openDispute(uint256 licenceId) external returns (uint256 disputeId) {
         if (_licenceHolder(licenceId) != msg.sender) revert NotLicenceHolder(licenceId, msg.sender);
-        uint256 modelId = ILicenseNFT(licences).licenceOf(licenceId).modelId;
+        uint256 modelId = licences.licenceOf(licenceId).modelId;
         Sale storage sale = _terms[modelId].sale;
         uint256 payeeSet = _currentPayeeSet(modelId, sale.hasSplit, sale.splitNonce);
         return _openDispute(licenceId, payeeSet, _currencyById(sale.currencyId).token);
@@ -344,6 +345,7 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
 
     /// @inheritdoc IRentalEscrow
     function openDispute(uint256 licenceId, uint256 payeeSet, address currency) external returns (uint256 disputeId) {
+        if (_licenceHolder(licenceId) != msg.sender) revert NotLicenceHolder(licenceId, msg.sender);
         return _openDispute(licenceId, payeeSet, currency);
     }
 
@@ -367,13 +369,14 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
         dispute.open = false;
         address currency = dispute.currency;
         uint256 licenceId = dispute.licenceId;
-        _credit(dispute.payer, currency, refund);
+        // A release refunds nothing: the payer's slot is not read.
+        if (refund != 0) _credit(dispute.payer, currency, refund);
         _release(dispute.payeeSet, currency, amount - refund, fee - refundFee);
         emit DisputeResolved(disputeId, resolution, refund, amount - refund);
         if (resolution == Resolution.Refund) {
-            ILicenseNFT(licences).terminate(licenceId);
+            licences.terminate(licenceId);
         } else {
-            ILicenseNFT(licences).setLocked(licenceId, false);
+            licences.setLocked(licenceId, false);
         }
     }
 
@@ -532,7 +535,7 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
         return config.allowed;
     }
 
-    /// @notice Every currency the admin has ever allowed (some may be disallowed since), in order.
+    /// @inheritdoc IRentalEscrow
     function currencies() external view returns (address[] memory list_) {
         uint256 n = _currencyCount;
         list_ = new address[](n);
@@ -580,8 +583,8 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
     }
 
     // ---------------------------------------------------------------- private
+    /// @dev The caller's dispute over its receipt for `licenceId`; the caller checked that it holds the licence.
     function _openDispute(uint256 licenceId, uint256 payeeSet, address currency) private returns (uint256 disputeId) {
-        if (_licenceHolder(licenceId) != msg.sender) revert NotLicenceHolder(licenceId, msg.sender);
         bytes32 receiptKey = _receiptKey(licenceId, msg.sender, payeeSet, currency);
         Receipt memory receipt = _receipts[receiptKey];
         if (receipt.amount == 0) revert NothingToDispute(licenceId);
@@ -600,7 +603,7 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
         emit PaymentDisputed(disputeId, payeeSet, currency, releaseAt, receipt.amount, receipt.fee);
         emit DisputeOpened(disputeId, licenceId, msg.sender, receipt.amount);
         // Locks the licence until resolution; reverts `LicenceLocked` if a dispute is already open.
-        ILicenseNFT(licences).setLocked(licenceId, true);
+        licences.setLocked(licenceId, true);
     }
 
     /// @dev Book `amount` (of which `fee` is the platform's) for `payeeSet`, held until the current
@@ -693,7 +696,7 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
     /// @dev The payee set of a payment for `modelId` now: split `splitNonce` while the owner who set it
     /// still owns the model, else the owner. Reads `Terms.splitOwner` only when `hasSplit`.
     function _currentPayeeSet(uint256 modelId, bool hasSplit, uint24 splitNonce) private view returns (uint256) {
-        address owner = IERC721(registry).ownerOf(modelId);
+        address owner = registry.ownerOf(modelId);
         // A split lapses when the model changes hands: it only counts while its setter owns the model.
         if (hasSplit && _terms[modelId].splitOwner == owner) return PayeeSets.splitId(modelId, splitNonce);
         return PayeeSets.single(owner);
@@ -718,7 +721,7 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
     }
 
     function _requireModel(uint256 modelId) private view returns (address owner) {
-        try IERC721(registry).ownerOf(modelId) returns (address o) {
+        try registry.ownerOf(modelId) returns (address o) {
             owner = o;
         } catch {
             revert UnknownModel(modelId);
@@ -736,7 +739,7 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
         returns (bool live, uint256 modelId)
     {
         if (listing.seller == address(0)) return (false, 0);
-        try ILicenseNFT(licences).licenceOf(licenceId) returns (ILicenseNFT.Licence memory licence) {
+        try licences.licenceOf(licenceId) returns (ILicenseNFT.Licence memory licence) {
             if (licence.transfers == listing.transfers) return (true, licence.modelId);
         } catch {
             // The licence was terminated (or never minted): nothing to sell.
@@ -746,7 +749,7 @@ contract RentalEscrow is AccessControl, ReentrancyGuardTransient, IRentalEscrow 
 
     /// @dev The holder of `licenceId`, or zero if it does not exist (never minted or terminated).
     function _licenceHolder(uint256 licenceId) private view returns (address holder) {
-        try IERC721(licences).ownerOf(licenceId) returns (address h) {
+        try licences.ownerOf(licenceId) returns (address h) {
             holder = h;
         } catch {
             holder = address(0);

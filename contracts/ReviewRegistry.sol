@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
-
 import {ILicenseNFT} from "./interfaces/ILicenseNFT.sol";
 import {IReviewRegistry} from "./interfaces/IReviewRegistry.sol";
 
@@ -76,7 +74,7 @@ contract ReviewRegistry is IReviewRegistry {
 
     /// @dev The holder of `licenceId`, or the zero address if it does not exist (never minted or burned).
     function _holderOrZero(uint256 licenceId) internal view returns (address) {
-        try IERC721(address(_licences)).ownerOf(licenceId) returns (address holder) {
+        try _licences.ownerOf(licenceId) returns (address holder) {
             return holder;
         } catch {
             return address(0);

@@ -11,7 +11,11 @@ pragma solidity 0.8.28;
 /// is one above the deposit. The relayer must redeem before the channel times out.
 interface ICreditEscrow {
     /// @notice The signed voucher (EIP-712 primary type `Voucher`).
+    /// @param modelId The model of the channel.
+    /// @param relayer The relayer of the channel, the only account that may redeem the voucher.
     /// @param cumulativeAmount Everything the payer has agreed to pay on this channel, in the smallest unit.
+    /// @param chainId The chain the voucher is valid on.
+    /// @param escrow The CreditEscrow the voucher is valid for.
     struct Voucher {
         uint256 modelId;
         address relayer;
@@ -20,7 +24,11 @@ interface ICreditEscrow {
         address escrow;
     }
 
-    /// @notice One channel: (payer, modelId, relayer).
+    /// @notice One channel: (payer, modelId, relayer), as `channelOf` returns it.
+    /// @param currency The currency of its first deposit (kept for life), `address(0)` for ETH.
+    /// @param deposited Credit put in minus credit reclaimed, in the smallest unit.
+    /// @param redeemed Credit the relayer has redeemed so far (only grows; at most `deposited`).
+    /// @param expiresAt When the channel stops being redeemable and its rest reclaimable, in seconds.
     struct Channel {
         address currency;
         uint128 deposited;
@@ -28,18 +36,31 @@ interface ICreditEscrow {
         uint64 expiresAt;
     }
 
+    /// @notice `modelId`'s offer is inactive or has no price per call.
     error NoPayPerUse(uint256 modelId);
+    /// @notice `relayer` is not authorised (or not active) for `modelId` in the RelayerRegistry.
     error RelayerNotAuthorised(uint256 modelId, address relayer);
+    /// @notice A deposit of nothing (or an ERC-20 transfer that delivered nothing).
     error ZeroAmount();
+    /// @notice `received` wei were sent where `expected` were due (the deposit in ETH, or 0 for an ERC-20).
     error WrongPayment(uint256 expected, uint256 received);
+    /// @notice `caller` is not the voucher's relayer `expected`.
     error NotRelayer(address expected, address caller);
+    /// @notice The voucher names chain `chainId` and escrow `escrow`, not this chain and contract.
     error WrongDomain(uint256 chainId, address escrow);
+    /// @notice The signature is not the payer's over the voucher (ECDSA, or ERC-1271 for a contract).
     error InvalidSignature();
+    /// @notice The voucher's `cumulativeAmount` is not above what was already `redeemed`.
     error VoucherNotMonotonic(uint256 cumulativeAmount, uint256 redeemed);
+    /// @notice The voucher's `cumulativeAmount` is above what the channel holds (`deposited`).
     error VoucherAboveDeposit(uint256 cumulativeAmount, uint256 deposited);
+    /// @notice The channel expired at `expiresAt` (seconds): vouchers can no longer be redeemed.
     error ChannelExpired(uint64 expiresAt);
+    /// @notice The channel is live until `expiresAt` (seconds): its credit cannot be reclaimed yet.
     error ChannelLive(uint64 expiresAt);
+    /// @notice Everything deposited on the channel was redeemed or reclaimed already.
     error NothingToReclaim();
+    /// @notice Sending `amount` wei to `to` failed.
     error EthTransferFailed(address to, uint256 amount);
     /// @notice The model's offer is now in `offerCurrency`, but this channel holds `channelCurrency`;
     /// a channel keeps the currency of its first deposit for life (vouchers do not name a currency).
@@ -50,13 +71,20 @@ interface ICreditEscrow {
     error CurrencyNotAllowed(address currency);
     /// @notice The channel timeout must be more than zero seconds.
     error InvalidTimeout(uint64 timeout);
+    /// @notice `redeemBatch` got arrays of different lengths.
     error BatchLengthMismatch(uint256 payers, uint256 vouchers, uint256 signatures);
+    /// @notice `redeemBatch` got no voucher.
     error EmptyBatch();
     /// @notice A channel holds at most `max` (2**96 - 1 base units) of credit at a time.
     error DepositTooLarge(uint256 deposited, uint256 max);
 
+    /// @notice `payer` added `amount` (what arrived) of `currency` to its channel for `modelId` served
+    /// by `relayer`, which now expires at `expiresAt` (seconds).
     event CreditDeposited(address indexed payer, uint256 indexed modelId, address indexed relayer, address currency, uint256 amount, uint64 expiresAt);
+    /// @notice `relayer` redeemed `payer`'s voucher for `cumulativeAmount` on its `modelId` channel,
+    /// paying `paid` (the part not redeemed before) into the RentalEscrow as revenue.
     event VoucherRedeemed(address indexed payer, uint256 indexed modelId, address indexed relayer, uint256 cumulativeAmount, uint256 paid);
+    /// @notice `payer` took back `amount` of unredeemed credit from its timed-out channel.
     event CreditReclaimed(address indexed payer, uint256 indexed modelId, address indexed relayer, uint256 amount);
 
     /// @notice Add `amount` of credit for `modelId` served by `relayer` (send `amount` as value for ETH
@@ -74,6 +102,7 @@ interface ICreditEscrow {
     /// @notice Take back unredeemed credit once the channel has timed out.
     function reclaim(uint256 modelId, address relayer) external returns (uint256 amount);
 
+    /// @notice The channel of `payer` for `modelId` served by `relayer` (all zero if it never existed).
     function channelOf(address payer, uint256 modelId, address relayer) external view returns (Channel memory);
     /// @notice EIP-712 digest of `voucher` in this contract's domain (name "daimm CreditEscrow", version "1").
     function voucherDigest(Voucher calldata voucher) external view returns (bytes32);

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
+import {IERC2981} from "@openzeppelin/contracts/interfaces/IERC2981.sol";
+import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
+
 /// @title IModelRegistry
 /// @notice One ERC-721 token per AI model, minted to its creator. A model has an append-only version
 /// history; each version names the IPFS CID of its encrypted weights and of its metadata document.
 /// Whoever owns the token owns the model: future revenue, versions, terms and royalty.
 /// IMPORTANT: CIDs are stored as given (strings such as `bafy...` or `Qm...`); the registry does not
 /// check that they resolve. Clients verify content against the CID they read here.
-interface IModelRegistry {
+interface IModelRegistry is IERC2981, IERC721 {
     /// @notice One published version of a model.
     /// @param weightsCid CID of the encrypted weights (daimm AEAD format).
     /// @param metadataCid CID of the metadata JSON document.
@@ -53,6 +56,10 @@ interface IModelRegistry {
 
     /// @notice Set the royalty on licence resales; only the model's owner may. Capped at `MAX_ROYALTY_BPS`.
     function setRoyalty(uint256 modelId, uint96 bps) external;
+
+    /// @notice The royalty of `modelId` on licence resales, in basis points; reverts `UnknownModel` if
+    /// it was never minted.
+    function royaltyBpsOf(uint256 modelId) external view returns (uint96);
 
     /// @notice The royalty cap, in basis points (1,000 = 10%).
     function MAX_ROYALTY_BPS() external view returns (uint96);

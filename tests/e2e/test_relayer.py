@@ -11,9 +11,6 @@ endpoint going away.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,9 +23,10 @@ import pytest
 from tests.utils.relayer import (
     TcpProxy,
     free_port,
+    new_relayer,
     node_url_or_skip,
     publish_encrypted_model,
-    relayer_keys,
+    relayer_daemon,
     wait_until_current,
 )
 
@@ -77,15 +75,16 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, Any]]:
     """Extensions deployed, an encrypted iris model published and authorised, a relayer running."""
-    from daimm.crypto import public_key_of
     from daimm.market.deploy_extensions import deploy_extensions
 
     work = tmp_path_factory.mktemp("relayer")
     ext = deploy_extensions(project, deployer, contracts)
     registry, relayers, credit = contracts.registry, ext.relayer_registry, ext.credit_escrow
 
-    # The relayer's two keys: Ethereum (signs receipts, redeems) and X25519 (opens envelopes).
-    relayer_eth, x25519 = relayer_keys(work, deployer)
+    # The relayer's two keys: Ethereum (signs receipts, redeems) and X25519 (opens envelopes),
+    # registered by the relayer address itself (the registry refuses squatting by others).
+    port = free_port()
+    relayer_eth, x25519 = new_relayer(work, relayers, deployer, port)
     key_file = work / "relayer.eth"
 
     # The creator encrypts and stores the model, then mints it.
@@ -94,14 +93,6 @@ def stack(
     model_id, envelope_cid = publish_encrypted_model(work, registry, creator, model_bytes, x25519)
     contracts.escrow.setOffer(model_id, _offer(), sender=creator)
 
-    port = free_port()
-    # The relayer address registers itself (the registry refuses squatting by others).
-    relayers.register(
-        relayer_eth.address,
-        public_key_of(x25519).raw,
-        f"http://127.0.0.1:{port}",
-        sender=relayer_eth,
-    )
     relayers.authorise(model_id, relayer_eth.address, envelope_cid, sender=creator)
 
     proxy = TcpProxy(("127.0.0.1", int(node_url.rsplit(":", 1)[1].split("/")[0])))
@@ -128,45 +119,21 @@ def stack(
             ]
         )
     )
-    log_file = open(work / "relayer.log", "wb")  # noqa: SIM115 - closed at teardown
-    daemon = subprocess.Popen(
-        [str(Path(sys.executable).with_name("daimm")), "relayer", "serve", "--config", str(config)],
-        cwd=ROOT,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if daemon.poll() is not None or time.monotonic() > deadline:
-            log_file.flush()
-            pytest.fail("relayer did not start:\n" + (work / "relayer.log").read_text()[-3000:])
-        time.sleep(0.2)
     try:
-        yield {
-            "url": url,
-            "model_id": model_id,
-            "model_bytes": model_bytes,
-            "rows": rows,
-            "relayer": relayer_eth.address,
-            "relayers": relayers,
-            "credit": credit,
-            "proxy": proxy,
-            "log": work / "relayer.log",
-        }
+        with relayer_daemon(config, port, work / "relayer.log") as url:
+            yield {
+                "url": url,
+                "model_id": model_id,
+                "model_bytes": model_bytes,
+                "rows": rows,
+                "relayer": relayer_eth.address,
+                "relayers": relayers,
+                "credit": credit,
+                "proxy": proxy,
+                "log": work / "relayer.log",
+            }
     finally:
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=30)
-        finally:
-            log_file.close()
-            proxy.stop()
+        proxy.stop()
 
 
 def _client(stack: dict[str, Any], account: Any) -> RelayerClient:
@@ -237,7 +204,7 @@ def test_malformed_and_oversized_requests_are_refused_by_the_daemon(
         client.predict(stack["model_id"], {"input": [[1.0, 2.0]]})
     too_big = httpx.post(
         f"{stack['url']}/v1/models/{stack['model_id']}/predict",
-        content=b"x" * (2 << 20),
+        content=b"x" * (13 << 20),  # past max_body_bytes (12 MiB)
         timeout=30,
     )
 
@@ -365,8 +332,8 @@ def test_the_infer_and_verify_receipt_commands_work_against_the_daemon(
 
     inferred = runner.invoke(
         cli,
-        ["infer", str(stack["model_id"]), "--input", str(inputs), "--relayer", stack["url"],
-         "--relayer-address", stack["relayer"], "--key-file", str(key_file),
+        ["infer", str(stack["model_id"]), "--input", str(inputs), "--relayer-url", stack["url"],
+         "--relayer", stack["relayer"], "--key-file", str(key_file),
          "--receipt-out", str(answer)],
     )  # fmt: skip
     verified = runner.invoke(cli, ["verify-receipt", str(answer), "--relayer", stack["relayer"]])

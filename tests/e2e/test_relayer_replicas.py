@@ -23,9 +23,9 @@ import pytest
 from tests.utils import onnx_models
 from tests.utils.relayer import (
     Daemon,
+    new_relayer,
     node_url_or_skip,
     publish_encrypted_model,
-    relayer_keys,
     start_daemon,
     stop_daemon,
     wait_until_current,
@@ -89,14 +89,13 @@ def replicas(
     module's snapshot (else it rebuilds module fixtures).
     """
 
-    from daimm.crypto import public_key_of
     from daimm.market.deploy_extensions import deploy_extensions
 
     node_url = node_url_or_skip(chain, "the relayer daemons read the chain over HTTP")
     work = tmp_path_factory.mktemp("replicas")
     ext = deploy_extensions(project, deployer, contracts)
     registry, relayers = contracts.registry, ext.relayer_registry
-    relayer_eth, x25519 = relayer_keys(work, deployer)
+    relayer_eth, x25519 = new_relayer(work, relayers, deployer, port=1)  # behind a balancer
 
     model_bytes, _ = onnx_models.iris_classifier()
     model_id, envelope_cid = publish_encrypted_model(work, registry, creator, model_bytes, x25519)
@@ -104,8 +103,6 @@ def replicas(
     #  pricePerCall)
     offer = (ETH, PRICE_PER_PERIOD, 3600, 1, 30, True, 0, PRICE_PER_CALL)
     contracts.escrow.setOffer(model_id, offer, sender=creator)
-    relayers.register(relayer_eth.address, public_key_of(x25519).raw, "http://127.0.0.1:1",
-                      sender=relayer_eth)  # fmt: skip
     relayers.authorise(model_id, relayer_eth.address, envelope_cid, sender=creator)
 
     state_url = catalog_databases.server.create_database(

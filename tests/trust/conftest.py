@@ -96,16 +96,26 @@ class ThreadedUvicorn:
     Args:
         app: The ASGI app.
         port: TCP port (a free one by default).
+        settings: Relayer settings: serve with the daemon's own ``runner.uvicorn_config`` (its
+            protocol, timeouts and limits) instead of uvicorn's defaults.
     """
 
-    def __init__(self, app: Any, port: int | None = None) -> None:
+    def __init__(self, app: Any, port: int | None = None, settings: Any = None) -> None:
         import uvicorn
 
         self.port = port or free_port()
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_config=None, access_log=False,
-            lifespan="on", timeout_graceful_shutdown=10,
-        )  # fmt: skip
+        if settings is not None:
+            from daimm.relayer.runner import uvicorn_config
+
+            config = uvicorn_config(
+                app, settings.model_copy(update={"host": "127.0.0.1", "port": self.port}),
+                graceful_timeout_s=10,
+            )  # fmt: skip
+        else:
+            config = uvicorn.Config(
+                app, host="127.0.0.1", port=self.port, log_config=None, access_log=False,
+                lifespan="on", timeout_graceful_shutdown=10,
+            )  # fmt: skip
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, name="trust-uvicorn", daemon=True)
 
@@ -159,18 +169,27 @@ def relayer_server(tmp_path: Path) -> Callable[..., Any]:
 
     Every model id given is authorised and licensed to ``relayer.user``; ``cold_chain=True`` makes
     every chain read miss the cache (see :class:`ColdChainDouble`); rate limits are lifted
-    (they are tested in tests/unit/relayer) so fuzz and races measure what they name.
+    (they are tested in tests/unit/relayer) so fuzz and races measure what they name, unless
+    ``limiters=(per_ip, per_wallet)`` sets them; ``settings`` serves with the daemon's uvicorn
+    config (see :class:`ThreadedUvicorn`); ``chain`` replaces the chain double (a real reader).
     """
 
     @contextlib.contextmanager
     def serve(
-        models: dict[int, bytes], *, cold_chain: bool = False, **manager_kwargs: Any
+        models: dict[int, bytes],
+        *,
+        cold_chain: bool = False,
+        limiters: tuple[RateLimiter, RateLimiter] | None = None,
+        settings: Any = None,
+        chain: Any = None,
+        **manager_kwargs: Any,
     ) -> Iterator[RelayerUnderTest]:
-        chain = ColdChainDouble() if cold_chain else ChainDouble()
+        chain = chain or (ColdChainDouble() if cold_chain else ChainDouble())
         relayer, user = Account.create(), Account.create()
         for model_id in models:
-            chain.authorised.add(model_id)
-            chain.access.add((model_id, user.address))
+            if isinstance(chain, ChainDouble):
+                chain.authorised.add(model_id)
+                chain.access.add((model_id, user.address))
         store = VoucherStore(tmp_path / f"relayer-{len(models)}-{time.monotonic_ns()}.sqlite3")
         policy = AccessPolicy(
             chain, store, relayer=relayer.address, chain_id=CHAIN_ID, registry=REGISTRY,
@@ -184,10 +203,10 @@ def relayer_server(tmp_path: Path) -> Callable[..., Any]:
             store=store,
             reader=chain,
             private_key=bytes(relayer.key),
-            ip_limiter=RateLimiter(1e9, 1_000_000),
-            address_limiter=RateLimiter(1e9, 1_000_000),
+            ip_limiter=limiters[0] if limiters else RateLimiter(1e9, 1_000_000),
+            address_limiter=limiters[1] if limiters else RateLimiter(1e9, 1_000_000),
         )
-        with ThreadedUvicorn(create_app(services)) as server:
+        with ThreadedUvicorn(create_app(services), settings=settings) as server:
             yield RelayerUnderTest(server.url, services, chain, relayer, user)
 
     return serve

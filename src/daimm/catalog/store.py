@@ -281,6 +281,9 @@ PROJECTIONS: tuple[Table, ...] = (
     currencies,
 )
 
+# The advisory lock that serialises table creation on PostgreSQL (any constant: "daimm" in ASCII).
+_CREATE_LOCK_KEY = 0x6461696D6D
+
 _FTS_DDL = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS catalog_fts USING fts5("
     "name, description, task, tags, tokenize='porter unicode61')"
@@ -433,13 +436,7 @@ class CatalogStore:
 
     def _create(self) -> None:
         try:
-            metadata.create_all(self.engine)
-            with self.engine.begin() as conn:
-                if self.is_sqlite:
-                    conn.exec_driver_sql(_FTS_DDL)
-                else:
-                    for ddl in _PG_SEARCH_DDL:
-                        conn.exec_driver_sql(ddl)
+            self._create_schema()
         except (OperationalError, InterfaceError) as exc:
             raise CatalogUnavailableError(
                 f"cannot connect to the catalog database {self.url} ({_reason(exc)}): check"
@@ -450,6 +447,29 @@ class CatalogStore:
                 f"cannot create the catalog tables in {self.url} ({_reason(exc)}): check that"
                 " the database user may create tables there"
             ) from exc
+
+    def _create_schema(self) -> None:
+        """Tables and the search index, under a database-wide lock, so that processes opening one
+        new catalog at once do not race.
+
+        NOTE: ``create_all`` checks for each table and then creates it; two processes opening a new
+        catalog together (``daimm up`` polls the database its catalog child is creating) could both
+        see a table missing, and the slower one failed with "already exists". SQLite's ``BEGIN
+        IMMEDIATE`` and PostgreSQL's transaction-scoped advisory lock make the second process wait
+        for the first one's commit, after which it finds every table and creates nothing.
+        """
+        with self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_CREATE_LOCK_KEY})")
+            metadata.create_all(conn)
+            if self.is_sqlite:
+                conn.exec_driver_sql(_FTS_DDL)
+            else:
+                for ddl in _PG_SEARCH_DDL:
+                    conn.exec_driver_sql(ddl)
+            conn.commit()
 
     def _unavailable(self, exc: BaseException) -> CatalogUnavailableError:
         return CatalogUnavailableError(

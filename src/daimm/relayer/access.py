@@ -1,21 +1,25 @@
 """Who may have an answer: rate limits, request signatures, nonces, licences and vouchers.
 
 The decision for one ``POST /v1/models/{id}/predict``, in this order (cheapest first, and nothing
-that costs a signature recovery or a chain call before the rate limits):
+that costs a signature recovery or a chain call before the per-IP limit):
 
-1. rate limits per IP and per *claimed* address (``X-Daimm-Address``): 429;
+1. the rate limit per client IP: 429;
 2. the EIP-712 ``PredictRequest`` signature: missing or malformed headers, a deadline in the past
    (or too far ahead), another chain or relayer, a signature that is not the claimed address's,
    or a nonce already used: 401;
+   then the rate limit per wallet, keyed on the *verified* signer (never on an address a request
+   merely claims, which would let anyone spend a victim's allowance): 429;
 3. the chain: the relayer must be authorised for the model (403 ``relayer_not_authorised``); the
    caller needs ``hasAccess`` (a live rental or perpetual licence), or else a pay-per-use voucher
    that covers what was spent plus one call and stays within the on-chain deposit (402 with what
    is missing); no licence and no voucher: 403 ``no_licence``. A chain that cannot be read: 503,
-   never a refusal on stale belief and never an outage reported as "no licence".
+   never a refusal on stale belief and never an outage reported as "no licence". The 503 says what
+   failed and nothing of the RPC endpoint (hosted URLs carry API keys): see :func:`chain_refusal`.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -41,8 +45,11 @@ __all__ = [
     "Decision",
     "RateLimiter",
     "SignedHeaders",
+    "chain_refusal",
     "parse_signed_headers",
 ]
+
+log = logging.getLogger("daimm.relayer")
 
 HEADER_ADDRESS = "x-daimm-address"
 HEADER_SIGNATURE = "x-daimm-signature"
@@ -56,6 +63,24 @@ HEADER_VOUCHER = "x-daimm-voucher"
 
 def _refuse(status: int, code: str, detail: str) -> RequestRefusedError:
     return RequestRefusedError(status, code, detail)
+
+
+def chain_refusal(exc: Exception) -> RequestRefusedError:
+    """The 503 for a chain that could not be read: what failed, never where from.
+
+    The reader's message names the endpoint (with any path or API key redacted, see
+    ``chain.redact_url``) and goes to the log; the client gets a fixed sentence, so no RPC URL,
+    host or provider error text ever leaves the relayer.
+    """
+    # NOTE: debug, not warning: during an outage every request lands here; the log watcher logs
+    # the outage (with the same message) once, as a warning.
+    log.debug("chain read failed", extra={"error": str(exc)})
+    return _refuse(
+        503,
+        "chain_unavailable",
+        "the relayer cannot read the chain right now and refuses requests until it can: retry"
+        " shortly",
+    )
 
 
 # ---------------------------------------------------------------------------- rate limits
@@ -137,12 +162,6 @@ def _hex_bytes(raw: str, name: str, status: int, code: str) -> bytes:
         return bytes.fromhex(raw.strip().removeprefix("0x"))
     except ValueError:
         raise _refuse(status, code, f"{name} must be 0x-prefixed hex") from None
-
-
-def claimed_address(headers: Mapping[str, str]) -> str | None:
-    """The claimed signer for rate limiting (unverified), or None."""
-    raw = headers.get(HEADER_ADDRESS)
-    return raw.strip().lower() if raw else None
 
 
 def parse_signed_headers(headers: Mapping[str, str]) -> SignedHeaders:
@@ -323,10 +342,12 @@ class AccessPolicy:
             version = self.reader.latest_version(model_id)
             envelope = self.reader.envelope_of(model_id, self.relayer)
         except ChainUnavailableError as exc:
-            raise _refuse(503, "chain_unavailable", str(exc)) from None
+            raise chain_refusal(exc) from None
         except ChainError as exc:
             raise _refuse(404, "unknown_model", f"model {model_id}: {exc}") from None
-        return ModelRef(model_id, version.version, version.weights_cid, envelope)
+        return ModelRef(
+            model_id, version.version, version.weights_cid, envelope, version.metadata_cid
+        )
 
     def decide(self, model_id: int, signed: SignedHeaders) -> Decision:
         """Whether the (verified) signer may have an answer from ``model_id`` now.
@@ -354,10 +375,8 @@ class AccessPolicy:
                     f"{signed.address} holds no live licence for model {model_id}{hint}",
                 )
             return self._voucher_decision(ref, signed)
-        except ChainUnavailableError as exc:
-            raise _refuse(503, "chain_unavailable", str(exc)) from None
-        except ChainError as exc:
-            raise _refuse(503, "chain_unavailable", f"chain read failed: {exc}") from None
+        except ChainError as exc:  # ChainUnavailableError, or a read that reverted
+            raise chain_refusal(exc) from None
 
     def _voucher_decision(self, ref: ModelRef, signed: SignedHeaders) -> Decision:
         model_id = ref.model_id

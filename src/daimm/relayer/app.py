@@ -4,8 +4,10 @@
   (number and hash).
 - ``GET /v1/models``: models loaded now, with input and output schemas.
 - ``GET /v1/models/{model_id}/credit/{payer}``: a payer's spent total and price per call.
-- ``POST /v1/models/{model_id}/predict``: a signed request ``{"inputs": {name: nested list}}``;
-  the answer is ``{"outputs": ..., "receipt": {...}}`` with a receipt the relayer signed.
+- ``POST /v1/models/{model_id}/predict``: a signed request ``{"inputs": {name: value}}`` (nested
+  lists, or per the model's card image bytes, strings or named features; docs/RELAYER.md); the
+  answer is ``{"outputs": ..., "predictions": ..., "receipt": {...}}`` with a receipt the relayer
+  signed over it.
 - ``GET /metrics``: Prometheus metrics.
 
 Every error is ``{"error": code, "detail": message}`` with a fitting status, never a traceback.
@@ -33,16 +35,20 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from daimm.errors import ModelUnavailableError, RequestRefusedError
+from daimm.modelformat import prepare_request
+from daimm.openapi_docs import serve_docs
 from daimm.relayer.access import (
     AccessPolicy,
     RateLimiter,
-    claimed_address,
+    chain_refusal,
     parse_signed_headers,
 )
 from daimm.relayer.chain import CacheMiss, ChainReader, LogWatcher
-from daimm.relayer.models import ModelManager, validate_inputs
+from daimm.relayer.edge import parse_json_body
+from daimm.relayer.models import ModelManager
 from daimm.relayer.signing import ReceiptSigner, keccak
 from daimm.relayer.vouchers import Redeemer, VoucherStore
 
@@ -62,8 +68,11 @@ class RelayerServices:
         reader: The chain reader.
         private_key: The relayer's Ethereum key (signs receipts).
         max_body_bytes: Largest accepted body.
-        ip_limiter: Rate limits per client IP.
-        address_limiter: Rate limits per claimed address.
+        max_json_depth: Deepest nesting of arrays and objects accepted in a body (checked before
+            parsing).
+        ip_limiter: Rate limits per client IP, counted before anything else.
+        address_limiter: Rate limits per wallet, counted once its signature verifies (never on an
+            address a request merely claims, or anyone could throttle any wallet).
         watcher: The log watcher (started and stopped with the app), if any.
         redeemer: The voucher redeemer (started and stopped with the app), if any.
     """
@@ -73,7 +82,8 @@ class RelayerServices:
     store: VoucherStore
     reader: ChainReader
     private_key: bytes
-    max_body_bytes: int = 1 << 20
+    max_body_bytes: int = 12 << 20
+    max_json_depth: int = 64
     ip_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(200.0, 400))
     address_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(100.0, 200))
     watcher: LogWatcher | None = None
@@ -136,13 +146,17 @@ async def _read_body(request: Request, limit: int) -> bytes:
             ) from None
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestRefusedError(
-                413, "body_too_large", f"the body exceeds the limit of {limit} bytes"
-            )
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestRefusedError(
+                    413, "body_too_large", f"the body exceeds the limit of {limit} bytes"
+                )
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The client left (or the edge closed a body that was too slow): nobody reads this answer.
+        raise RequestRefusedError(400, "client_disconnected", "the body was not sent") from None
     return b"".join(chunks)
 
 
@@ -181,7 +195,10 @@ def create_app(services: RelayerServices) -> FastAPI:
         version="1",
         summary="Serves ONNX predictions to wallets that hold a live licence or credit.",
         lifespan=lifespan,
+        docs_url=None,  # /docs is served from the package, not a CDN (daimm.openapi_docs)
+        redoc_url=None,
     )
+    serve_docs(app)
 
     @app.exception_handler(RequestRefusedError)
     async def _refused(_request: Request, exc: RequestRefusedError) -> JSONResponse:
@@ -209,6 +226,11 @@ def create_app(services: RelayerServices) -> FastAPI:
         log.error("unexpected error", extra={"error_type": type(exc).__name__})
         return error_body(500, "internal_error", "the relayer failed unexpectedly; see its logs")
 
+    def _limit_ip(request: Request) -> None:
+        ip = request.client.host if request.client else "unknown"
+        if not services.ip_limiter.allow(ip):
+            raise RequestRefusedError(429, "rate_limited", "too many requests from this address")
+
     @app.get("/v1/health")
     async def health() -> dict[str, Any]:
         """Liveness and identity of this relayer."""
@@ -234,16 +256,23 @@ def create_app(services: RelayerServices) -> FastAPI:
                     "version": m.ref.version,
                     "weights_cid": m.ref.weights_cid,
                     **m.schema.to_json(),
+                    "card": m.card.summary() if m.card is not None else None,
                 }
                 for m in services.models.loaded()
             ]
         }
 
     @app.get("/v1/models/{model_id}/credit/{payer}")
-    async def credit(model_id: int, payer: str) -> dict[str, Any]:
-        """What ``payer`` has spent on ``model_id`` here, and the price of the next call."""
+    async def credit(model_id: int, payer: str, request: Request) -> dict[str, Any]:
+        """What ``payer`` has spent on ``model_id`` here, and the price of the next call.
+
+        Public on purpose (docs/RELAYER.md, "The credit endpoint"): the amounts reach the chain
+        at the next redemption, and a client reads them before it can sign its next voucher.
+        """
         from eth_utils import is_address, to_checksum_address
 
+        # NOTE: unsigned, and a cache miss costs an RPC call: the per-IP limit comes first.
+        _limit_ip(request)
         _check_model_id(model_id)
         if not is_address(payer):
             raise RequestRefusedError(422, "invalid_request", "payer: not an address")
@@ -251,7 +280,7 @@ def create_app(services: RelayerServices) -> FastAPI:
         try:
             price = await asyncio.to_thread(services.reader.price_per_call, model_id)
         except Exception as exc:  # noqa: BLE001 - ChainError and friends
-            raise RequestRefusedError(503, "chain_unavailable", str(exc)) from None
+            raise chain_refusal(exc) from None
         return {
             "model_id": model_id,
             "payer": to_checksum_address(payer),
@@ -269,8 +298,13 @@ def create_app(services: RelayerServices) -> FastAPI:
                     "application/json": {
                         "schema": {
                             "type": "object",
-                            "required": ["inputs"],
-                            "properties": {"inputs": {"type": "object"}},
+                            "properties": {
+                                "inputs": {"type": "object"},
+                                "image": {"type": "object", "properties": {"b64": {}}},
+                                "text": {"type": "string"},
+                                "features": {},
+                                "top_k": {"type": "integer", "minimum": 1},
+                            },
                         }
                     }
                 },
@@ -280,26 +314,23 @@ def create_app(services: RelayerServices) -> FastAPI:
     async def predict(model_id: int, request: Request) -> Response:
         """Run ``model_id`` on the signed request's inputs; the answer carries a signed receipt."""
         started = time.perf_counter()
-        # 1. Rate limits, before any signature recovery or chain call.
-        ip = request.client.host if request.client else "unknown"
-        if not services.ip_limiter.allow(ip):
-            raise RequestRefusedError(429, "rate_limited", "too many requests from this address")
-        claimed = claimed_address(request.headers)
-        if claimed is not None and not services.address_limiter.allow(claimed):
-            raise RequestRefusedError(429, "rate_limited", "too many requests for this wallet")
-        # 2. Size, then the signature (CPU only).
+        # 1. The client's IP, before any signature recovery or chain call.
+        _limit_ip(request)
+        # 2. Size, then the signature (CPU only), then the wallet's own limit: counted only for
+        #    a verified signer, so nobody spends another wallet's allowance by claiming its address.
         _check_model_id(model_id)
         body = await _read_body(request, services.max_body_bytes)
         signed = parse_signed_headers(request.headers)
         body_hash = keccak(body)
         policy.verify_request(model_id, body_hash, signed)
-        try:
-            document = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise RequestRefusedError(422, "invalid_json", "body: not valid JSON") from None
-        if not isinstance(document, dict) or "inputs" not in document:
+        if not services.address_limiter.allow(signed.address):
+            raise RequestRefusedError(429, "rate_limited", "too many requests for this wallet")
+        document = parse_json_body(body, services.max_json_depth)
+        if not isinstance(document, dict) or not any(
+            key in document for key in ("inputs", "image", "text", "features")
+        ):
             raise RequestRefusedError(
-                422, "invalid_input", 'body: expected {"inputs": {name: array}}'
+                422, "invalid_input", 'body: expected {"inputs": {name: value}}'
             )
         # 3. The chain (cached): authorisation, licence or voucher.
         try:
@@ -310,13 +341,13 @@ def create_app(services: RelayerServices) -> FastAPI:
                 services.models.unload(model_id)
             raise
         model = await services.models.get(decision.ref)
-        arrays = validate_inputs(model.schema, document["inputs"])
+        prepared = prepare_request(model.card, model.schema, document)
         # 4. Spend the nonce (exactly one of two identical requests passes), run, charge, sign.
         policy.use_nonce(signed)
-        outputs = await services.models.run(model, arrays)
+        answer = await services.models.answer(model, prepared)
         policy.charge(decision, signed)
         timestamp = int(time.time())
-        outputs_hash = keccak(outputs)
+        outputs_hash = keccak(answer.data)
         signature = signer.sign(
             policy.digests.receipt(
                 model_id, decision.ref.weights_cid, body_hash, outputs_hash, timestamp
@@ -339,7 +370,7 @@ def create_app(services: RelayerServices) -> FastAPI:
         extra = b""
         if decision.paid_by == "voucher":
             extra = b',"charged":"%d"' % decision.price
-        content = b'{"outputs":' + outputs + b',"receipt":' + receipt_json + extra + b"}"
+        content = answer.body(receipt_json, extra)
         elapsed = time.perf_counter() - started
         metrics.requests.labels("ok").inc()
         metrics.latency.observe(elapsed)

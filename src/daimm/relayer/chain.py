@@ -19,6 +19,7 @@ cannot poll, the whole cache is dropped: no access is granted on stale belief.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -39,9 +40,13 @@ __all__ = [
     "ModelVersion",
     "TransactionSender",
     "make_web3",
+    "redact_url",
 ]
 
 log = logging.getLogger(__name__)
+
+#: Most blocks one ``eth_getLogs`` of the watcher asks for (the catalog's batch size too).
+LOG_PAGE_BLOCKS = 2_000
 
 
 # ---------------------------------------------------------------------------- minimal ABIs
@@ -144,11 +149,13 @@ class ModelVersion:
         model_id: The model's token id.
         version: Index of the latest version (0 for the first).
         weights_cid: CID of its encrypted weights.
+        metadata_cid: CID of its card (metadata document).
     """
 
     model_id: int
     version: int
     weights_cid: str
+    metadata_cid: str = ""
 
 
 @dataclass(frozen=True)
@@ -159,6 +166,43 @@ class Channel:
     deposited: int
     redeemed: int
     expires_at: int
+
+
+def redact_url(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``, with ``/...`` when it had more: what logs may show.
+
+    Hosted RPC URLs carry their API key in the path (``/v3/<key>``), the query or the user info.
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+    except ValueError:
+        return "<unparsable URL>"
+    hidden = parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc
+    return f"{parts.scheme}://{netloc}" + ("/..." if hidden else "")
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` with ``url``, and the path and query that may hold its key, replaced."""
+    from urllib.parse import urlsplit
+
+    redacted = redact_url(url)
+    text = text.replace(url, redacted)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return text
+    # HTTP libraries quote the path alone ("Max retries exceeded with url: /v3/<key>").
+    for part in (parts.path + ("?" + parts.query if parts.query else ""), parts.path,
+                 parts.query, parts.username, parts.password):  # fmt: skip
+        if part and part != "/":
+            text = text.replace(part, "/...")
+    return text
 
 
 def make_web3(rpc_url: str, timeout_s: float) -> Any:
@@ -231,9 +275,12 @@ class ChainReader:
         except ContractLogicError as exc:
             raise ChainError(f"{what} reverted: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - every other failure is an outage: fail closed
+            # NOTE: for logs and the operator only (the app never sends it, see
+            # access.chain_refusal), and even so without the URL's path, query or user info.
             raise ChainUnavailableError(
-                f"cannot read {what} from {self.rpc_url} ({type(exc).__name__}: {exc}); "
-                "the relayer refuses requests until the chain answers again"
+                f"cannot read {what} from {redact_url(self.rpc_url)} ({type(exc).__name__}:"
+                f" {_scrub(str(exc), self.rpc_url)}); the relayer refuses requests until the"
+                " chain answers again"
             ) from None
 
     def _call(self, contract: str, function: str, *args: Any) -> Any:
@@ -348,7 +395,7 @@ class ChainReader:
         return _typed(value, str, "envelopeOf")
 
     def latest_version(self, model_id: int) -> ModelVersion:
-        """The latest version of ``model_id`` (its index and weights CID)."""
+        """The latest version of ``model_id`` (its index, weights CID and card CID)."""
 
         def read() -> ModelVersion:
             count = _typed(self._call("ModelRegistry", "versionCount", model_id), int, "count")
@@ -356,10 +403,15 @@ class ChainReader:
                 raise ChainError(f"model {model_id} has no version")
             record = self._call("ModelRegistry", "versionOf", model_id, count - 1)
             try:
-                cid = record[0]
+                cid, metadata_cid = record[0], record[1]
             except (TypeError, IndexError):
                 raise ChainUnavailableError("versionOf returned a malformed record") from None
-            return ModelVersion(model_id, count - 1, _typed(cid, str, "weightsCid"))
+            return ModelVersion(
+                model_id,
+                count - 1,
+                _typed(cid, str, "weightsCid"),
+                _typed(metadata_cid, str, "metadataCid"),
+            )
 
         return self._cached(("version", model_id), read)
 
@@ -408,18 +460,15 @@ class ChainReader:
                 extra={"block": number, "expected": from_block - 1},
             )
         elif number >= from_block:
-            logs = self._guard(
-                "eth_getLogs",
-                lambda: self.w3.eth.get_logs(
-                    {
-                        "fromBlock": from_block,
-                        "toBlock": number,
-                        "address": list(self.addresses.values()),
-                    }
-                ),
-            )
-            for entry in logs:
-                self._apply_log(entry)
+            # NOTE: in pages, as providers cap one eth_getLogs's range: after an outage the gap
+            # can be thousands of blocks (an hour is 8,000 of BSC's 0.45 s blocks).
+            addresses = list(self.addresses.values())
+            for start in range(from_block, number + 1, LOG_PAGE_BLOCKS):
+                end = min(start + LOG_PAGE_BLOCKS - 1, number)
+                query = {"fromBlock": start, "toBlock": end, "address": addresses}
+                logs = self._guard("eth_getLogs", functools.partial(self.w3.eth.get_logs, query))
+                for entry in logs:
+                    self._apply_log(entry)
         with self._lock:
             self.latest_block, self.latest_block_time = number, head.timestamp
             self.latest_block_hash = head.hash
@@ -569,7 +618,9 @@ class TransactionSender:
             except ContractLogicError as exc:
                 raise TransactionError(f"CreditEscrow.redeemBatch would revert: {exc}") from None
             except Exception as exc:  # noqa: BLE001 - the chain is unreachable or garbled
-                raise ChainUnavailableError(f"cannot send redeemBatch: {exc}") from None
+                raise ChainUnavailableError(
+                    f"cannot send redeemBatch: {_scrub(str(exc), self.reader.rpc_url)}"
+                ) from None
         if receipt["status"] != 1:
             raise TransactionError(f"redeemBatch transaction {tx_hash.hex()} reverted")
         return "0x" + bytes(tx_hash).hex().removeprefix("0x")

@@ -164,6 +164,7 @@ def build_services(
         reader=reader,
         private_key=private_key,
         max_body_bytes=settings.max_body_bytes,
+        max_json_depth=settings.max_json_depth,
         ip_limiter=RateLimiter(settings.rate_per_ip, settings.burst_per_ip),
         address_limiter=RateLimiter(settings.rate_per_address, settings.burst_per_address),
         watcher=LogWatcher(reader, settings.log_poll_s),
@@ -172,13 +173,23 @@ def build_services(
 
 
 def uvicorn_config(app: Any, settings: RelayerSettings, *, graceful_timeout_s: int = 30) -> Any:
-    """The ``uvicorn.Config`` the daemon serves ``app`` with."""
+    """The ``uvicorn.Config`` the daemon serves ``app`` with.
+
+    NOTE: uvicorn bounds only the idle time between requests (``timeout_keep_alive``); nothing
+    of its own ends a request whose head or body trickles in or stops. The protocol class from
+    ``relayer/edge.py`` adds those deadlines (408, or 431 for an oversized head, then close).
+    """
     import uvicorn
+
+    from daimm.relayer.edge import guarded_protocol
 
     return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
+        http=guarded_protocol(
+            settings.header_timeout_s, settings.body_timeout_s, settings.max_header_bytes
+        ),
         log_config=None,
         access_log=False,
         # NOTE: uvicorn's default (5 s) equals httpx's idle expiry: a client could reuse a

@@ -55,10 +55,21 @@ class RelayerSettings(BaseModel):
         keep_alive_s: How long an idle HTTP connection stays open, in seconds. Longer than
             clients' own idle expiry (httpx's is 5 s), so a client never sends a request on a
             connection the relayer is closing at that very moment.
+        header_timeout_s: Longest a request's line and headers may take to arrive, from the
+            connection opening or the request's first byte; past it 408 and the socket is closed.
+        body_timeout_s: Longest a request's body may take to arrive once the relayer starts on
+            the request; past it 408 and the socket is closed.
+        max_header_bytes: Largest request line and headers accepted (to within one socket read);
+            larger ones get 431 and the socket is closed.
         max_body_bytes: Largest request body accepted; larger ones get 413.
-        rate_per_ip: Sustained requests per second allowed from one IP address.
+        max_json_depth: Deepest nesting of arrays and objects accepted in a body, checked before
+            parsing; deeper ones get 422 ``json_too_deep``. A tensor needs one level per
+            dimension, plus two for the ``{"inputs": {name: ...}}`` around it.
+        rate_per_ip: Sustained requests per second allowed from one IP address (predict and
+            credit), counted before any signature check.
         burst_per_ip: Requests one IP address may send at once.
-        rate_per_address: Sustained requests per second allowed for one claimed wallet address.
+        rate_per_address: Sustained requests per second allowed for one wallet, counted once its
+            request signature verifies.
         burst_per_address: Requests one wallet address may send at once.
         cache_memory_mb: Memory budget of loaded models (LRU beyond it), in MiB.
         worker_overhead_mb: Memory counted for each worker process besides its model, in MiB.
@@ -101,7 +112,11 @@ class RelayerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8700, ge=0, le=65535)
     keep_alive_s: float = Field(30.0, gt=0)
-    max_body_bytes: int = Field(1_048_576, gt=0)
+    header_timeout_s: float = Field(10.0, gt=0)
+    body_timeout_s: float = Field(30.0, gt=0)
+    max_header_bytes: int = Field(65_536, ge=1024)
+    max_body_bytes: int = Field(12 << 20, gt=0)
+    max_json_depth: int = Field(64, ge=2)
     rate_per_ip: float = Field(200.0, gt=0)
     burst_per_ip: int = Field(400, gt=0)
     rate_per_address: float = Field(100.0, gt=0)

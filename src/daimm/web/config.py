@@ -24,10 +24,14 @@ class WebConfig:
         network: The deployment's key in that file (``ethereum:local:foundry``).
         chain_id: The chain the wallet must be on; None takes the deployment's recorded chain id.
         public_rpc_url: The RPC URL offered to wallets that do not know the chain
-            (``wallet_addEthereumChain``); None offers ``rpc_url``.
+            (``wallet_addEthereumChain``); None offers ``rpc_url`` only if it has no path, query
+            or user info (where hosted endpoints keep API keys), else no URL.
         rpc_timeout_s: Timeout of each proxied RPC call and of the health probe, in seconds.
         relayer_timeout_s: Timeout of each proxied relayer call, in seconds.
         page_size: Models per page on ``/`` and ``/api/models``.
+        store: The block store folder this marketplace's relayers read (a `daimm up` stack's
+            ``<state>/blocks``); when set, a model whose encrypted weights or metadata are not in
+            it cannot be rented or bought from its page. None checks the metadata only.
     """
 
     catalog_url: str
@@ -39,6 +43,7 @@ class WebConfig:
     rpc_timeout_s: float = 3.0
     relayer_timeout_s: float = 60.0
     page_size: int = 12
+    store: str | None = None
 
     def __post_init__(self) -> None:
         if not self.rpc_url.startswith(("http://", "https://")):

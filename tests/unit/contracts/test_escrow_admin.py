@@ -102,12 +102,21 @@ def test_set_currency_allowed__beyond_max_currencies__reverts(escrow, deployer):
     assert escrow.isCurrencyAllowed(f"0x{maximum:040x}")
 
 
-def test_set_fee__applies_to_every_listed_currency(escrow, eth_model, deployer, renter):
+def test_set_fee__reaches_every_allowed_currency_the_last_included(
+    escrow, create_model, deployer, renter
+):
+    # The fee is copied into each currency's slot; a rental in each of `currencies()` reads it.
+    currencies = list(escrow.currencies())
+    assert len(currencies) == 3  # ETH, AIMT, mUSD: the last is the one a short loop would miss
+
     escrow.setFee(1_000, sender=deployer)
 
-    held = only(escrow.rent(eth_model, 1, 10**16, value=10**16, sender=renter), escrow.PaymentHeld)
-
-    assert held.fee == 10**15
+    for currency in currencies:
+        model = create_model(currency=currency, price_per_period=10**16)
+        value = 10**16 if currency == ETH else 0
+        tx = escrow.rent(model, 1, 10**16, value=value, sender=renter)
+        held = only(tx, escrow.PaymentHeld)
+        assert (held.currency, held.amount, held.fee) == (currency, 10**16, 10**15)
 
 
 def test_set_currency_allowed__not_admin__reverts(escrow, stranger, stablecoin):

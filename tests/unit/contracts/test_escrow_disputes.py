@@ -74,6 +74,24 @@ def test_open_dispute__after_the_window__reverts(escrow, rental, renter, chain):
         escrow.openDispute(rental.licenceId, sender=renter)
 
 
+def test_open_dispute__in_the_block_its_bucket_becomes_settleable__reverts(
+    escrow, rental, renter, chain
+):
+    # At `releaseAt` the bucket may settle, so the receipt can no longer leave it.
+    chain.pending_timestamp = rental.releaseAt
+
+    with ape.reverts(escrow.DisputeWindowClosed, licenceId=rental.licenceId):
+        escrow.openDispute(rental.licenceId, sender=renter)
+
+
+def test_open_dispute__one_second_before_release__opens(escrow, rental, renter, chain):
+    chain.pending_timestamp = rental.releaseAt - 1
+
+    tx = escrow.openDispute(rental.licenceId, sender=renter)
+
+    assert only(tx, escrow.DisputeOpened).amount == rental.amount
+
+
 def test_open_dispute__not_the_holder__reverts(escrow, rental, stranger):
     with ape.reverts(escrow.NotLicenceHolder, licenceId=rental.licenceId, caller=stranger.address):
         escrow.openDispute(rental.licenceId, sender=stranger)
@@ -89,6 +107,9 @@ def test_open_dispute__holder_who_did_not_pay__reverts_nothing_to_dispute(
     # ... and the payer no longer holds it.
     with ape.reverts(escrow.NotLicenceHolder, licenceId=rental.licenceId, caller=renter.address):
         escrow.openDispute(rental.licenceId, sender=renter)
+    # ... not even naming its payment's payee set and currency, though its receipt is still there.
+    with ape.reverts(escrow.NotLicenceHolder, licenceId=rental.licenceId, caller=renter.address):
+        escrow.openDispute(rental.licenceId, rental.payeeSet, rental.currency, sender=renter)
 
 
 def test_open_dispute__twice__reverts(escrow, dispute, rental, renter):

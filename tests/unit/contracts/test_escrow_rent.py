@@ -129,6 +129,24 @@ def test_rent__again__extends_the_same_licence_and_shares_the_bucket(
     assert escrow.receiptOf(1, renter, single(creator), token).amount == 3 * PRICE
 
 
+def test_rent__extension_in_eth__emits_rented_with_every_field(
+    escrow, licences, eth_model, renter, chain
+):
+    first = only(escrow.rent(eth_model, 1, 10**16, value=10**16, sender=renter), escrow.Rented)
+    chain.pending_timestamp += 3 * DAY  # the first day has lapsed: the extension starts now
+
+    tx = escrow.rent(eth_model, 4, 4 * 10**16, value=4 * 10**16, sender=renter)
+
+    rented = only(tx, escrow.Rented)
+    assert rented.modelId == eth_model
+    assert rented.licenceId == first.licenceId == licences.rentalOf(eth_model, renter)
+    assert rented.renter == renter.address
+    assert rented.periods == 4
+    assert rented.expires == block_time(chain, tx) + 4 * DAY
+    assert rented.expires == licences.userExpires(first.licenceId)
+    assert rented.price == 4 * 10**16
+
+
 def test_rent__access_ends_at_expiry_and_a_lapsed_rental_extends_from_now(
     escrow, licences, aimt_model, renter, chain
 ):

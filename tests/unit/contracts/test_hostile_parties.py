@@ -131,7 +131,7 @@ def test_model_owner__cannot_revoke_burn_or_take_a_paid_licence(
         with ape.reverts(licences.NotMarketplace, caller=creator.address):
             licences.setLocked(lid, True, sender=creator)
     with ape.reverts(licences.NotMarketplace, caller=creator.address):
-        licences.extend(rental, 1, sender=creator)
+        licences.mintOrExtendRental(renter, aimt_model, 1, sender=creator)
     with ape.reverts(escrow.NotLicenceHolder):
         escrow.list(perpetual, ETH, 1, sender=creator)
     with ape.reverts(escrow.NotLicenceHolder):

@@ -11,7 +11,7 @@ import pytest
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector as selector
 from tests.unit.contracts.conftest import PRICE_PER_CALL
-from tests.utils.chain import ETH, only, single
+from tests.utils.chain import ETH, HOUR, only, single
 
 from daimm.eip712 import Voucher, sign_voucher
 
@@ -121,6 +121,52 @@ def test_withdraw__eth_payee_reentering_from_receive__is_refused_and_owes_stay_e
     assert escrow.owed(hostile, ETH) == 0
     assert hostile.balance == owed
     assert escrow.balance == escrow.owed(treasury, ETH)  # only the fee is still owed
+
+
+def two_buckets(escrow, model, renter, chain, value=0):
+    """Two rentals an hour apart (two buckets of the model's owner), both matured; their logs."""
+    first = only(escrow.rent(model, 1, 10**16, value=value, sender=renter), escrow.PaymentHeld)
+    chain.pending_timestamp += HOUR
+    second = only(escrow.rent(model, 1, 10**16, value=value, sender=renter), escrow.PaymentHeld)
+    assert second.releaseAt > first.releaseAt
+    chain.mine(timestamp=second.releaseAt)
+    return first, second
+
+
+def test_withdraw__eth_payee_settling_another_bucket_during_the_payout__keeps_it_owed(
+    escrow, registry, eth_model, hostile, creator, renter, treasury, chain
+):
+    # `owed` is cleared before the payout, so what `settle` credits during it is not wiped after.
+    registry.transferFrom(creator, hostile, eth_model, sender=creator)
+    first, second = two_buckets(escrow, eth_model, renter, chain, value=10**16)
+    escrow.settle(single(hostile), ETH, first.releaseAt, sender=renter)
+    payload = calldata("settle(uint256,address,uint64)", single(hostile), ETH, second.releaseAt)
+    hostile.arm(escrow, payload, 0, sender=renter)
+
+    hostile.execute(escrow, calldata("withdraw(address)", ETH), 0, sender=renter)
+
+    assert hostile.attempts() == 1 and hostile.reentered()  # `settle` is open to anyone, anytime
+    assert hostile.balance == first.amount - first.fee
+    assert escrow.owed(hostile, ETH) == second.amount - second.fee
+    assert escrow.balance == escrow.owed(hostile, ETH) + escrow.owed(treasury, ETH)
+
+
+def test_withdraw__token_settling_another_bucket_during_the_payout__keeps_it_owed(
+    escrow, create_model, reentrant_token, creator, renter, chain
+):
+    model = create_model(currency=reentrant_token, price_per_period=10**16)
+    first, second = two_buckets(escrow, model, renter, chain)
+    escrow.settle(single(creator), reentrant_token, first.releaseAt, sender=renter)
+    payload = calldata(
+        "settle(uint256,address,uint64)", single(creator), reentrant_token.address, second.releaseAt
+    )
+    reentrant_token.arm(escrow, payload, sender=renter)
+
+    escrow.withdraw(reentrant_token, sender=creator)
+
+    assert reentrant_token.attempts() == 1 and reentrant_token.reentered()
+    assert reentrant_token.balanceOf(creator) == first.amount - first.fee
+    assert escrow.owed(creator, reentrant_token) == second.amount - second.fee
 
 
 def test_reclaim__payer_reentering_from_receive__is_refused(

@@ -29,7 +29,7 @@ def mint_rental(licences, minter, holder, duration=DAY, model=MODEL):
 
 # ------------------------------------------------------------------ mint
 def test_mint__perpetual__gives_access_forever(licences, minter, renter, chain):
-    tx = licences.mint(renter, MODEL, PERPETUAL, 0, sender=minter)
+    tx = licences.mintPerpetualLicence(renter, MODEL, sender=minter)
 
     log = only(tx, licences.LicenceMinted)
     assert log.licenceId == 1
@@ -49,13 +49,15 @@ def test_mint__perpetual__gives_access_forever(licences, minter, renter, chain):
     assert licences.userExpires(1) == MAX_UINT64
 
 
-def test_mint__rental__gives_access_until_expiry(licences, minter, renter, chain):
-    expires = chain.pending_timestamp + DAY
-
-    tx = licences.mint(renter, MODEL, RENTAL, expires, sender=minter)
+def test_mint_or_extend_rental__first__mints_a_rental_with_access_until_expiry(
+    licences, minter, renter, chain
+):
+    tx = mint_rental(licences, minter, renter)
 
     log = only(tx, licences.LicenceMinted)
-    assert (log.licenceId, log.kind, log.expires) == (1, RENTAL, expires)
+    expires = chain.blocks[tx.block_number].timestamp + DAY
+    assert (log.licenceId, log.modelId, log.holder) == (1, MODEL, renter.address)
+    assert (log.kind, log.expires) == (RENTAL, expires)
     assert licences.rentalOf(MODEL, renter) == 1
     assert licences.hasAccess(MODEL, renter)
     assert not licences.hasAccess(MODEL + 1, renter)
@@ -65,26 +67,10 @@ def test_mint__rental__gives_access_until_expiry(licences, minter, renter, chain
     assert licences.userExpires(1) == expires
 
 
-def test_mint__rental_in_the_past__reverts(licences, minter, renter, chain):
-    expires = chain.pending_timestamp - 1
-
-    with ape.reverts(licences.InvalidExpiry, licenceId=1, expires=expires):
-        licences.mint(renter, MODEL, RENTAL, expires, sender=minter)
-
-
-def test_mint__second_rental_of_the_same_model__reverts(licences, minter, renter, chain):
-    mint_rental(licences, minter, renter)
-
-    with ape.reverts(
-        licences.RentalAlreadyHeld, modelId=MODEL, account=renter.address, licenceId=1
-    ):
-        licences.mint(renter, MODEL, RENTAL, chain.pending_timestamp + DAY, sender=minter)
-
-
 def test_mint__not_marketplace__reverts(licences, deployer):
     # Not even the deployer may mint: only the marketplace fixed at deployment.
     with ape.reverts(licences.NotMarketplace, caller=deployer.address):
-        licences.mint(deployer, MODEL, PERPETUAL, 0, sender=deployer)
+        licences.mintPerpetualLicence(deployer, MODEL, sender=deployer)
 
 
 def test_marketplace__is_fixed_at_deployment_and_has_no_admin(licences, minter):
@@ -105,7 +91,7 @@ def test_constructor__zero_marketplace__reverts(project, accounts, deployer):
         project.LicenseNFT.deploy(ZERO_ADDRESS, sender=sender)
 
 
-# ------------------------------------------------------------------ mintOrExtendRental / extend
+# ------------------------------------------------------------------ mintOrExtendRental
 def test_mint_or_extend_rental__mints_then_extends_the_same_licence(licences, minter, renter):
     tx = mint_rental(licences, minter, renter)
     first = only(tx, licences.LicenceMinted)
@@ -136,41 +122,6 @@ def test_mint_or_extend_rental__not_marketplace__reverts(licences, renter):
         licences.mintOrExtendRental(renter, MODEL, DAY, sender=renter)
 
 
-def test_extend__sets_a_later_expiry(licences, minter, renter):
-    expires = only(mint_rental(licences, minter, renter), licences.LicenceMinted).expires
-
-    tx = licences.extend(1, expires + 10, sender=minter)
-
-    assert only(tx, licences.LicenceExtended).expires == expires + 10
-    assert licences.userExpires(1) == expires + 10
-
-
-def test_extend__not_later__reverts(licences, minter, renter):
-    expires = only(mint_rental(licences, minter, renter), licences.LicenceMinted).expires
-
-    with ape.reverts(licences.InvalidExpiry, licenceId=1, expires=expires):
-        licences.extend(1, expires, sender=minter)
-
-
-def test_extend__perpetual__reverts(licences, minter, renter):
-    licences.mint(renter, MODEL, PERPETUAL, 0, sender=minter)
-
-    with ape.reverts(licences.NotRental, licenceId=1):
-        licences.extend(1, MAX_UINT64, sender=minter)
-
-
-def test_extend__unknown_licence__reverts(licences, minter):
-    with ape.reverts(licences.UnknownLicence, licenceId=9):
-        licences.extend(9, 1, sender=minter)
-
-
-def test_extend__not_marketplace__reverts(licences, minter, renter):
-    mint_rental(licences, minter, renter)
-
-    with ape.reverts(licences.NotMarketplace, caller=renter.address):
-        licences.extend(1, MAX_UINT64, sender=renter)
-
-
 # ------------------------------------------------------------------ plain transfers
 def test_transfer__rental_moves_licence_and_access_to_the_receiver(licences, minter, renter, buyer):
     expires = only(mint_rental(licences, minter, renter), licences.LicenceMinted).expires
@@ -187,8 +138,8 @@ def test_transfer__rental_moves_licence_and_access_to_the_receiver(licences, min
 
 
 def test_transfer__perpetual_moves_access(licences, minter, renter, buyer):
-    licences.mint(renter, MODEL, PERPETUAL, 0, sender=minter)
-    licences.mint(renter, MODEL, PERPETUAL, 0, sender=minter)
+    licences.mintPerpetualLicence(renter, MODEL, sender=minter)
+    licences.mintPerpetualLicence(renter, MODEL, sender=minter)
 
     licences.transferFrom(renter, buyer, 1, sender=renter)
 
@@ -269,7 +220,7 @@ def test_set_locked__blocks_transfer_and_extension_until_unlocked(licences, mint
 
 
 def test_set_locked__perpetual_blocks_transfer(licences, minter, renter, buyer):
-    licences.mint(renter, MODEL, PERPETUAL, 0, sender=minter)
+    licences.mintPerpetualLicence(renter, MODEL, sender=minter)
     licences.setLocked(1, True, sender=minter)
 
     with ape.reverts(licences.LicenceLocked, licenceId=1):
@@ -327,18 +278,30 @@ def test_views__unknown_licence__revert(licences):
             view(1)
 
 
-def _interface_id(contract_type) -> str:
-    """ERC-165 id of an interface: the XOR of its functions' selectors."""
+ERC165_ID = 0x01FFC9A7  # supportsInterface(bytes4)
+ERC721_ID = 0x80AC58CD
+
+
+def _interface_id(contract_type, *inherited: int) -> str:
+    """ERC-165 id of an interface: the XOR of the selectors it declares itself.
+
+    Its ABI also lists the functions of the interfaces it extends; XOR-ing their ids (`inherited`)
+    takes those out again, as Solidity's `type(I).interfaceId` leaves them out.
+    """
     interface_id = 0
     for abi in contract_type.abi:
         if abi.type == "function":
             interface_id ^= int.from_bytes(keccak(text=abi.selector)[:4], "big")
+    for other in inherited:
+        interface_id ^= other
     return f"0x{interface_id:08x}"
 
 
 def test_supports_interface__erc721_and_own_interfaces(licences, project):
-    assert licences.supportsInterface("0x80ac58cd")  # ERC-721
-    assert licences.supportsInterface(_interface_id(project.ILicenseNFT.contract_type))
+    assert licences.supportsInterface(f"0x{ERC721_ID:08x}")
+    # ILicenseNFT extends IERC721 (and so IERC165).
+    own = _interface_id(project.ILicenseNFT.contract_type, ERC721_ID, ERC165_ID)
+    assert licences.supportsInterface(own)
     assert licences.supportsInterface(_interface_id(project.IERC4907.contract_type))
     assert not licences.supportsInterface("0x7965db0b")  # AccessControl: no roles any more
     assert not licences.supportsInterface("0xad092b5c")  # full ERC-4907 (no setUser)
@@ -351,8 +314,8 @@ def test_erc721__balances_owners_and_approvals_follow_mints_transfers_and_burns(
     licences, minter, renter, buyer, accounts
 ):
     spender = accounts[6]
-    licences.mint(renter, MODEL, PERPETUAL, 0, sender=minter)  # 1
-    licences.mint(renter, MODEL, PERPETUAL, 0, sender=minter)  # 2
+    licences.mintPerpetualLicence(renter, MODEL, sender=minter)  # 1
+    licences.mintPerpetualLicence(renter, MODEL, sender=minter)  # 2
     mint_rental(licences, minter, buyer, model=2)  # 3
     assert (licences.balanceOf(renter), licences.balanceOf(buyer)) == (2, 1)
 
@@ -386,7 +349,7 @@ def test_erc721__balances_owners_and_approvals_follow_mints_transfers_and_burns(
 def test_mint__model_id_above_uint48__reverts(licences, minter, renter):
     # The record keeps the model id in 48 bits; the registry numbers models from 1.
     with ape.reverts(licences.SafeCastOverflowedUintDowncast, bits=48, value=2**48):
-        licences.mint(renter, 2**48, PERPETUAL, 0, sender=minter)
+        licences.mintPerpetualLicence(renter, 2**48, sender=minter)
 
-    licences.mint(renter, 2**48 - 1, PERPETUAL, 0, sender=minter)
+    licences.mintPerpetualLicence(renter, 2**48 - 1, sender=minter)
     assert licences.licenceOf(1).modelId == 2**48 - 1

@@ -327,20 +327,37 @@ def test_voucher_without_deposit_or_on_expiring_channel_is_refused_402(
 
 
 # ------------------------------------------------------------------ 429, 413, 422, JSON errors
-def test_rate_limit_answers_429_before_any_signature_recovery_or_chain_call(
-    create_services: Any, make_client: Any, chain: Any, user: Any, monkeypatch: Any
-) -> None:
-    chain.authorised.add(1)
-    chain.access.add((1, user.address))
-    recoveries: list[int] = []
+@pytest.fixture
+def recoveries(monkeypatch: Any) -> list[int]:
+    """One entry per request signature recovery (a spy on the real verifier)."""
+    seen: list[int] = []
     real = SignatureVerifier.is_signed_by
 
     def counting(self: Any, *args: Any) -> bool:
-        recoveries.append(1)
+        seen.append(1)
         return real(self, *args)
 
     monkeypatch.setattr(SignatureVerifier, "is_signed_by", counting)
-    services = create_services(address_limiter=RateLimiter(rate=0.001, burst=1))
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("limiter", "recovered"),
+    [("ip_limiter", []), ("address_limiter", [1])],
+    ids=["per-ip-before-any-signature-recovery", "per-wallet-after-its-signature-verifies"],
+)
+def test_rate_limit__bucket_empty__429_before_any_chain_call(
+    create_services: Any,
+    make_client: Any,
+    chain: Any,
+    user: Any,
+    recoveries: list[int],
+    limiter: str,
+    recovered: list[int],
+) -> None:
+    chain.authorised.add(1)
+    chain.access.add((1, user.address))
+    services = create_services(**{limiter: RateLimiter(rate=0.001, burst=1)})
     client, http = make_client(services, bytes(user.key))
     with http:
         assert client.predict(1, {"input": [[1, 2, 3, 4]]}).outputs
@@ -350,10 +367,25 @@ def test_rate_limit_answers_429_before_any_signature_recovery_or_chain_call(
 
         response = _post(http, client, 1, _body([[1, 2, 3, 4]]))
 
-    assert response.status_code == 429
-    assert response.json()["error"] == "rate_limited"
-    assert recoveries == []
+    assert (response.status_code, response.json()["error"]) == (429, "rate_limited")
+    assert recoveries == recovered
     assert chain.calls == chain_calls
+
+
+def test_wallet_rate_limit__unsigned_claims_of_its_address__spend_none_of_it(
+    create_services: Any, make_client: Any, chain: Any, user: Any
+) -> None:
+    chain.authorised.add(1)
+    chain.access.add((1, user.address))
+    services = create_services(address_limiter=RateLimiter(rate=0.001, burst=1))
+    client, http = make_client(services, bytes(user.key))
+    with http:
+        claim = {"x-daimm-address": user.address}
+        claims = [http.post("/v1/models/1/predict", content=b"{}", headers=claim) for _ in range(3)]
+        served = client.predict(1, {"input": [[1, 2, 3, 4]]})
+
+    assert {c.status_code for c in claims} == {401}
+    assert served.outputs
 
 
 def test_per_ip_rate_limit_answers_429(create_services: Any, make_client: Any, user: Any) -> None:

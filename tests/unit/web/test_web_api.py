@@ -4,7 +4,10 @@ two pass-throughs (read-only RPC, registered relayers)."""
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
+
+from tests.unit.web.conftest import make_client
 
 from daimm import eip712
 
@@ -70,6 +73,20 @@ def test_api_config__abis_come_from_the_shipped_contract_types(client, site):
     assert {"PriceAboveMax", "OfferInactive", "ERC20InsufficientBalance", "NotMatured"} <= names
 
 
+def test_api_config__rpc_url_with_a_key__never_offered_to_pages(site):
+    hosted = "https://user:KEY-1@rpc.example/v3/KEY-2?apikey=KEY-3"
+    with make_client(site, rpc_url=hosted) as keyed:
+        offered = keyed.get("/api/config").json()["rpc_url"]
+    with make_client(site, rpc_url=hosted, public_rpc_url="https://public.example") as public:
+        chosen = public.get("/api/config").json()["rpc_url"]
+    with make_client(site, rpc_url="http://127.0.0.1:8545") as local:
+        plain = local.get("/api/config").json()["rpc_url"]
+
+    assert offered is None
+    assert chosen == "https://public.example"
+    assert plain == "http://127.0.0.1:8545"
+
+
 def test_api_config__eip712_types_are_the_ones_the_cli_signs(client):
     config = client.get("/api/config").json()
 
@@ -118,3 +135,19 @@ def test_openapi__documents_the_json_routes(client):
 
     assert {"/api/models", "/api/models/{model_id}", "/api/config"} <= set(paths)
     assert "/" not in paths
+
+
+def test_docs__served_offline__names_no_external_host_and_its_assets_load(client):
+    page = client.get("/docs")
+    assets = re.findall(r"""(?:src|href)="(/docs/assets/[^"]+)""", page.text)
+
+    assert page.status_code == 200
+    assert re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", page.text) is None, page.text
+    assert "cdn.jsdelivr.net" not in page.text
+    assert len(assets) == 3  # script, style sheet, icon
+    assert [client.get(a).status_code for a in assets] == [200, 200, 200]
+    assert "/docs/openapi.json" in page.text
+    assert (
+        client.get("/docs/openapi.json").json()["paths"]
+        == client.get("/openapi.json").json()["paths"]
+    )
