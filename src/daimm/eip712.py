@@ -567,7 +567,7 @@ def verify_receipt(
 # ------------------------------------------------------------------ CreatorKey
 #: The creator-key domain: no chain id and no contract, so one key serves every chain.
 CREATOR_KEY_DOMAIN_NAME = "daimm Creator Key"
-#: The fixed text a creator signs to derive their X25519 key (`daimm.crypto.keys.derive_private_key`).
+#: The fixed text a creator signs to derive their X25519 key (`keys.derive_private_key`).
 CREATOR_KEY_PURPOSE = (
     "Derive my daimm encryption key. Sign this only on a daimm page or with `daimm keys derive`:"
     " whoever holds this signature can decrypt the models I publish."

@@ -1,5 +1,5 @@
-"""``POST /api/uploads``: a creator's page uploads a model's ciphertext, key envelope and card as one
-CAR v1, authorised by the wallet's EIP-712 ``Upload`` signature.
+"""``POST /api/uploads``: a creator's page uploads a model's ciphertext, key envelope and card as
+one CAR v1, authorised by the wallet's EIP-712 ``Upload`` signature.
 
 The request: the CAR as the body, and the headers ``x-daimm-uploader`` (address),
 ``x-daimm-nonce`` (uint256, never reused by that address), ``x-daimm-deadline`` (Unix seconds) and
@@ -182,7 +182,9 @@ def _header(request: Request, name: str) -> str:
     return value
 
 
-def _parse_request(request: Request, body_hash: bytes, size: int) -> tuple[eip712.UploadRequest, str]:
+def _parse_request(
+    request: Request, body_hash: bytes, size: int
+) -> tuple[eip712.UploadRequest, str]:
     try:
         signed = eip712.UploadRequest(
             uploader=_header(request, "x-daimm-uploader"),

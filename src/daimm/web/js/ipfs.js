@@ -109,9 +109,9 @@ export async function blobSha256(blob) {
  */
 export async function uploadCar(car, { provider, account, config, baseUrl = "", deadlineS = 600 }) {
   const uploader = getAddress(account);
-  const nonce = BigInt(`0x${bytesToHex(crypto.getRandomValues(new Uint8Array(16)))}`);
+  const nonce = BigInt(bytesToHex(crypto.getRandomValues(new Uint8Array(16))));
   const deadline = BigInt(Math.floor(Date.now() / 1000) + deadlineS);
-  const bodyHash = `0x${bytesToHex(await blobSha256(car))}`;
+  const bodyHash = bytesToHex(await blobSha256(car));
   const message = { uploader, bodyHash, size: String(car.size), nonce: nonce.toString(), deadline: deadline.toString() };
   const document = uploadTypedData(message, config);
   const signature = await provider.request({ method: "eth_signTypedData_v4", params: [uploader, JSON.stringify(document)] });
