@@ -149,15 +149,25 @@ def browser(site: dict[str, Any]) -> Iterator[Any]:
         chromium.close()
 
 
-@pytest.fixture
-def page(site: dict[str, Any], browser: Any) -> Iterator[Any]:
+@contextlib.contextmanager
+def open_page(site: dict[str, Any], browser: Any, node_url: str | None = None) -> Iterator[Any]:
+    """The bundle's page, with the stand-in wallet on ``node_url`` when given."""
     context = browser.new_context()
+    if node_url is not None:
+        context.add_init_script(f"window.__wallet = {json.dumps({'rpc': node_url})};")
+        context.add_init_script(WALLET_JS)
     page = context.new_page()
     page.set_default_timeout(120_000)
     page.goto(site["url"] + "/index.html")
     page.wait_for_function("() => window.daimmCreator !== undefined")
     yield page
     context.close()
+
+
+@pytest.fixture
+def page(site: dict[str, Any], browser: Any) -> Iterator[Any]:
+    with open_page(site, browser) as opened:
+        yield opened
 
 
 @pytest.fixture
@@ -400,15 +410,8 @@ def test_page_encrypts_200_mb__bounded_heap_moving_progress__python_decrypts(
 @pytest.fixture
 def wallet_page(site: dict[str, Any], browser: Any, chain: Any) -> Iterator[Any]:
     node = node_url_or_skip(chain, "the page's wallet signs with anvil's accounts")
-    context = browser.new_context()
-    context.add_init_script(f"window.__wallet = {json.dumps({'rpc': node})};")
-    context.add_init_script(WALLET_JS)
-    page = context.new_page()
-    page.set_default_timeout(120_000)
-    page.goto(site["url"] + "/index.html")
-    page.wait_for_function("() => window.daimmCreator !== undefined")
-    yield page
-    context.close()
+    with open_page(site, browser, node) as opened:
+        yield opened
 
 
 def test_creator_key__page_and_daimm_keys_derive__same_key(wallet_page: Any) -> None:

@@ -107,14 +107,13 @@ def show(keyfile: Path, passphrase_file: Path | None, ask_passphrase: bool) -> N
 
 
 def _ape_account(alias: str) -> object:
-    from ape import accounts
-    from ape.exceptions import AccountsError
+    # NOTE: ape's own alias parsing (as --account elsewhere), imported only here: `daimm keys new`
+    # and `show` do not load ape.
+    from ape.cli.choices import AccountAliasPromptChoice
 
     try:
-        if alias.startswith("TEST::"):
-            return accounts.test_accounts[int(alias.removeprefix("TEST::"))]
-        return accounts.load(alias)
-    except (AccountsError, KeyError, ValueError, IndexError):
+        return AccountAliasPromptChoice().convert(alias, None, None)
+    except click.BadParameter:
         raise ValidationError(
             f"no ape account {alias!r}: see `ape accounts list` (TEST::0 for a test account)"
         ) from None
