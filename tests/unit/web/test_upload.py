@@ -248,3 +248,50 @@ def test_upload__missing_signature_header__refused(server, wallet) -> None:
     answer = _post(server, body, headers)
     assert answer.status_code == 400
     assert "x-daimm-signature" in answer.json()["detail"]
+
+
+def test_upload__daimm_web_app__mounts_the_endpoint(client: Any) -> None:
+    # `client` is the real `daimm web` app of tests/unit/web/conftest.py.
+    answer = client.post("/api/uploads", content=b"x", headers={"x-daimm-nonce": "1"})
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "error": "bad_upload_request",
+        "detail": "the x-daimm-uploader header is missing",
+    }
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "LocalBlockstore"),
+        ({"DAIMM_KUBO_URL": "http://127.0.0.1:5001"}, "KuboRpc"),
+        (
+            {"DAIMM_PINNING_URL": "https://pins.example/psa", "DAIMM_PINNING_TOKEN": "t"},
+            "PinningService",
+        ),
+    ],
+    ids=["local", "kubo", "pinning"],
+)
+def test_upload_settings__from_env__the_configured_backend(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], expected: str
+) -> None:
+    for name in ("DAIMM_KUBO_URL", "DAIMM_PINNING_URL", "DAIMM_PINNING_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DAIMM_STORE", str(tmp_path / "blocks"))
+    monkeypatch.setenv("DAIMM_UPLOAD_LEDGER", str(tmp_path / "ledger.sqlite"))
+    monkeypatch.setenv("DAIMM_UPLOAD_MAX_BYTES", "1000")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = UploadSettings.from_env()
+    assert (settings.max_bytes, settings.ledger) == (1000, tmp_path / "ledger.sqlite")
+    with settings.backend() as backend:
+        assert type(backend).__name__ == expected
+    assert not (tmp_path / "ledger.sqlite").exists()  # opened on the first upload only
+
+
+def test_upload_settings__limit_not_a_number__refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from daimm.errors import ValidationError
+
+    monkeypatch.setenv("DAIMM_UPLOAD_MAX_BYTES", "2GB")
+    with pytest.raises(ValidationError, match="whole numbers of bytes"):
+        UploadSettings.from_env()
