@@ -378,6 +378,12 @@ def mount_uploads(
                         )  # fmt: skip
                     digest.update(chunk)
                     fh.write(chunk)
+            if received != size:
+                raise _Refused(
+                    400,
+                    "body_mismatch",
+                    "the body is shorter than its Content-Length; send it again",
+                )
             signed, _ = _parse_request(request, digest.digest(), received)
             try:
                 eip712.verify_upload(signed, chain_id, registry, signature)
@@ -387,8 +393,6 @@ def mount_uploads(
                     f"the upload is not signed by {placeholder.uploader} for these bytes ({exc});"
                     " the body may have been altered, or sign again",
                 ) from None  # fmt: skip
-            if received != size:
-                raise _Refused(400, "body_mismatch", "the body is shorter than its signed size")
             await run_in_threadpool(check_quota, signed.uploader, size)
             ledger = await run_in_threadpool(the_ledger)
             fresh = await run_in_threadpool(
