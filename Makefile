@@ -71,7 +71,8 @@ slither: setup ## Static analysis; fails on any untriaged high or medium finding
 # Tests that need a real JSON-RPC node (the relayer daemon and the fault injection read anvil over
 # HTTP) skip themselves on the in-process chain and run here.
 ANVIL_ONLY_TESTS := tests/e2e/test_relayer.py tests/trust/test_faults_on_anvil.py \
-	tests/trust/test_catalog_kill_on_anvil.py tests/e2e/test_web.py tests/e2e/test_browser_crypto.py
+	tests/trust/test_catalog_kill_on_anvil.py tests/e2e/test_web.py \
+	tests/e2e/test_web_widgets.py tests/e2e/test_tasks.py tests/e2e/test_browser_crypto.py
 
 test-foundry: compile ## Run the contract tests and the node-only tests against anvil (ape-foundry).
 	$(APE) test tests/unit/contracts $(ANVIL_ONLY_TESTS) --network ethereum:local:foundry $(PYTEST_ARGS)
@@ -89,8 +90,10 @@ bench: compile ## Benchmarks; results in bench/results/*.json, table in bench/RE
 	$(APE) run gas_bench --network ethereum:local:foundry
 	$(BIN)/python bench/storage_bench.py
 	$(BIN)/python bench/relayer_bench.py
+	$(BIN)/python bench/model_bench.py
 	$(BIN)/python bench/catalog_bench.py
 	$(BIN)/python bench/web_bench.py
+	$(BIN)/python bench/chains_bench.py
 
 fuzz: compile ## The long property, fuzz, load (60 s) and 1 GiB runs.
 	DAIMM_FUZZ=long $(APE) test tests $(PYTEST_ARGS)

@@ -5,8 +5,9 @@ contracts, library, relayer daemon and catalog:
 
  1. the marketplace is deployed;
  2. a creator trains a small model (scikit-learn, breast-cancer data set) and exports it to ONNX;
- 3. publishes it encrypted, with its metadata and an offer priced in AIMT;
- 4. a relayer registers, is authorised (its key envelope published) and starts serving;
+ 3. publishes it encrypted, with its model card and an offer priced in AIMT, and beside it the
+    image and text classifiers daimm ships (`daimm.samples`: handwritten digits, review sentiment);
+ 4. a relayer registers, is authorised for the three (key envelopes published) and starts serving;
  5. Alice searches the catalog and finds the model;
  6. rents it with AIMT and calls the relayer: its predictions match the plaintext model's;
  7. Bob pays per call (credit, signed vouchers; the relayer redeems them on chain);
@@ -59,6 +60,8 @@ CALL_PRICE = AIMT // 10
 CREDIT_DEPOSIT = 1 * AIMT
 PAID_CALLS = 3
 RESALE_PRICE = 80 * AIMT
+#: The shipped samples (`daimm.samples`) published beside the trained model.
+SHIPPED = {"digits": "handwritten digits, image in", "sentiment": "review sentiment, text in"}
 FUNDS = {"alice": 50 * AIMT, "bob": 5 * AIMT, "carol": 200 * AIMT, "dave": 100 * AIMT}
 
 
@@ -193,6 +196,7 @@ class Outcome:
     """What the demo proved, for tests/e2e/test_demo.py."""
 
     model_id: int = 0
+    sample_models: dict[str, int] = field(default_factory=dict)
     predictions: int = 0
     predictions_match: bool = False
     max_probability_difference: float = -1.0
@@ -353,7 +357,7 @@ class Demo:
     # ------------------------------------------------------------------ 2
     def train(self) -> None:
         self.story.section("2. A creator trains a model")
-        from daimm.samples import train_sample_model
+        from daimm.samples.build import train_sample_model
 
         sample = train_sample_model(self.workdir)
         self.model_path, self.x_test, self.y_test = sample.path, sample.x_test, sample.y_test
@@ -373,6 +377,7 @@ class Demo:
         from daimm.ipfs import LocalBlockstore
         from daimm.market.publishing import check_minted_id, parse_metadata, plan_publish
         from daimm.market.types import Offer
+        from daimm.samples import shipped_samples
 
         self.story.section("3. The creator publishes it, encrypted, with an offer in AIMT")
         self.blockstore = LocalBlockstore(self.workdir / "blocks")
@@ -401,6 +406,21 @@ class Demo:
             price_per_call=CALL_PRICE,
         )
         self.market.escrow.set_offer(self.model_id, offer, sender=self.creator)
+        # The image and text classifiers daimm ships, as they are (`daimm up` publishes them too).
+        for sample in shipped_samples(("digits", "sentiment")):
+            extra, extra_plan = plan_publish(
+                self.market,
+                sample.path,
+                parse_metadata(sample.card),
+                backend=self.blockstore,
+                creator_key=self.creator_key,
+                sender=self.creator,
+                royalty_bps=ROYALTY_BPS,
+            )
+            minted = extra_plan.execute()
+            check_minted_id(extra, minted)
+            self.market.escrow.set_offer(minted.model_id, offer, sender=self.creator)
+            self.outcome.sample_models[sample.key] = minted.model_id
         head = _iter_file(package.weights_cid, self.blockstore, 8)
         say = self.story.say
         say(
@@ -416,6 +436,13 @@ class Demo:
         say(
             f"offer: {fmt(RENT_PRICE)} an hour (1-720 h), {fmt(PERPETUAL_PRICE)} perpetual,"
             f" {fmt(CALL_PRICE)} a call; {ROYALTY_BPS / 100:g}% royalty on licence resales"
+        )
+        say(
+            "beside it, the shipped samples, same offer: "
+            + ", ".join(
+                f"model {model_id} ({SHIPPED[key]})"
+                for key, model_id in self.outcome.sample_models.items()
+            )
         )
 
     # ------------------------------------------------------------------ 4
@@ -444,10 +471,20 @@ class Demo:
             sender=self.creator,
         )
         authorise.execute()
+        for model_id in self.outcome.sample_models.values():
+            _, plan = plan_authorise_relayer(
+                self.market,
+                model_id,
+                self.relayer.address,
+                backend=self.blockstore,
+                creator_key=self.creator_key,
+                sender=self.creator,
+            )
+            plan.execute()
         self.story.say(f"relayer {self.relayer.address} registered at {self.endpoint}")
         self.story.say(
             f"the creator wraps the content key for the relayer's X25519 key and"
-            f" publishes the envelope: {envelope_cid}"
+            f" publishes the envelope: {envelope_cid} (and one per shipped sample)"
         )
         config = self.workdir / "relayer.toml"
         settings = {

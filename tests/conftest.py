@@ -23,6 +23,7 @@ from tests.utils.market import (
     WEIGHTS_CID,
     offer,
 )
+from tests.utils.zk import zk_sample  # noqa: F401
 
 __all__ = ["ETH_FUNDS"]
 

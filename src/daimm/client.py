@@ -6,11 +6,16 @@ Example:
     >>> prediction = client.predict(1, {"input": [[5.1, 3.5, 1.4, 0.2]]})
     >>> prediction.outputs["label"]
     [0]
+    >>> client.predict(7, image=Path("cat.png").read_bytes(), top_k=3).predictions[0][0]
+    {'label': 'cat', 'score': 0.93}
 
 The relayer's receipt is checked before anything is returned: signed by the expected relayer
 (pin it to the address registered on chain), over the hash of the exact body sent and of the
-outputs received. For pay-per-use models ``predict(..., pay_per_use=True)`` signs the next
-CreditEscrow voucher (what was spent so far plus one call's price).
+answer received (outputs, and labelled predictions when the model's card has labels). Images,
+strings and named features travel in the signed body as docs/RELAYER.md says
+(:func:`daimm.modelformat.build_request`). For pay-per-use models
+``predict(..., pay_per_use=True)`` signs the next CreditEscrow voucher (what was spent so far plus
+one call's price).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from daimm.errors import (
     RequestRefusedError,
     SignatureError,
 )
+from daimm.modelformat import answer_bytes, build_request, canonical_json
 
 __all__ = [
     "ApeAccountSigner",
@@ -44,11 +50,6 @@ __all__ = [
     "canonical_json",
     "verify_receipt_document",
 ]
-
-
-def canonical_json(value: Any) -> bytes:
-    """Canonical JSON (sorted keys, no spaces): what a receipt's ``outputsHash`` hashes."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
 class Signer(Protocol):
@@ -120,11 +121,14 @@ class Prediction:
         outputs: Output name -> value (nested lists).
         receipt: The receipt document as received (see :func:`verify_receipt_document`).
         charged: Value charged to the voucher for this call (0 under a licence).
+        predictions: ``[{label, score}]`` per row, best first, for a classifier whose card has
+            labels (None otherwise).
     """
 
     outputs: dict[str, Any]
     receipt: dict[str, Any]
     charged: int = 0
+    predictions: list[list[dict[str, Any]]] | None = None
 
 
 def verify_receipt_document(
@@ -133,8 +137,9 @@ def verify_receipt_document(
     *,
     body: bytes | None = None,
     outputs: Any = None,
+    predictions: Any = None,
 ) -> eip712.Receipt:
-    """Check a relayer receipt: signed by ``relayer``; optionally over ``body`` and ``outputs``.
+    """Check a relayer receipt: signed by ``relayer``; optionally over ``body`` and the answer.
 
     Args:
         document: The ``receipt`` object of an answer (``modelId``, ``weightsCid``,
@@ -143,6 +148,7 @@ def verify_receipt_document(
         relayer: The relayer's registered address.
         body: The exact request body, to check ``inputsHash``.
         outputs: The outputs received, to check ``outputsHash``.
+        predictions: The predictions received with them, if any (they are hashed together).
 
     Raises:
         ReceiptError: Malformed, signed by someone else, or hashes that do not match.
@@ -162,7 +168,10 @@ def verify_receipt_document(
         raise ReceiptError(f"receipt was signed by {signer}, not by relayer {relayer}")
     if body is not None and eip712.keccak256(body) != receipt.inputs_hash:
         raise ReceiptError("receipt inputsHash does not match the request body sent")
-    if outputs is not None and eip712.keccak256(canonical_json(outputs)) != receipt.outputs_hash:
+    if (
+        outputs is not None
+        and eip712.keccak256(answer_bytes(outputs, predictions)) != receipt.outputs_hash
+    ):
         raise ReceiptError("receipt outputsHash does not match the outputs received")
     return receipt
 
@@ -276,13 +285,27 @@ class RelayerClient:
         return f"{cumulative_amount}:0x{signature.hex()}"
 
     def predict(
-        self, model_id: int, inputs: dict[str, Any], *, pay_per_use: bool = False
+        self,
+        model_id: int,
+        inputs: dict[str, Any] | None = None,
+        *,
+        image: bytes | None = None,
+        text: str | None = None,
+        features: dict[str, Any] | list[dict[str, Any]] | None = None,
+        top_k: int | None = None,
+        pay_per_use: bool = False,
     ) -> Prediction:
-        """Sign, send, verify; return the outputs.
+        """Sign, send, verify; return the outputs (and labelled predictions).
+
+        Give exactly one of ``inputs``, ``image``, ``text`` or ``features``.
 
         Args:
             model_id: The model.
             inputs: Input name -> nested list (or anything JSON-serialisable).
+            image: An image file's bytes (PNG, JPEG, WebP, GIF), for an image model.
+            text: A string, for a text model.
+            features: ``{feature: number}`` (or a list of rows), for a tabular model.
+            top_k: Labels per row in the predictions (the relayer's default is 5).
             pay_per_use: Attach a voucher for what was spent so far plus one call.
 
         Raises:
@@ -291,7 +314,10 @@ class RelayerClient:
             RelayerError: The relayer cannot be reached or answered garbage.
         """
         info = self.info()
-        body = json.dumps({"inputs": inputs}, separators=(",", ":")).encode()
+        document = build_request(
+            inputs=inputs, image=image, text=text, features=features, top_k=top_k
+        )
+        body = json.dumps(document, separators=(",", ":")).encode()
         headers = self.signed_headers(model_id, body)
         if pay_per_use:
             spent, price = self.credit(model_id)
@@ -307,10 +333,13 @@ class RelayerClient:
             outputs, receipt = data["outputs"], data["receipt"]
         except (KeyError, TypeError):
             raise RelayerError("the relayer's answer has no outputs or receipt") from None
-        verified = verify_receipt_document(receipt, info.relayer, body=body, outputs=outputs)
+        predictions = data.get("predictions")
+        verified = verify_receipt_document(
+            receipt, info.relayer, body=body, outputs=outputs, predictions=predictions
+        )
         if verified.model_id != model_id:
             raise ReceiptError(f"receipt is for model {verified.model_id}, not {model_id}")
-        return Prediction(outputs, receipt, int(data.get("charged", 0)))
+        return Prediction(outputs, receipt, int(data.get("charged", 0)), predictions)
 
 
 def _json_or_raise(response: httpx.Response) -> dict[str, Any]:
@@ -329,3 +358,55 @@ def _json_or_raise(response: httpx.Response) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise RelayerError("the relayer's answer is not a JSON object")
     return data
+
+
+def fetch_proof(
+    base_url: str,
+    receipt_digest: str,
+    *,
+    http: httpx.Client | None = None,
+    poll_s: float = 2.0,
+    timeout_s: float = 900.0,
+    on_state: Any = None,
+) -> dict[str, Any]:
+    """Ask a relayer to prove a receipt it issued and wait for the proof (docs/ZK.md).
+
+    Args:
+        base_url: The relayer's URL.
+        receipt_digest: The receipt's EIP-712 digest (``0x`` hex; the answer's ``proofClaim``
+            carries it).
+        http: An ``httpx.Client`` to use (tests pass one bound to an app).
+        poll_s: Seconds between polls.
+        timeout_s: Seconds to wait in all.
+        on_state: Called with each state seen (``queued``, ``proving``, ``done``).
+
+    Returns:
+        The ezkl proof document.
+
+    Raises:
+        RequestRefusedError: The relayer refused (404 unknown receipt, 429 queue full, ...).
+        RelayerError: The proof failed, or did not come within ``timeout_s``.
+    """
+    client = http or httpx.Client(base_url=base_url.rstrip("/"), timeout=60.0)
+    try:
+        job = _json_or_raise(client.post("/v1/proofs", json={"receipt": receipt_digest}))
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if on_state is not None:
+                on_state(job["state"])
+            if job["state"] == "done":
+                return dict(job["proof"])
+            if job["state"] == "failed":
+                raise RelayerError(f"the relayer could not prove it: {job.get('error')}")
+            if time.monotonic() > deadline:
+                raise RelayerError(f"no proof after {timeout_s:.0f} s (job {job['job']})")
+            time.sleep(poll_s)
+            job = _json_or_raise(client.get(f"/v1/proofs/{job['job']}"))
+    except httpx.HTTPError as exc:
+        raise RelayerError(f"cannot reach the relayer: {exc}") from None
+    finally:
+        if http is None:
+            client.close()
+
+
+__all__ += ["fetch_proof"]

@@ -243,9 +243,10 @@ def current_deployment(path: str | os.PathLike[str] | None = None) -> Deployment
         ConfigError: Not connected to a network.
         DeploymentNotFoundError: No deployment for it in the deployments file.
     """
-    from ape import chain, networks
+    from ape import networks
 
     provider = networks.active_provider
     if provider is None or not provider.is_connected:
         raise ConfigError("not connected to a network: pass --network (ape's syntax)")
-    return DeploymentsFile(path).get(provider_key(provider), chain_id=chain.chain_id)
+    # NOTE: the provider's, not ape's chain.chain_id (one cached id per "local:foundry" a process).
+    return DeploymentsFile(path).get(provider_key(provider), chain_id=int(provider.chain_id))

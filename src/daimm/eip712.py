@@ -663,3 +663,71 @@ def verify_upload(
 ) -> None:
     """Raises :class:`~daimm.errors.SignatureError` unless ``request.uploader`` signed it."""
     _verify(upload_typed_data(request, chain_id, registry), signature, request.uploader)
+
+
+# ------------------------------------------------------------------ ProofClaim (docs/ZK.md)
+_PROOF_CLAIM_TYPE = [
+    {"name": "receipt", "type": "bytes32"},
+    {"name": "instancesHash", "type": "bytes32"},
+]
+
+
+def proof_claim_typed_data(
+    receipt_digest_: bytes, instances_hash: bytes, chain_id: int, registry: str
+) -> dict[str, Any]:
+    """The EIP-712 ``ProofClaim(bytes32 receipt, bytes32 instancesHash)`` in the relayers' domain.
+
+    A relayer signs it beside a receipt of a provable model: ``receipt`` is the receipt's digest,
+    ``instancesHash`` the keccak256 of the circuit's public inputs and outputs (``daimm.zk``).
+    """
+    message = {
+        "receipt": _bytes32("receipt", receipt_digest_),
+        "instancesHash": _bytes32("instancesHash", instances_hash),
+    }
+    return _document(
+        RELAYER_DOMAIN_NAME, chain_id, registry, "ProofClaim", _PROOF_CLAIM_TYPE, message
+    )
+
+
+def proof_claim_digest(
+    receipt_digest_: bytes, instances_hash: bytes, chain_id: int, registry: str
+) -> bytes:
+    """The 32-byte digest a relayer signs for a ``ProofClaim``."""
+    return _digest(proof_claim_typed_data(receipt_digest_, instances_hash, chain_id, registry))
+
+
+def sign_proof_claim(
+    receipt_digest_: bytes,
+    instances_hash: bytes,
+    chain_id: int,
+    registry: str,
+    private_key: bytes | str,
+) -> bytes:
+    """Sign a ``ProofClaim`` with the relayer's key; 65 bytes ``r || s || v`` (low ``s``)."""
+    return _sign(
+        proof_claim_typed_data(receipt_digest_, instances_hash, chain_id, registry), private_key
+    )
+
+
+def verify_proof_claim(
+    receipt_digest_: bytes,
+    instances_hash: bytes,
+    chain_id: int,
+    registry: str,
+    signature: bytes | str,
+    expected_signer: str,
+) -> None:
+    """Raise :class:`SignatureError` unless ``expected_signer`` signed the ``ProofClaim``."""
+    _verify(
+        proof_claim_typed_data(receipt_digest_, instances_hash, chain_id, registry),
+        signature,
+        expected_signer,
+    )
+
+
+__all__ += [
+    "proof_claim_digest",
+    "proof_claim_typed_data",
+    "sign_proof_claim",
+    "verify_proof_claim",
+]

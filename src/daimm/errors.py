@@ -164,3 +164,19 @@ class ReceiptError(SignatureError):
 
 
 __all__ += ["ModelUnavailableError", "ReceiptError", "RelayerError", "RequestRefusedError"]
+
+
+# ------------------------------------------------------------------ proofs (daimm.zk)
+class ProofError(DaimmError):
+    """A zero-knowledge proof could not be made, or does not verify, or is bound to other data."""
+
+
+class SrsError(ProofError):
+    """The structured reference string is missing, or is not the pinned public ceremony file."""
+
+
+class CircuitTooLargeError(ValidationError):
+    """A model is too large to prove on this machine; the message names the limit."""
+
+
+__all__ += ["CircuitTooLargeError", "ProofError", "SrsError"]

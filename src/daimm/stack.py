@@ -1,13 +1,19 @@
 """`daimm up`: a whole local marketplace from one command, and everything it starts stopped again.
 
 The stack is, in start order: a chain (anvil, or an existing network), the deployment (every
-contract, recorded in ``<state>/deployments.json``), a seeded sample model (published encrypted,
-offered in AIMT), one relayer (registered with its X25519 key, authorised for the model, run as
+contract, recorded in ``<state>/deployments.json``), the seeded sample models (published encrypted,
+offered in AIMT), one relayer (registered with its X25519 key, authorised for the models, run as
 `daimm relayer serve`), the catalog indexer (`daimm catalog sync --follow`) and the web server
 (`daimm web`). Each daemon is a child process in its own process group, so the terminal's Ctrl-C
 reaches only `daimm up`, which then stops the children in reverse order: SIGTERM to the group, a
 wait, SIGKILL to the group after a timeout, and a final SIGKILL to the group for any grandchild
 (the relayer's model workers) still in it.
+
+On a local chain (its own anvil, or ``--network`` naming a local node) the test accounts
+TEST::3-9 are topped up to 1,000 AIMT each; :attr:`StackInfo.env` holds every variable another
+terminal needs (network, deployments, block store, catalog, relayer, and ``APE_FOUNDRY_HOST``
+for ape-foundry). :func:`running_stack` finds a running stack from its deployments file, so
+commands can check that what they publish lands in the store its relayer reads.
 
 The CLI (`daimm.cli.up`) parses options, calls :meth:`Stack.start` with a progress callback,
 prints :class:`StackInfo`, waits for a signal and calls :meth:`Stack.stop`.
@@ -50,8 +56,10 @@ __all__ = [
     "StackInfo",
     "Stack",
     "StepEvent",
+    "enter_network",
     "find_anvil",
     "provider_http_url",
+    "running_stack",
 ]
 
 log = logging.getLogger(__name__)
@@ -155,8 +163,12 @@ class StackInfo:
         web_url: The web server's URL ("" when `daimm web` is not available).
         catalog_url: SQLAlchemy URL of the catalog.
         model_id: The sample model's id (0 when not seeded).
-        accounts: (address, private key) of anvil's dev accounts (empty on another network).
+        accounts: (address, private key) of the test accounts, the dev accounts of a local chain
+            (empty on any other network).
         state_dir: The state folder.
+        store: The block store folder the relayer and the catalog read (models published for
+            this stack must go there).
+        env: Every environment variable another terminal needs to use this stack (name -> value).
         pids: Daemon name -> process id (each the leader of its own process group).
     """
 
@@ -174,6 +186,8 @@ class StackInfo:
     model_id: int
     accounts: list[tuple[str, str]]
     state_dir: str
+    store: str = ""
+    env: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
 
 
@@ -274,6 +288,24 @@ def provider_http_url(provider: Any) -> str | None:
     return None
 
 
+def enter_network(choice: str, hint: str) -> tuple[Any, Any]:
+    """Connect ape to ``choice`` (ape's network syntax): its entered context and its provider.
+
+    The caller leaves the context with ``context.__exit__(None, None, None)``.
+
+    Raises:
+        ChainUnavailableError: ape cannot parse or reach it (its first line, then ``hint``).
+    """
+    from ape import networks
+
+    try:
+        context = networks.parse_network_choice(choice)
+        return context, context.__enter__()
+    except Exception as exc:  # noqa: BLE001 - ape raises many kinds for a bad choice or no node
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ChainUnavailableError(f"cannot connect to {choice}: {first}; {hint}") from exc
+
+
 def find_anvil(explicit: str | None = None) -> str:
     """The anvil executable: ``explicit``, else on PATH, else ``node_modules/.bin`` of the working
     directory or of the daimm checkout this module belongs to.
@@ -293,8 +325,9 @@ def find_anvil(explicit: str | None = None) -> str:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
     raise ConfigError(
-        "anvil is not installed: run `make setup` in the daimm checkout (it installs anvil from"
-        " npm into node_modules/.bin), or put anvil on PATH, or point --network at a running chain"
+        "anvil is not on PATH: install Foundry (`curl -L https://foundry.paradigm.xyz | bash &&"
+        " foundryup`, see getfoundry.sh), or run `make setup` in a daimm checkout, or give"
+        " --network a running chain"
     )
 
 
@@ -448,10 +481,32 @@ class Stack:
             model_id=chain.model_id,
             accounts=chain.accounts,
             state_dir=str(self.state),
+            store=str(self.store),
+            env=self._client_env(choice, chain, catalog_url),
             pids={child.name: child.pid for child in self.children},
         )
         (self.state / "stack.json").write_text(json.dumps(asdict(self.info), indent=2) + "\n")
         return self.info
+
+    def _client_env(self, choice: str, chain: _OnChain, catalog_url: str) -> dict[str, str]:
+        """The variables another terminal's `daimm` commands need to use this stack."""
+        env = {
+            "DAIMM_NETWORK": choice,
+            "DAIMM_DEPLOYMENTS": str(self.deployments_file),
+            "DAIMM_STORE": str(self.store),
+            "DAIMM_CATALOG_URL": catalog_url,
+            "DAIMM_RELAYER_URL": self.relayer_url,
+            "DAIMM_RPC_URL": chain.rpc_url,
+        }
+        if chain.key.endswith(":foundry"):
+            # NOTE: ape-foundry starts an anvil of its own unless told where the running one is.
+            env["APE_FOUNDRY_HOST"] = chain.rpc_url
+        return env
+
+    @property
+    def store(self) -> Path:
+        """The block store every daemon of the stack reads."""
+        return self.state / "blocks"
 
     @contextlib.contextmanager
     def _step(self, name: str) -> Iterator[_Outcome]:
@@ -493,58 +548,60 @@ class Stack:
     def _set_up_on_chain(self, choice: str, rpc_url: str) -> _OnChain:
         """Connect ape to the chain for the steps that send transactions: deploy, sample model,
         relayer registration."""
-        from ape import accounts, networks
+        from ape import accounts
 
         from daimm.market import Marketplace
 
         cfg = self.config
         logging.getLogger("ape").setLevel(logging.WARNING)
-        try:
-            context = networks.parse_network_choice(choice)
-            provider = context.__enter__()
-        except Exception as exc:  # noqa: BLE001 - ape raises many kinds for an unreachable node
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ChainUnavailableError(
-                f"cannot connect to {choice}: {first}; check the network name and that the node"
-                " is running"
-            ) from exc
+        context, provider = enter_network(
+            choice, "check the network name and that the node is running"
+        )
         try:
             if not provider.is_connected:
                 raise ChainUnavailableError(f"cannot connect to {choice}: check that it runs")
             rpc_url = rpc_url or self._provider_url(provider)
+            test = list(accounts.test_accounts)
             if cfg.network is None:
-                test = list(accounts.test_accounts)
                 deployer, creator, relayer, users = test[0], test[1], test[2], test[3:]
-                keys = [(str(a.address), _hex_key(a.private_key)) for a in test]
             else:
                 deployer = creator = relayer = cfg.account
-                users, keys = [], []
+                # NOTE: on a local chain (anvil, a local node) the test accounts are the node's
+                # dev accounts, so they get AIMT as on `daimm up`'s own anvil; never elsewhere.
+                local = provider.network.name == "local"
+                users = test[3:] if local else []
+            keys = [(str(a.address), _hex_key(a.private_key)) for a in test] if users else []
             with self._step("deploy") as outcome:
                 deployment, fresh = self._deploy(deployer)
                 market = Marketplace(deployment)
                 if fresh:
                     outcome.detail = f"{len(deployment.contracts)} contracts from block"
                     outcome.detail += f" {deployment.block}"
-                    for user in users:
-                        market.token.transfer(user, USER_FUNDS, sender=deployer)
-                    if users:
-                        outcome.detail += f"; TEST::3-{len(test) - 1} hold 1,000 AIMT each"
                 else:
                     outcome.state = "skipped"
                     outcome.detail = f"reusing the deployment from block {deployment.block}"
+                if users:
+                    self._fund(market, deployer, users)
+                    outcome.detail += f"; TEST::3-{len(test) - 1} hold 1,000 AIMT or more each"
             with self._step("sample model") as outcome:
                 model_id = 0
+                model_ids: list[int] = []
                 if cfg.seed:
-                    model_id, fresh = self._seed(market, creator)
+                    model_ids, fresh = self._seed(market, creator)
+                    model_id = model_ids[0]
+                    listed = ", ".join(
+                        f"{i} ({kind})"
+                        for i, kind in zip(model_ids, ("tabular", "image", "text"), strict=False)
+                    )
                     outcome.detail = (
-                        f"model {model_id} published, offered at 2 AIMT/h, 0.1 AIMT a call"
+                        f"model {listed} published, each offered at 2 AIMT/h, 0.1 AIMT a call"
                         if fresh
-                        else f"reusing model {model_id}"
+                        else f"reusing model {listed}"
                     )
                 else:
                     outcome.state, outcome.detail = "skipped", "--no-sample"
             with self._step("relayer keys") as outcome:
-                outcome.detail = self._register_relayer(market, relayer, creator, model_id)
+                outcome.detail = self._register_relayer(market, relayer, creator, model_ids)
             return _OnChain(
                 rpc_url=rpc_url,
                 chain_id=int(provider.chain_id),
@@ -586,7 +643,7 @@ class Stack:
                     f"--rpc-url={chain.rpc_url}",
                     f"--deployments={self.deployments_file}",
                     f"--db-url={catalog_url}",
-                    f"--store={self.state / 'blocks'}",
+                    f"--store={self.store}",
                     "--quiet",
                 ),
             )
@@ -613,6 +670,7 @@ class Stack:
                     f"--rpc={chain.rpc_url}",
                     f"--deployments={self.deployments_file}",
                     f"--network={chain.key}",
+                    f"--store={self.store}",
                     f"--host={cfg.host}",
                     f"--port={cfg.web_port}",
                 ),
@@ -732,38 +790,42 @@ class Stack:
         )
         return deployment, True
 
-    def _seed(self, market: Marketplace, creator: Any) -> tuple[int, bool]:
-        """Publish the sample model with an offer, unless this deployment already has it.
+    @staticmethod
+    def _fund(market: Marketplace, funder: Any, users: list[Any]) -> None:
+        """Top each user up to :data:`USER_FUNDS` AIMT from ``funder`` (who deployed, so holds
+        the supply)."""
+        for user in users:
+            short = USER_FUNDS - market.token.balance_of(user)
+            if short > 0:
+                market.token.transfer(user, short, sender=funder)
+
+    def _seed(self, market: Marketplace, creator: Any) -> tuple[list[int], bool]:
+        """Publish the shipped sample models (tabular, image, text), each with an offer, unless
+        this deployment already has them.
 
         Returns:
-            The model id and whether it was published now.
+            The model ids (the tabular model's first) and whether they were published now.
         """
         from daimm.crypto import generate_private_key, save_private_key
         from daimm.ipfs import LocalBlockstore
         from daimm.market.publishing import check_minted_id, parse_metadata, plan_publish
         from daimm.market.types import Offer
-        from daimm.samples import train_sample_model
+        from daimm.samples import shipped_samples
 
         seeded = self.state / "seeded.json"
         escrow = str(market.escrow.address)
-        with contextlib.suppress(OSError, ValueError, KeyError):
+        samples = shipped_samples()
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             record = json.loads(seeded.read_text())
-            if record["escrow"] == escrow and (self.state / "creator.x25519").exists():
-                return int(record["model_id"]), False
-        sample = train_sample_model(self.state / "sample")
+            ids = [int(i) for i in record["model_ids"]]
+            if (
+                record["escrow"] == escrow
+                and len(ids) == len(samples)
+                and (self.state / "creator.x25519").exists()
+            ):
+                return ids, False
         creator_key = generate_private_key()
         save_private_key(self.state / "creator.x25519", creator_key, overwrite=True)
-        package, plan = plan_publish(
-            market,
-            sample.path,
-            parse_metadata(sample.metadata),
-            backend=LocalBlockstore(self.state / "blocks"),
-            creator_key=creator_key,
-            sender=creator,
-            royalty_bps=ROYALTY_BPS,
-        )
-        published = plan.execute()
-        check_minted_id(package, published)
         offer = Offer(
             currency=str(market.token.address),
             price_per_period=RENT_PER_HOUR,
@@ -774,16 +836,30 @@ class Stack:
             perpetual_price=PERPETUAL_PRICE,
             price_per_call=PRICE_PER_CALL,
         )
-        market.escrow.set_offer(published.model_id, offer, sender=creator)
+        ids = []
+        for sample in samples:
+            package, plan = plan_publish(
+                market,
+                sample.path,
+                parse_metadata(sample.card),
+                backend=LocalBlockstore(self.store),
+                creator_key=creator_key,
+                sender=creator,
+                royalty_bps=ROYALTY_BPS,
+            )
+            published = plan.execute()
+            check_minted_id(package, published)
+            market.escrow.set_offer(published.model_id, offer, sender=creator)
+            ids.append(published.model_id)
         sample_input = self.state / "sample-input.json"
-        sample_input.write_text(json.dumps({"input": sample.x_test[:2].tolist()}) + "\n")
-        seeded.write_text(json.dumps({"escrow": escrow, "model_id": published.model_id}) + "\n")
-        return published.model_id, True
+        sample_input.write_text(json.dumps(samples[0].card["sample_input"]) + "\n")
+        seeded.write_text(json.dumps({"escrow": escrow, "model_ids": ids}) + "\n")
+        return ids, True
 
     def _register_relayer(
-        self, market: Marketplace, relayer: Any, creator: Any, model_id: int
+        self, market: Marketplace, relayer: Any, creator: Any, model_ids: list[int]
     ) -> str:
-        """Give the relayer an X25519 key, register it, and authorise it for the sample model."""
+        """Give the relayer an X25519 key, register it, and authorise it for the sample models."""
         from daimm.crypto import (
             generate_private_key,
             load_private_key,
@@ -816,19 +892,22 @@ class Stack:
                 relayer.address, public_key_of(key).raw, endpoint, sender=relayer
             )
             done = f"{relayer.address} registered at {endpoint}"
-        if model_id and not market.relayers.is_authorised(model_id, relayer.address):
-            from daimm.crypto import load_private_key as load_key
-
+        authorised = []
+        for model_id in model_ids:
+            if market.relayers.is_authorised(model_id, relayer.address):
+                continue
             _, plan = plan_authorise_relayer(
                 market,
                 model_id,
                 relayer.address,
-                backend=LocalBlockstore(self.state / "blocks"),
-                creator_key=load_key(self.state / "creator.x25519"),
+                backend=LocalBlockstore(self.store),
+                creator_key=load_private_key(self.state / "creator.x25519"),
                 sender=creator,
             )
             plan.execute()
-            done += f", authorised for model {model_id}"
+            authorised.append(str(model_id))
+        if authorised:
+            done += f", authorised for model(s) {', '.join(authorised)}"
         return done
 
     def _relayer_secret(self, relayer: Any) -> dict[str, str]:
@@ -864,7 +943,7 @@ class Stack:
             "network": network_key,
             "x25519_key_file": str(self.state / "relayer.x25519"),
             "storage": "local",
-            "storage_path": str(self.state / "blocks"),
+            "storage_path": str(self.store),
             "host": cfg.host,
             "port": cfg.relayer_port,
             "db_path": str(self.state / "relayer.sqlite3"),
@@ -893,6 +972,35 @@ class Stack:
             return row is not None
         except Exception:  # noqa: BLE001 - the indexer may not have created its tables yet
             return False
+
+
+def running_stack(deployments_file: str | Path | None) -> StackInfo | None:
+    """The `daimm up` stack whose deployments file is ``deployments_file``, if it runs now.
+
+    `daimm up` keeps ``deployments.json`` and ``stack.json`` in its state folder and removes
+    ``stack.json`` when it stops; a stack whose relayer process is gone does not count.
+
+    Args:
+        deployments_file: The deployments file a command uses (None: ``$DAIMM_DEPLOYMENTS`` or
+            ``./deployments.json``, as the commands default).
+    """
+    from daimm.deployments import DeploymentsFile
+
+    path = DeploymentsFile(deployments_file).path.expanduser().resolve()
+    try:
+        info = StackInfo(**json.loads((path.parent / "stack.json").read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    pid = info.pids.get("relayer")
+    if Path(info.deployments_file).resolve() != path or pid is None:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    return info
 
 
 def provider_key_of(provider: Any) -> str:

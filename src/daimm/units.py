@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from daimm.errors import ValidationError
@@ -20,6 +21,8 @@ __all__ = [
     "ETH_UNITS",
     "Amount",
     "format_amount",
+    "format_duration",
+    "format_time",
     "parse_amount",
 ]
 
@@ -145,3 +148,33 @@ def format_amount(value: int, decimals: int, symbol: str) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return f"{text} {symbol}"
+
+
+def format_time(seconds: int) -> str:
+    """A Unix time for people, as ISO 8601 in UTC (``2026-12-07T03:00:00Z``).
+
+    Times past the year 9999 (a perpetual licence's ``2**64 - 1``) are ``"never"``.
+
+    Args:
+        seconds: Seconds since 1970-01-01 UTC (a block timestamp).
+    """
+    try:
+        moment = datetime.fromtimestamp(int(seconds), tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return "never"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_duration(seconds: int) -> str:
+    """A length of time for people: ``3600`` is ``"1 h"``, ``90061`` is ``"1 d 1 h 1 min 1 s"``.
+
+    Args:
+        seconds: Whole seconds (0 or more).
+    """
+    rest = max(int(seconds), 0)
+    parts = []
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60), ("s", 1)):
+        count, rest = divmod(rest, size)
+        if count:
+            parts.append(f"{count} {unit}")
+    return " ".join(parts) or "0 s"

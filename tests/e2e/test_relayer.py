@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +21,13 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
-from tests.utils.relayer import TcpProxy, free_port, node_url_or_skip, wait_until_current
+from tests.utils.relayer import (
+    TcpProxy,
+    free_port,
+    node_url_or_skip,
+    relayer_daemon,
+    wait_until_current,
+)
 
 from daimm.client import ApeAccountSigner, RelayerClient, verify_receipt_document
 from daimm.errors import RequestRefusedError
@@ -150,45 +153,21 @@ def stack(
             ]
         )
     )
-    log_file = open(work / "relayer.log", "wb")  # noqa: SIM115 - closed at teardown
-    daemon = subprocess.Popen(
-        [str(Path(sys.executable).with_name("daimm")), "relayer", "serve", "--config", str(config)],
-        cwd=ROOT,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if daemon.poll() is not None or time.monotonic() > deadline:
-            log_file.flush()
-            pytest.fail("relayer did not start:\n" + (work / "relayer.log").read_text()[-3000:])
-        time.sleep(0.2)
     try:
-        yield {
-            "url": url,
-            "model_id": model_id,
-            "model_bytes": model_bytes,
-            "rows": rows,
-            "relayer": relayer_eth.address,
-            "relayers": relayers,
-            "credit": credit,
-            "proxy": proxy,
-            "log": work / "relayer.log",
-        }
+        with relayer_daemon(config, port, work / "relayer.log") as url:
+            yield {
+                "url": url,
+                "model_id": model_id,
+                "model_bytes": model_bytes,
+                "rows": rows,
+                "relayer": relayer_eth.address,
+                "relayers": relayers,
+                "credit": credit,
+                "proxy": proxy,
+                "log": work / "relayer.log",
+            }
     finally:
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=30)
-        finally:
-            log_file.close()
-            proxy.stop()
+        proxy.stop()
 
 
 def _client(stack: dict[str, Any], account: Any) -> RelayerClient:
@@ -259,7 +238,7 @@ def test_malformed_and_oversized_requests_are_refused_by_the_daemon(
         client.predict(stack["model_id"], {"input": [[1.0, 2.0]]})
     too_big = httpx.post(
         f"{stack['url']}/v1/models/{stack['model_id']}/predict",
-        content=b"x" * (2 << 20),
+        content=b"x" * (13 << 20),  # past max_body_bytes (12 MiB)
         timeout=30,
     )
 
@@ -387,8 +366,8 @@ def test_the_infer_and_verify_receipt_commands_work_against_the_daemon(
 
     inferred = runner.invoke(
         cli,
-        ["infer", str(stack["model_id"]), "--input", str(inputs), "--relayer", stack["url"],
-         "--relayer-address", stack["relayer"], "--key-file", str(key_file),
+        ["infer", str(stack["model_id"]), "--input", str(inputs), "--relayer-url", stack["url"],
+         "--relayer", stack["relayer"], "--key-file", str(key_file),
          "--receipt-out", str(answer)],
     )  # fmt: skip
     verified = runner.invoke(cli, ["verify-receipt", str(answer), "--relayer", stack["relayer"]])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shlex
 import signal
 import socket
 import subprocess
@@ -32,8 +33,10 @@ from daimm.client import KeySigner, RelayerClient
 from daimm.errors import RequestRefusedError
 from daimm.stack import find_anvil
 
+CREATOR = 3  # TEST::3, a funded user who publishes from a second terminal
 RENTER = 5  # TEST::5, one of the user accounts `daimm up` funds with AIMT
 STRANGER = 6  # TEST::6, funded but holding no licence
+USER = 7  # TEST::7, rents the model published from a second terminal
 READY = "daimm is up on chain"
 
 
@@ -261,8 +264,8 @@ def test_the_printed_infer_command_works_for_the_renter(stack: Up) -> None:
             str(info["model_id"]),
             f"--input={stack.state / 'sample-input.json'}",
             f"--account=TEST::{RENTER}",
-            f"--relayer={info['relayer_url']}",
-            f"--relayer-address={info['relayer_address']}",
+            f"--relayer-url={info['relayer_url']}",
+            f"--relayer={info['relayer_address']}",
         ],
         capture_output=True,
         text=True,
@@ -271,7 +274,25 @@ def test_the_printed_infer_command_works_for_the_renter(stack: Up) -> None:
     )
 
     assert done.returncode == 0, done.stdout + done.stderr
-    assert len(json.loads(done.stdout)["label"]) == 2
+    # The sample's card has labels: one "[row] label<TAB>score" line per label, best first.
+    lines = [line.split("\t") for line in done.stdout.splitlines() if line.startswith("[")]
+    assert sorted({row.split(" ", 1)[0] for row, _ in lines}) == ["[0]", "[1]"]
+    assert {row.split(" ", 1)[1] for row, _ in lines} == {"malignant", "benign"}
+
+
+def test_infer_pay_per_use_while_holding_a_licence_says_the_licence_served_it(stack: Up) -> None:
+    info = stack.info
+    done = subprocess.run(
+        [sys.executable, "-c", "from daimm.cli import main; main()", "infer",
+         str(info["model_id"]), f"--input={stack.state / 'sample-input.json'}",
+         f"--account=TEST::{RENTER}", f"--relayer-url={info['relayer_url']}",
+         f"--relayer={info['relayer_address']}", "--pay-per-use"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "served this call under your licence" in done.stderr
+    assert "no credit was charged" in done.stderr
 
 
 def test_an_account_without_a_licence_is_refused_by_the_relayer(stack: Up) -> None:
@@ -307,6 +328,160 @@ def _items(body: Any) -> list[dict[str, Any]]:
         if isinstance(body.get(key), list):
             return list(body[key])
     return []
+
+
+# ------------------------------------------------------------------ a second terminal (issue 15)
+def _printed_exports(up: Up) -> dict[str, str]:
+    """The ``export NAME=value`` lines `daimm up` printed for another terminal."""
+    exports = {}
+    for line in up.lines:
+        if line.strip().startswith("export "):
+            name, _, value = line.strip()[len("export ") :].partition("=")
+            exports[name] = shlex.split(value)[0]
+    return exports
+
+
+def _second_terminal(
+    up: Up, home: Path, *argv: str, drop: tuple[str, ...] = (), **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """`daimm ARGV` as from a fresh terminal: only PATH, a fresh HOME and the printed exports."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "NO_COLOR": "1"}
+    env.update({k: v for k, v in _printed_exports(up).items() if k not in drop}, **extra)
+    return subprocess.run(
+        [sys.executable, "-c", "from daimm.cli import main; main()", *argv],
+        cwd=home, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sample_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The sample model's ONNX file and its metadata document, as a creator would have them."""
+    from daimm.samples import shipped_samples
+
+    folder = tmp_path_factory.mktemp("creator")
+    (sample,) = shipped_samples(("breast_cancer",))
+    meta = folder / "meta.json"
+    meta.write_text(json.dumps({**sample.card, "name": "Second terminal classifier"}))
+    return sample.path, meta
+
+
+def _creator_key(up: Up, home: Path) -> Path:
+    done = _second_terminal(up, home, "keys", "new", "-o", str(home / "creator.key"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    return home / "creator.key"
+
+
+def test_up_prints_every_variable_a_second_terminal_needs(stack: Up) -> None:
+    exports = _printed_exports(stack)
+
+    assert exports == stack.info["env"]
+    assert exports["DAIMM_STORE"] == str(stack.state / "blocks")
+    assert exports["DAIMM_NETWORK"] == stack.info["network"]
+    assert exports["DAIMM_DEPLOYMENTS"] == stack.info["deployments_file"]
+    assert exports["DAIMM_RPC_URL"] == stack.info["rpc_url"]
+    assert {"DAIMM_CATALOG_URL", "DAIMM_RELAYER_URL"} <= set(exports)
+
+
+def test_a_second_terminal_with_the_printed_variables_publishes_a_model_the_relayer_serves(
+    stack: Up, sample_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from daimm.ipfs import CID, LocalBlockstore
+
+    onnx, meta = sample_files
+    key = _creator_key(stack, tmp_path)
+    relayer = stack.info["relayer_address"]
+    creator = f"--account=TEST::{CREATOR}"
+
+    published = _second_terminal(
+        stack, tmp_path, "model", "publish", str(onnx), f"--meta={meta}", f"--key={key}",
+        creator, "--yes", "--json",
+    )  # fmt: skip
+    assert published.returncode == 0, published.stdout + published.stderr
+    model = json.loads(published.stdout[published.stdout.index("{") :])
+    model_id = model["model_id"]
+    steps = [
+        ("relayer", "authorise", str(model_id), relayer, f"--key={key}", creator, "--yes"),
+        ("offer", "set", str(model_id), "--currency=AIMT", "--rent=1 AIMT", "--period=1h",
+         creator, "--yes"),
+        ("rent", str(model_id), "--periods=1", "--approve", f"--account=TEST::{USER}", "--yes"),
+    ]  # fmt: skip
+    for argv in steps:
+        done = _second_terminal(stack, tmp_path, *argv)
+        assert done.returncode == 0, (argv, done.stdout + done.stderr)
+    inferred = _second_terminal(
+        stack, tmp_path, "infer", str(model_id), f"--input={stack.state / 'sample-input.json'}",
+        f"--account=TEST::{USER}", f"--relayer={relayer}",
+    )  # fmt: skip
+
+    assert LocalBlockstore(stack.state / "blocks").has_block(CID.parse(model["weights_cid"]))
+    assert not (tmp_path / ".daimm" / "blocks").exists()
+    assert inferred.returncode == 0, inferred.stdout + inferred.stderr
+    # Two rows of the sample input, each answered with its labels best first ("[0] benign 0.99").
+    rows = {line.split(" ", 1)[0] for line in inferred.stdout.splitlines()}
+    assert rows == {"[0]", "[1]"}, inferred.stdout
+
+
+def test_a_second_terminal_without_the_stacks_store_is_refused_before_storing(
+    stack: Up, sample_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    onnx, meta = sample_files
+    key = _creator_key(stack, tmp_path)
+
+    done = _second_terminal(
+        stack, tmp_path, "model", "publish", str(onnx), f"--meta={meta}", f"--key={key}",
+        f"--account=TEST::{CREATOR}", "--yes", drop=("DAIMM_STORE",),
+    )  # fmt: skip
+
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert f"reads blocks from {stack.state / 'blocks'}" in done.stderr
+    assert f"export DAIMM_STORE={stack.state / 'blocks'}" in done.stderr
+    assert not (tmp_path / ".daimm" / "blocks").exists()
+
+
+def test_a_model_whose_blocks_are_out_of_reach_cannot_be_rented_from_the_cli_or_the_page(
+    stack: Up, sample_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    onnx, meta = sample_files
+    key = _creator_key(stack, tmp_path)
+    # A deployments file copied elsewhere hides the stack: blocks go to ~/.daimm/blocks.
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text(Path(stack.info["deployments_file"]).read_text())
+    creator = f"--account=TEST::{CREATOR}"
+    published = _second_terminal(
+        stack, tmp_path, "model", "publish", str(onnx), f"--meta={meta}", f"--key={key}",
+        creator, "--yes", "--json", drop=("DAIMM_STORE",), DAIMM_DEPLOYMENTS=str(elsewhere),
+    )  # fmt: skip
+    assert published.returncode == 0, published.stdout + published.stderr
+    assert "Note: the blocks are in the local folder" in published.stderr
+    model_id = json.loads(published.stdout[published.stdout.index("{") :])["model_id"]
+    offered = _second_terminal(
+        stack, tmp_path, "offer", "set", str(model_id), "--currency=AIMT", "--rent=1 AIMT",
+        "--period=1h", "--perpetual=5 AIMT", creator, "--yes",
+    )  # fmt: skip
+    assert offered.returncode == 0, offered.stdout + offered.stderr
+
+    rented = _second_terminal(
+        stack, tmp_path, "rent", str(model_id), "--approve", f"--account=TEST::{STRANGER}", "--yes"
+    )
+    page = _wait_for_page(stack, model_id)
+
+    assert rented.returncode == 1
+    assert f"Error: model {model_id} cannot be served: its weights" in rented.stderr
+    assert "nothing was paid" in rented.stderr
+    assert 'id="offer-unservable"' in page
+    assert 'id="rent-button"' not in page and 'id="buy-button"' not in page
+
+
+def _wait_for_page(up: Up, model_id: int) -> str:
+    """The model's page once the catalog lists it (the catalog follows the chain every second)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        page = httpx.get(f"{up.info['web_url']}/models/{model_id}", timeout=30)
+        if page.status_code == 200 and "metadata has not been fetched yet" not in page.text:
+            return page.text
+        time.sleep(0.5)
+    pytest.fail(f"the web page of model {model_id} never showed the catalogued model")
 
 
 def test_sigterm_stops_every_process_up_started_and_frees_its_ports(stack: Up) -> None:
@@ -414,7 +589,14 @@ def test_on_an_existing_chain_up_deploys_once_then_reuses_the_deployment_and_mod
         anvil.wait(timeout=30)
 
     assert status == 0, second.output()
-    assert "7 contracts from block" in "".join(first.lines)
+    printed = "".join(first.lines)
+    assert "7 contracts from block" in printed
+    assert "TEST::3-9 hold 1,000 AIMT or more each" in printed
+    assert "TEST::4  0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65" in printed
+    assert f"daimm rent {first.info['model_id']} --periods 1 --approve --account TEST::4" in printed
+    assert f"daimm infer {first.info['model_id']} --input" in printed
+    assert _printed_exports(first) == first.info["env"]
+    assert _printed_exports(first)["DAIMM_STORE"] == str(first.state / "blocks")
     assert "reusing the deployment" in "".join(second.lines)
     assert f"reusing model {first.info['model_id']}" in "".join(second.lines)
     assert "already registered" in "".join(second.lines)

@@ -25,7 +25,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,22 +33,12 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import pytest
-from tests.utils.relayer import TcpProxy, free_port, node_url_or_skip
+from tests.utils.relayer import TcpProxy, node_url_or_skip
+from tests.utils.web import CHROMIUM, chromium, serve_in_thread
 
 pytestmark = [pytest.mark.chain]
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 #: Screenshots go to docs/ when this is set (`DAIMM_WEB_SCREENSHOTS=1 ape test ...`), else to tmp.
 SCREENSHOTS = os.environ.get("DAIMM_WEB_SCREENSHOTS") == "1"
 TIMEOUT_MS = 30_000
@@ -134,8 +123,6 @@ def site(chain: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
         pytest.skip(f"{CHROMIUM} is missing: `apt-get install chromium` (CI's .ci/run does)")
     if not (ROOT / "src" / "daimm" / "web" / "static" / "daimm.js").exists():
         pytest.skip("the browser module is not built: run `make web` (make setup does)")
-    import uvicorn
-
     from daimm.web import WebConfig, create_app
 
     demo_module = _load_demo()
@@ -158,26 +145,12 @@ def site(chain: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
             deployments=str(demo.deployments_file),
             network=demo.network,
             rpc_timeout_s=2.0,
+            store=str(work / "blocks"),  # the block store the demo's relayer reads
         )
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "the web server did not start"
-            time.sleep(0.05)
-
-        def stop_server() -> None:
-            server.should_exit = True
-            thread.join(timeout=10)
-
-        stack.callback(stop_server)
+        url = stack.enter_context(serve_in_thread(create_app(config)))
         yield {
             "demo": demo,
-            "url": f"http://127.0.0.1:{port}",
+            "url": url,
             "node_url": node_url,
             "proxy": proxy,
             "stop_relayer": relayer.close,
@@ -187,12 +160,8 @@ def site(chain: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
 
 @pytest.fixture(scope="module")
 def browser(site: dict[str, Any]) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -270,7 +239,9 @@ def test_search_rent_try_and_withdraw__balances_add_up_to_the_wei(site, open_pag
     answer_text = page.locator("#tryit-answer").text_content()
     body_text = page.locator("#tryit-body").text_content()
     answer = json.loads(answer_text)
-    inputs = json.loads(body_text)["inputs"]["input"]
+    # The page's form sends the card's named features; the model reads them in the card's order.
+    features = json.loads(body_text)["features"]
+    inputs = [[features[name] for name in demo.document["features"]]]
     session = ort.InferenceSession(demo.model_path.read_bytes(), providers=["CPUExecutionProvider"])
     labels, probabilities = session.run(
         ["label", "probabilities"], {"input": np.asarray(inputs, dtype=np.float32)}
@@ -496,3 +467,62 @@ def test_relayer_down__the_page_says_so_and_the_rest_works(site, open_page):
     assert "is not answering" in message
     page.wait_for_selector("#access-status[data-access='no']")
     assert page.locator("#rent-button").is_enabled()
+
+
+# ---------------------------------------------------------------------------------- issue 15
+def test_api_docs__swagger_ui_renders_with_no_request_beyond_the_server(site, browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    requested: list[str] = []
+    context.on("request", lambda request: requested.append(request.url))
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+
+    page.goto(site["url"] + "/docs")
+    page.wait_for_selector(".swagger-ui .info .title")
+    page.wait_for_selector(".opblock-summary-path[data-path='/api/models']")
+    title = page.inner_text(".swagger-ui .info .title")
+    _shot(page, site, "web-api-docs.png")
+    context.close()
+
+    assert "daimm web" in title
+    assert [url for url in requested if not url.startswith(site["url"])] == []
+
+
+def test_a_model_whose_weights_are_out_of_the_relayers_reach__page_says_why_instead_of_rent(
+    site, open_page
+):
+    from daimm.ipfs import CID, LocalBlockstore
+    from daimm.market.publishing import parse_metadata, plan_publish
+
+    demo = site["demo"]
+    # Published from a terminal whose block store is not the relayer's: the metadata is copied
+    # to the relayer's store (so the catalog lists the model), the weights are not.
+    elsewhere = LocalBlockstore(site["work"] / "elsewhere")
+    package, plan = plan_publish(
+        demo.market,
+        demo.model_path,
+        parse_metadata({**demo.document, "name": "Out of reach classifier"}),
+        backend=elsewhere,
+        creator_key=demo.creator_key,
+        sender=demo.creator,
+    )
+    model_id = plan.execute().model_id
+    metadata = CID.parse(package.metadata_cid)
+    demo.blockstore.put_block(metadata, elsewhere.get_block(metadata))
+    demo.market.escrow.set_offer(
+        model_id, demo.market.escrow.offer(demo.model_id), sender=demo.creator
+    )
+    demo.indexer.sync()
+
+    page = open_page(demo.bob, f"/models/{model_id}")
+    _connect(page)
+    reason = page.inner_text("#offer-unservable")
+    _shot(page, site, "web-unservable.png")
+    servable = open_page(demo.bob, f"/models/{demo.model_id}")
+
+    assert reason.startswith("Cannot be rented or bought:")
+    assert f"its encrypted weights {package.weights_cid} are not in the block store" in reason
+    assert page.locator("#rent-button").count() == 0
+    assert page.locator("#buy-button").count() == 0
+    assert servable.locator("#offer-unservable").count() == 0
+    assert servable.locator("#rent-button").count() == 1

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import select
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -78,6 +84,69 @@ def _answers_rpc(uri: Any) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def anvil_node(chain_id: int, timeout_s: float = 30.0) -> Iterator[str]:
+    """An anvil of chain id ``chain_id`` on a free port (Cancun, like ape-foundry's): its URL.
+
+    Stopped (its process group) on exit.
+    """
+    from daimm.stack import find_anvil
+
+    port = free_port()
+    argv = [find_anvil(), "--port", str(port), "--chain-id", str(chain_id)]
+    process = subprocess.Popen(  # noqa: S603 - our own anvil
+        [*argv, "--hardfork", "cancun", "--silent"], start_new_session=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not _answers_rpc(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"anvil did not answer on {url} (exit status {process.poll()})")
+            time.sleep(0.1)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def relayer_daemon(
+    config: Path, port: int, log_path: Path, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """`daimm relayer serve --config CONFIG` as its own process, once it answers: its URL.
+
+    Terminated on exit; the test fails with the log's tail if it does not start within a minute.
+    """
+    log_file = log_path.open("wb")
+    daemon = subprocess.Popen(  # noqa: S603 - our own command
+        [str(Path(sys.executable).with_name("daimm")), "relayer", "serve", "--config", str(config)],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
+                    break
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                log_file.flush()
+                pytest.fail("relayer did not start:\n" + log_path.read_text()[-3000:])
+            time.sleep(0.2)
+        yield url
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=30)
+        finally:
+            log_file.close()
+
+
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to the node; ``stop()`` cuts every connection and refuses new
     ones (the RPC endpoint "goes away"), ``start()`` brings it back on the same port."""
@@ -144,3 +213,27 @@ class TcpProxy:
             for sock in (a, b):
                 with contextlib.suppress(OSError):
                     sock.close()
+
+
+def new_relayer(work: Path, relayers: Any, funder: Any, port: int) -> tuple[Any, Any]:
+    """A relayer identity registered in ``relayers`` at ``http://127.0.0.1:PORT``.
+
+    Writes ``work/relayer.eth`` (its Ethereum key, mode 0600) and ``work/relayer.x25519``, funds
+    the address from ``funder`` and registers it (the address registers itself: the registry
+    refuses squatting). Returns the ape account and the X25519 private key.
+    """
+    from ape import accounts
+
+    from daimm.crypto import generate_private_key, public_key_of, save_private_key
+
+    account = accounts.test_accounts.generate_test_account()
+    key_file = work / "relayer.eth"
+    key_file.write_text(str(account.private_key))
+    key_file.chmod(0o600)
+    x25519 = generate_private_key()
+    save_private_key(work / "relayer.x25519", x25519)
+    funder.transfer(account.address, 10**18)
+    relayers.register(
+        account.address, public_key_of(x25519).raw, f"http://127.0.0.1:{port}", sender=account
+    )
+    return account, x25519

@@ -21,6 +21,7 @@ How it stays right (``docs/CATALOG.md`` says more):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -33,7 +34,8 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, u
 from daimm.catalog import store as t
 from daimm.catalog.reader import ChainReader, DecodedLog, EventDecoder
 from daimm.catalog.store import CatalogStore, insert_ignore, upsert
-from daimm.errors import CatalogError, DaimmError, IntegrityError
+from daimm.errors import CatalogError, DaimmError, IntegrityError, ValidationError
+from daimm.modelformat import parse_card
 
 __all__ = [
     "MAX_METADATA_BYTES",
@@ -145,7 +147,10 @@ def parse_metadata(raw: bytes) -> dict[str, Any]:
 
     Returns:
         ``name``, ``description``, ``task``, ``framework`` (lower case, ``onnx`` by default) and
-        ``tags`` (lower-case words joined by spaces).
+        ``tags`` (lower-case words joined by spaces). ``task`` is the card's ``pipeline_tag`` when
+        the document is a valid model card (:func:`daimm.modelformat.parse_card`); a document
+        that is not (written before the schema, or by hand) is still listed by its free-text
+        ``task``.
 
     Raises:
         ValueError: Not a JSON object with a non-empty string ``name``.
@@ -168,6 +173,8 @@ def parse_metadata(raw: bytes) -> dict[str, Any]:
         raise ValueError("metadata 'tags' must be a list of strings")
     words = sorted({str(tag).strip().lower() for tag in tags if str(tag).strip()})
     task = text_of("task")
+    with contextlib.suppress(ValidationError):  # not a card by the schema: its free text
+        task = parse_card(doc, stored=True).pipeline_tag or task
     framework = text_of("framework") or "onnx"
     return {
         "name": name.strip(),

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -28,7 +29,15 @@ from daimm.catalog import store as t
 from daimm.catalog.search import ModelHit, get_model
 from daimm.catalog.store import CatalogStore
 
-__all__ = ["CurrencyRevenue", "ModelStats", "RatingPoint", "RevenuePoint", "model_stats"]
+__all__ = [
+    "CurrencyRevenue",
+    "ModelStats",
+    "RatingPoint",
+    "RevenuePoint",
+    "model_stats",
+    "plot_stats",
+    "stats_figure",
+]
 
 
 @dataclass(frozen=True)
@@ -239,16 +248,37 @@ def _currency_in(group: list[tuple[str, dict[str, Any], int]]) -> str:
     return ""
 
 
+#: Time shown either side of the points of a panel whose points all fall in one instant.
+_LONE_POINT_MARGIN = timedelta(hours=1)
+
+
+def _fit_time_axis(ax: Any, xs: list[datetime]) -> None:
+    """Pad the time axis of ``ax`` an hour either side when ``xs`` hold one instant (matplotlib
+    would otherwise span years around a single date)."""
+    if xs and min(xs) == max(xs):
+        ax.set_xlim(xs[0] - _LONE_POINT_MARGIN, xs[0] + _LONE_POINT_MARGIN)
+
+
 def plot_stats(stats: ModelStats, path: str) -> None:
     """Draw revenue over time (per currency), sales counts and ratings into the PNG ``path``.
 
     Uses matplotlib's Agg backend (no display needed).
     """
+    import matplotlib.pyplot as plt
+
+    fig = stats_figure(stats)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def stats_figure(stats: ModelStats) -> Any:
+    """The matplotlib figure :func:`plot_stats` saves: three panels (revenue, sales, ratings).
+
+    Revenue starts at 0, and a panel whose points share one instant spans two hours around it.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
-    from datetime import UTC, datetime
-
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
@@ -260,6 +290,7 @@ def plot_stats(stats: ModelStats, path: str) -> None:
     by_currency: dict[str, list[RevenuePoint]] = defaultdict(list)
     for point in stats.timeline:
         by_currency[point.currency].append(point)
+    revenue_times: list[datetime] = []
     for currency, points in by_currency.items():
         symbol, dec = decimals.get(currency, (currency[:8], 18))
         total = 0
@@ -269,8 +300,11 @@ def plot_stats(stats: ModelStats, path: str) -> None:
             xs.append(datetime.fromtimestamp(p.timestamp, tz=UTC))
             ys.append(total / 10**dec)
         ax.step(xs, ys, where="post", marker="o", label=symbol)
+        revenue_times += xs
     ax.set_title("Net revenue to payees (cumulative)")
     ax.set_ylabel("amount")
+    _fit_time_axis(ax, revenue_times)
+    ax.set_ylim(bottom=0)
     if by_currency:
         ax.legend()
     ax.tick_params(axis="x", rotation=30)
@@ -295,10 +329,10 @@ def plot_stats(stats: ModelStats, path: str) -> None:
         ax.scatter(xs, [r.rating for r in stats.ratings], label="review", color="tab:orange")
         ax.plot(xs, [r.average for r in stats.ratings], label="average", color="tab:green")
         ax.legend()
+        _fit_time_axis(ax, xs)
     ax.set_ylim(0, 5.5)
     ax.set_title("Ratings over time")
     ax.tick_params(axis="x", rotation=30)
 
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig

@@ -21,6 +21,8 @@ register("dispute", "daimm.cli.dispute:dispute", "Open a dispute, or resolve one
 register("token", "daimm.cli.token:token", "Token balances, approvals and transfers.")
 register("relayer", "daimm.cli.relayer:relayer", "Run an inference relayer (serve).")
 register("verify-receipt", "daimm.cli.receipts:verify_receipt", "Check a relayer's receipt.")
+register("verify-proof", "daimm.cli.zk:verify_proof", "Check a zero-knowledge proof offline.")
+register("prove", "daimm.cli.zk:prove", "Ask a relayer to prove one of its answers.")
 register("infer", "daimm.cli.infer:infer", "Call a relayer: sign, predict, verify the receipt.")
 register("web", "daimm.cli.web:web", "Serve the catalog in a browser (wallet: rent, buy, try).")
 register("up", "daimm.cli.up:up", "Start a local marketplace (chain, relayer, web) until Ctrl-C.")

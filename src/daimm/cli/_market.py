@@ -214,6 +214,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
+#: Result fields holding a Unix time (seconds), shown as ISO 8601 UTC (raw in ``--json``).
+TIME_FIELDS = frozenset(
+    {"expires", "expires_at", "release_at", "published_at", "timestamp", "deadline"}
+)
+
+
 def emit(title: str, value: Any, *, as_json: bool, extra: dict[str, str] | None = None) -> None:
     """Print a result: ``key: value`` lines under a title, or one JSON object with ``--json``.
 
@@ -221,14 +227,18 @@ def emit(title: str, value: Any, *, as_json: bool, extra: dict[str, str] | None 
         title: One line saying what happened.
         value: A dataclass (or dict) of result fields.
         as_json: Print JSON instead.
-        extra: Human-formatted fields (amounts with units) shown in place of raw ones.
+        extra: Human-formatted fields (amounts with units) shown in place of raw ones; fields
+            named in :data:`TIME_FIELDS` are shown as ISO times without being named here.
     """
+    from daimm.units import format_time
+
     data = _plain(value)
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
         return
     click.echo(title)
-    shown = {**data, **(extra or {})}
+    times = {k: format_time(v) for k, v in data.items() if k in TIME_FIELDS and isinstance(v, int)}
+    shown = {**data, **times, **(extra or {})}
     width = max((len(k) for k in shown), default=0)
     for key, item in shown.items():
         if isinstance(item, list):

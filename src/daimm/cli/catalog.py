@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from daimm.errors import ConfigError
-
 if TYPE_CHECKING:
     from daimm.catalog import CatalogStore, ChainReader
     from daimm.deployments import Deployment
@@ -54,14 +52,19 @@ def network_key_of(choice: str) -> str:
     ``ethereum:sepolia``; a local chain keeps its provider)."""
     from daimm.deployments import network_key
 
-    parts = choice.split(":")
+    parts = choice.split(":", 2)
     if len(parts) == 2:
         parts.append("node")
     if len(parts) != 3 or not all(parts):
         raise click.BadParameter(
-            f"{choice!r} is not ecosystem:network[:provider], e.g. ethereum:local:foundry",
+            f"{choice!r} is not ecosystem:network[:provider], e.g. ethereum:local:foundry or"
+            " ethereum:local:http://127.0.0.1:8545",
             param_hint="--network",
         )
+    if "://" in parts[2]:
+        # NOTE: ape serves a network given by URL (ethereum:local:http://...) with its `node`
+        # provider, so the deployment is recorded under that name (as `daimm up` does).
+        parts[2] = "node"
     return network_key(*parts)
 
 
@@ -91,6 +94,9 @@ def connect_chain(network: str, rpc_url: str | None, deployments: str | None) ->
     from daimm.deployments import DeploymentsFile
 
     key = network_key_of(network)
+    given = network.split(":", 2)[-1]
+    if rpc_url is None and given.startswith(("http://", "https://")):
+        rpc_url = given  # ethereum:local:http://...: read that node directly
     if rpc_url:
         reader = ChainReader.from_url(rpc_url)
         deployment = DeploymentsFile(deployments).get(key, chain_id=reader.chain_id())
@@ -99,6 +105,7 @@ def connect_chain(network: str, rpc_url: str | None, deployments: str | None) ->
     from ape import networks
 
     from daimm.deployments import provider_key
+    from daimm.stack import enter_network
 
     active = networks.active_provider
     if active is not None and active.is_connected and provider_key(active) == key:
@@ -107,14 +114,17 @@ def connect_chain(network: str, rpc_url: str | None, deployments: str | None) ->
         deployment = DeploymentsFile(deployments).get(key, chain_id=reader.chain_id())
         yield CatalogTarget(deployment, reader)
         return
+    context, provider = enter_network(
+        network,
+        "give --network (or DAIMM_NETWORK) a chain that runs, e.g."
+        " ethereum:local:http://127.0.0.1:8545, or --rpc-url",
+    )
     try:
-        context = networks.parse_network_choice(network)
-    except Exception as exc:  # noqa: BLE001 - ape raises several kinds for a bad choice
-        raise ConfigError(f"cannot use network {network!r}: {exc}") from exc
-    with context as provider:
         reader = ChainReader(provider.web3)
         deployment = DeploymentsFile(deployments).get(key, chain_id=reader.chain_id())
         yield CatalogTarget(deployment, reader)
+    finally:
+        context.__exit__(None, None, None)
 
 
 def _storage_options(func: F) -> F:

@@ -98,19 +98,48 @@ def reclaim(
     )
 
 
+def _address_of(account: str) -> str:
+    """The address ``account`` names: an address as is, else an ape alias or ``TEST::n``."""
+    from ape import accounts
+    from eth_utils import is_address, to_checksum_address
+
+    if is_address(account):
+        return str(to_checksum_address(account))
+    if account.upper().startswith("TEST::") and account[6:].isdigit():
+        return str(accounts.test_accounts[int(account[6:])].address)
+    try:
+        return str(accounts.load(account).address)
+    except KeyError:
+        raise click.BadParameter(
+            f"{account!r} is neither an address nor an ape account alias (`ape accounts list`)",
+            param_hint="--account",
+        ) from None
+
+
 @market_command(credit, "show")
 @click.argument("model_id", type=click.IntRange(1))
 @click.option("--relayer", required=True, help="Address of the channel's relayer.")
-@click.option("--payer", required=True, help="Address of the payer.")
+@click.option(
+    "--account",
+    "--payer",
+    "payer",
+    required=True,
+    envvar="DAIMM_ACCOUNT",
+    metavar="ALIAS|ADDRESS",
+    help="Whose credit: an ape account alias, TEST::n or any address (--payer is the old name)."
+    " [env: DAIMM_ACCOUNT]",
+)
 @deployments_option
 @json_option
 def show(model_id: int, relayer: str, payer: str, deployments: str | None, as_json: bool) -> None:
     """Show a credit channel: deposited, redeemed, and when it can be reclaimed.
 
     \b
-    Example:
-      daimm credit show 1 --relayer 0xRelayer... --payer 0xUser...
+    Examples:
+      daimm credit show 1 --relayer 0xRelayer... --account user
+      daimm credit show 1 --relayer 0xRelayer... --account 0xUser...
     """
+    payer = _address_of(payer)
     market = open_market(deployments)
     channel = market.credit.channel(payer, model_id, relayer)
     cur = market.currency(channel.currency)

@@ -7,5 +7,10 @@ import daimm
 
 @click.command()
 def version() -> None:
-    """Print the daimm version."""
+    """Print the daimm version.
+
+    \b
+    Example:
+      daimm version
+    """
     click.echo(daimm.__version__)

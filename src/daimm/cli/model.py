@@ -1,4 +1,4 @@
-"""`daimm model ...`: publish a model, publish a version, show a model."""
+"""`daimm model ...`: write a card, publish a model, publish a version, show a model."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from typing import Any
 import click
 
 from daimm.cli._market import (
+    _errors,
     account_option,
     confirm_and_execute,
+    connected,
     deployments_option,
     emit,
     json_option,
@@ -17,38 +19,87 @@ from daimm.cli._market import (
     open_market,
     yes_option,
 )
+from daimm.cli._reach import check_store_reaches_relayer, note_local_store
 from daimm.cli.ipfs import open_backend, store_options
 from daimm.cli.keys import load_key, passphrase_options
 
 __all__ = ["model"]
 
 
-def _key_option(func: Any) -> Any:
+def _key_option(*, required: bool = True, note: str = "") -> Any:
     return click.option(
         "--key",
         "keyfile",
-        required=True,
+        required=required,
         envvar="DAIMM_KEY_FILE",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
         help="Your X25519 key file (`daimm keys new`); the model's key is wrapped for it."
-        " [env: DAIMM_KEY_FILE]",
-    )(func)
+        f"{note} [env: DAIMM_KEY_FILE]",
+    )
 
 
 @click.group()
 def model() -> None:
-    """Models: publish encrypted ONNX models and their versions, show a model."""
+    """Models: write a card, publish encrypted ONNX models and their versions, show a model."""
 
 
-@market_command(model, "publish")
+@model.command("init")
+@click.argument("onnx_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the card (default: ONNX_FILE with .json; '-' for stdout).",
+)
+@click.option("--name", default=None, help="The model's name (else a placeholder to fill).")
+@click.option("--force", is_flag=True, help="Overwrite an existing card.")
+@_errors
+def init(onnx_file: Path, out: Path | None, name: str | None, force: bool) -> None:
+    """Write a model card for ONNX_FILE: tensors, a guessed task, a sample input that runs.
+
+    Input and output names, dtypes and shapes are read from the model; the pipeline tag and any
+    image or text preprocessing are guessed; the sample input is checked to run. Fields only you
+    can fill (name, description, labels, feature names, metrics, licence) say "FILL IN":
+    `daimm model publish` refuses the card until none is left. No chain or account is needed.
+
+    \b
+    Example:
+      daimm model init digits.onnx --name "Handwritten digits"
+      daimm model publish digits.onnx --meta digits.json --validate-only
+    """
+    import json
+
+    from daimm.errors import ValidationError
+    from daimm.market.publishing import read_model_bytes
+    from daimm.modelformat.model import init_card
+
+    document = init_card(read_model_bytes(onnx_file), name=name)
+    text = json.dumps(document, indent=2) + "\n"
+    if out is not None and str(out) == "-":
+        click.echo(text, nl=False)
+        return
+    target = out or onnx_file.with_suffix(".json")
+    if target.exists() and not force:
+        raise ValidationError(f"{target} exists: pass --force to overwrite it, or -o elsewhere")
+    target.write_text(text)
+    left = sum(1 for line in text.splitlines() if "FILL IN" in line)
+    click.echo(
+        f"wrote {target}: {document['pipeline_tag']}, {len(document['inputs'])} input(s),"
+        f" {len(document['outputs'])} output(s); fill in the {left} field(s) marked FILL IN",
+        err=True,
+    )
+
+
+@model.command("publish")
 @click.argument("onnx_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--meta",
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The metadata document (JSON: name, task, inputs, outputs, sample_input, ...).",
+    help="The model card (JSON, docs/MODEL-CARD.md; `daimm model init` writes one).",
 )
-@_key_option
+@_key_option(required=False, note=" Not needed with --validate-only.")
 @click.option(
     "--royalty-bps",
     type=click.IntRange(0, 10_000),
@@ -56,19 +107,33 @@ def model() -> None:
     show_default=True,
     help="Royalty on licence resales, in basis points (capped by the registry).",
 )
-@click.option("--validate-only", is_flag=True, help="Validate the model and metadata; stop there.")
+@click.option(
+    "--validate-only",
+    is_flag=True,
+    help="Check the card and the model offline (no chain, account or key); stop there.",
+)
+@click.option(
+    "--network",
+    envvar="DAIMM_NETWORK",
+    default=None,
+    metavar="ECOSYSTEM:NETWORK:PROVIDER",
+    help="Network in ape's syntax, e.g. ethereum:local:foundry (default: ape's default"
+    " network). [env: DAIMM_NETWORK]",
+)
 @passphrase_options
 @store_options
-@account_option()
+@account_option(required=False)
 @deployments_option
 @yes_option
 @json_option
+@_errors
 def publish(
     onnx_file: Path,
     meta: Path,
-    keyfile: Path,
+    keyfile: Path | None,
     royalty_bps: int,
     validate_only: bool,
+    network: str | None,
     passphrase_file: Path | None,
     ask_passphrase: bool,
     store: str,
@@ -80,28 +145,49 @@ def publish(
 ) -> None:
     """Validate, encrypt, store and mint ONNX_FILE as a new model.
 
-    The model must load in ONNX Runtime, its inputs and outputs must match the metadata, and the
-    metadata's sample input must run. The weights are encrypted with a fresh key wrapped for your
-    X25519 key (--key); ciphertext, key envelope and metadata are stored by CID (the embedded store
-    by default), then the model token is minted to --account.
+    The card must follow the schema (docs/MODEL-CARD.md) with no "FILL IN" left; the model must
+    load as a relayer loads it, its inputs and outputs must match the card, and the card's sample
+    input and widget examples must run through the relayer's own request path. The weights are
+    encrypted with a fresh key wrapped for your X25519 key (--key); ciphertext, key envelope and
+    card are stored by CID (the embedded store by default), then the model token is minted to
+    --account.
 
     \b
     Example:
+      daimm model publish iris.onnx --meta iris.json --validate-only
       daimm model publish iris.onnx --meta iris.json --key creator.key \\
           --account creator --network ethereum:local:foundry --royalty-bps 500
     """
+    from daimm.errors import ConfigError
     from daimm.market import publishing
 
     metadata = publishing.load_metadata(meta)
     outputs = publishing.validate_model(publishing.read_model_bytes(onnx_file), metadata)
     click.echo(
-        f"validated {onnx_file.name}: loads in ONNX Runtime, matches the metadata, sample gives"
-        f" {', '.join(outputs)}",
+        f"validated {onnx_file.name}: {metadata.pipeline_tag or 'no pipeline_tag'}, loads as a"
+        f" relayer loads it, matches the card, sample gives {', '.join(outputs)}",
         err=True,
     )
     if validate_only:
         return
+    if keyfile is None:
+        raise ConfigError("say whose key wraps the model's key: --key FILE (`daimm keys new`)")
+    check_store_reaches_relayer(store, kubo, deployments)
+    if account is None:
+        from ape.cli.choices import AccountAliasPromptChoice
+
+        account = AccountAliasPromptChoice().select_account()
     creator_key = load_key(keyfile, passphrase_file, ask_passphrase)
+    with connected(network):
+        _publish(onnx_file, metadata, creator_key, royalty_bps, store, kubo, account,
+                 deployments, yes, as_json)  # fmt: skip
+
+
+def _publish(onnx_file: Path, metadata: Any, creator_key: Any, royalty_bps: int, store: str,
+             kubo: str | None, account: Any, deployments: str | None, yes: bool,
+             as_json: bool) -> None:  # fmt: skip
+    from daimm.market import publishing
+
     market = open_market(deployments)
     with open_backend(store, kubo) as backend:
         package, plan = publishing.plan_publish(
@@ -118,6 +204,7 @@ def publish(
         f" {package.envelope_cid}, metadata {package.metadata_cid}",
         err=True,
     )
+    note_local_store(store, kubo)
     published = confirm_and_execute(plan, yes=yes)
     publishing.check_minted_id(package, published)
     emit(
@@ -137,7 +224,7 @@ def publish(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The new version's metadata document.",
 )
-@_key_option
+@_key_option()
 @passphrase_options
 @store_options
 @account_option()
@@ -171,6 +258,7 @@ def version(
     from daimm.market import publishing
 
     metadata = publishing.load_metadata(meta)
+    check_store_reaches_relayer(store, kubo, deployments)
     creator_key = load_key(keyfile, passphrase_file, ask_passphrase)
     market = open_market(deployments)
     with open_backend(store, kubo) as backend:
@@ -199,6 +287,8 @@ def show(model_id: int, holder: str | None, deployments: str | None, as_json: bo
     Example:
       daimm model show 1 --network ethereum:local:foundry
     """
+    from daimm.units import format_duration
+
     market = open_market(deployments)
     info = market.models.model(model_id)
     offer = market.escrow.offer(model_id)
@@ -218,8 +308,9 @@ def show(model_id: int, holder: str | None, deployments: str | None, as_json: bo
         "offer_active": offer.active,
         "currency": currency.symbol,
         "rental": (
-            f"{currency.format(offer.price_per_period)} per {offer.period_seconds} s,"
-            f" {offer.min_periods}-{offer.max_periods} periods"
+            f"{currency.format(offer.price_per_period)} per"
+            f" {format_duration(offer.period_seconds)}, {offer.min_periods}-{offer.max_periods}"
+            " periods"
             if offer.price_per_period
             else "-"
         ),

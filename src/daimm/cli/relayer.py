@@ -25,7 +25,12 @@ def relayer() -> None:
 @click.option("--host", default=None, help="Listen address (overrides the config).")
 @click.option("--port", type=int, default=None, help="Listen port (overrides the config).")
 def serve(config_file: str, host: str | None, port: int | None) -> None:
-    """Serve predictions until SIGTERM/SIGINT (in-flight requests finish first)."""
+    """Serve predictions until SIGTERM/SIGINT (in-flight requests finish first).
+
+    \b
+    Example:
+      daimm relayer serve --config relayer.toml --port 8700
+    """
     from daimm.relayer.runner import serve as run
     from daimm.relayer.settings import load_settings
 

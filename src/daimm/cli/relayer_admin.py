@@ -21,6 +21,7 @@ from daimm.cli._market import (
     open_market,
     yes_option,
 )
+from daimm.cli._reach import check_store_reaches_relayer, note_local_store, require_model_blocks
 from daimm.cli.ipfs import open_backend, store_options
 from daimm.cli.keys import load_key, passphrase_options
 
@@ -112,13 +113,16 @@ def authorise(
     """
     from daimm.market import publishing
 
+    check_store_reaches_relayer(store, kubo, deployments)
     creator_key = load_key(keyfile, passphrase_file, ask_passphrase)
     market = open_market(deployments)
     with open_backend(store, kubo) as backend:
+        require_model_blocks(market, model_id, backend, kubo or store)
         envelope_cid, plan = publishing.plan_authorise_relayer(
             market, model_id, relayer, backend=backend, creator_key=creator_key, sender=account
         )
     click.echo(f"stored the relayer's key envelope {envelope_cid}", err=True)
+    note_local_store(store, kubo)
     result = confirm_and_execute(plan, yes=yes)
     emit(f"Authorised relayer {result.relayer} for model {model_id}", result, as_json=as_json)
 

@@ -16,6 +16,7 @@ from daimm.cli._market import (
     open_market,
     yes_option,
 )
+from daimm.cli._reach import require_servable
 
 __all__ = ["rent"]
 
@@ -55,6 +56,7 @@ def rent(
           --network ethereum:local:foundry
     """
     market = open_market(deployments)
+    require_servable(market, model_id, deployments)
     terms = market.escrow.offer(model_id)
     cur = market.currency(terms.currency)
     ceiling = None if max_price is None else market.amount(max_price, cur).value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -221,16 +222,16 @@ def _show_info(info: StackInfo) -> None:
         echo("  then Add account > Import account with a private key above, and Import tokens")
         echo(f"  with the AIMT address {info.aimt}.")
     echo("")
-    echo("Try it from another terminal:")
-    echo(f"  export DAIMM_NETWORK={info.network}")
-    echo(f"  export DAIMM_DEPLOYMENTS={info.deployments_file}")
-    echo(f"  export DAIMM_CATALOG_URL={info.catalog_url} DAIMM_RELAYER_URL={info.relayer_url}")
+    echo("Try it from another terminal (these variables are all it needs; models you publish")
+    echo(f"go to the block store the relayer reads, {info.store}):")
+    for name, value in info.env.items():
+        echo(f"  export {name}={shlex.quote(value)}")
     if info.model_id and info.accounts:
         sample = Path(info.state_dir) / "sample-input.json"
         echo(f"  daimm rent {info.model_id} --periods 1 --approve --account TEST::4 --yes")
         echo(
             f"  daimm infer {info.model_id} --input {sample} --account TEST::4"
-            f" --relayer-address {info.relayer_address}"
+            f" --relayer {info.relayer_address}"
         )
     echo('  daimm search "cancer"')
     sys.stdout.flush()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from daimm.cli.catalog import DEFAULT_NETWORK
@@ -51,6 +53,15 @@ __all__ = ["web"]
     default=None,
     help="RPC URL offered to wallets that do not know the chain (default: --rpc).",
 )
+@click.option(
+    "--store",
+    metavar="DIR",
+    envvar="DAIMM_STORE",
+    default=None,
+    help="The block store folder the relayers read: a model whose weights are not in it cannot"
+    " be rented or bought from its page (default: only the metadata is checked). [env:"
+    " DAIMM_STORE]",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8800, show_default=True)
 def web(
@@ -59,6 +70,7 @@ def web(
     deployments: str | None,
     network: str,
     public_rpc: str | None,
+    store: str | None,
     host: str,
     port: int,
 ) -> None:
@@ -87,6 +99,7 @@ def web(
         deployments=deployments,
         network=key,
         public_rpc_url=public_rpc,
+        store=os.path.expanduser(store) if store else None,
     )
     app = create_app(config)
     click.echo(

@@ -11,6 +11,7 @@ from daimm.market._tx import Plan, checksum, field_of, first_event, tx_hash
 from daimm.market.escrow import Escrow
 from daimm.market.relayers import Relayers
 from daimm.market.types import Channel, CreditDeposit, CreditReclaim, Currency
+from daimm.units import format_duration, format_time
 
 if TYPE_CHECKING:
     from ape.api.accounts import AccountAPI
@@ -152,8 +153,9 @@ class Credit(ContractClient):
         now = int(chain.pending_timestamp)
         if now <= channel.expires_at:
             raise PreflightError(
-                f"the channel is live until {channel.expires_at} (in {channel.expires_at - now + 1}"
-                " s) so the relayer can redeem your vouchers: reclaim after that"
+                f"the channel is live until {format_time(channel.expires_at)} (in"
+                f" {format_duration(channel.expires_at - now + 1)}) so the relayer can redeem your"
+                " vouchers: reclaim after that"
             )
         step = self._step(
             f"reclaim credit for model {model_id}",

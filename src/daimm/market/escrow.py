@@ -41,6 +41,7 @@ from daimm.market.types import (
     Split,
     Withdrawal,
 )
+from daimm.units import format_duration, format_time
 
 if TYPE_CHECKING:
     from ape.api.accounts import AccountAPI
@@ -548,11 +549,23 @@ class Escrow(ContractClient):
             ``(payee_set, currency, release_at)`` keys to pass to ``settle``.
         """
         now = _now()
+        return [key for key in self.held_for(currency, account) if key[2] <= now]
+
+    def held_for(self, currency: str, account: Any | None = None) -> list[tuple[int, str, int]]:
+        """Held payments in ``currency`` not settled yet, matured or not.
+
+        Args:
+            currency: Currency address.
+            account: Only payments that pay ``account`` (as a payee or the treasury).
+
+        Returns:
+            ``(payee_set, currency, release_at)`` keys; ``release_at`` is in seconds.
+        """
         treasury = self.treasury()
         keys: list[tuple[int, str, int]] = []
         for log in logs(self.contract, "PaymentHeld", self.start_block):
             key = (int(log.payeeSet), checksum(log.currency), int(log.releaseAt))
-            if key in keys or not same_address(key[1], currency) or key[2] > now:
+            if key in keys or not same_address(key[1], currency):
                 continue
             if account is not None and not same_address(account, treasury):
                 payees, _ = self.payees(key[0])
@@ -577,11 +590,21 @@ class Escrow(ContractClient):
             PreflightError: Nothing is owed and nothing matured to settle.
         """
         cur = self.currency_of(currency)
-        keys = self.matured(cur.address, sender) if settle else []
+        held = self.held_for(cur.address, sender) if settle else []
+        now = _now()
+        keys = [key for key in held if key[2] <= now]
         if not keys and self.owed(sender, cur.address) == 0:
+            window = f"the dispute window ({format_duration(self.dispute_window())})"
+            if held:
+                release = format_time(min(key[2] for key in held))
+                raise PreflightError(
+                    f"nothing to withdraw in {cur.symbol} for {checksum(sender)} yet: payments are"
+                    f" held for {window}, rounded up to the hour; the first is released at"
+                    f" {release}: withdraw again then"
+                )
             raise PreflightError(
-                f"nothing to withdraw in {cur.symbol} for {checksum(sender)}: payments are held for"
-                f" the dispute window ({self.dispute_window()} s) before payees can withdraw"
+                f"nothing to withdraw in {cur.symbol} for {checksum(sender)}: no payment to you"
+                f" is held or owed (payments are held for {window} before payees can withdraw)"
             )
         steps = [
             self._step(f"settle payee set {k[0]}", "settle", k[0], k[1], k[2], sender=sender)

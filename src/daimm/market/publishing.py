@@ -1,23 +1,11 @@
 """Publishing a model: validate it against its metadata, encrypt it, store it, and mint it.
 
-The metadata document a creator writes (``META.json``) describes the model for the catalog and the
-relayer; daimm checks it against the model before anything is stored::
-
-    {
-      "name": "Iris classifier",
-      "description": "Logistic regression on the iris data set",
-      "task": "tabular-classification",
-      "framework": "onnx",
-      "tags": ["iris", "sklearn"],
-      "inputs":  [{"name": "input", "dtype": "float32", "shape": [null, 4]}],
-      "outputs": [{"name": "label", "dtype": "int64", "shape": [null]},
-                  {"name": "probabilities", "dtype": "float32", "shape": [null, 3]}],
-      "sample_input": {"input": [[5.1, 3.5, 1.4, 0.2]]},
-      "metrics": {"accuracy": 0.97}, "training_data": "...", "licence": "..."
-    }
-
-Dimensions are integers or ``null`` (any size). The stored document is this one plus a ``daimm``
-section naming the encrypted weights, the version and the creator's key envelope.
+The metadata document a creator writes (``META.json``) is the model card: its format is the JSON
+Schema in ``daimm/modelformat/card.schema.json`` (``docs/MODEL-CARD.md``), and ``daimm model
+init MODEL.onnx`` writes one from the model. daimm checks it against the model, through the
+relayer's own load and request path (:func:`daimm.modelformat.model.check_model`), before anything
+is stored. The stored document is the card plus a ``daimm`` section naming the encrypted weights,
+the version and the creator's key envelope.
 
 Keys. One random content key per model, reused for every version (each file has its own salt, so
 the file keys differ); the weights of version ``v`` of model ``m`` are bound to
@@ -32,12 +20,13 @@ import hashlib
 import io
 import json
 import tempfile
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daimm.errors import ModelValidationError, ValidationError
+from daimm.errors import ValidationError
+from daimm.modelformat import PLACEHOLDER, CardError, ModelCard, load_card, parse_card
+from daimm.modelformat.model import check_model
 
 if TYPE_CHECKING:
     from ape.api.accounts import AccountAPI
@@ -49,233 +38,66 @@ if TYPE_CHECKING:
     from daimm.market.types import Authorisation, PublishedModel, PublishedVersion
 
 __all__ = [
-    "DTYPES",
     "Metadata",
     "PreparedPackage",
-    "TensorSpec",
     "load_metadata",
+    "parse_metadata",
     "plan_authorise_relayer",
     "prepare_package",
     "validate_model",
 ]
 
-#: Metadata dtype -> ONNX Runtime's type string.
-DTYPES: dict[str, str] = {
-    "float32": "tensor(float)",
-    "float64": "tensor(double)",
-    "float16": "tensor(float16)",
-    "int8": "tensor(int8)",
-    "int16": "tensor(int16)",
-    "int32": "tensor(int32)",
-    "int64": "tensor(int64)",
-    "uint8": "tensor(uint8)",
-    "bool": "tensor(bool)",
-    "string": "tensor(string)",
-}
-
 #: A model file larger than this is not loaded whole for validation (bytes).
 MAX_VALIDATE_BYTES = 2 << 30
 
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One input or output of a model.
-
-    Attributes:
-        name: Tensor name, as in the ONNX graph.
-        dtype: One of :data:`DTYPES`.
-        shape: Dimensions; None for any size.
-    """
-
-    name: str
-    dtype: str
-    shape: tuple[int | None, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON form used in metadata documents."""
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+#: A creator's checked card (the name publishing used before cards had a schema).
+Metadata = ModelCard
 
 
-@dataclass(frozen=True)
-class Metadata:
-    """A creator's metadata document, checked.
-
-    Attributes:
-        document: The whole JSON object as written (extra fields are kept).
-        name: The model's name.
-        inputs: Its input tensors.
-        outputs: Its output tensors.
-        sample_input: Input name -> nested lists, run once to validate the model.
-    """
-
-    document: Mapping[str, Any]
-    name: str
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
-    sample_input: Mapping[str, Any]
-
-
-def _specs(doc: Mapping[str, Any], key: str) -> tuple[TensorSpec, ...]:
-    items = doc.get(key)
-    if not isinstance(items, list) or not items:
-        raise ValidationError(f"metadata needs a non-empty '{key}' list of {{name, dtype, shape}}")
-    specs = []
-    for i, item in enumerate(items):
-        where = f"metadata {key}[{i}]"
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
-            raise ValidationError(f"{where} needs a 'name'")
-        dtype = item.get("dtype")
-        if dtype not in DTYPES:
-            raise ValidationError(
-                f"{where} ({item['name']}) has dtype {dtype!r}; use one of {', '.join(DTYPES)}"
-            )
-        shape = item.get("shape")
-        if not isinstance(shape, list) or not all(
-            d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0) for d in shape
-        ):
-            raise ValidationError(
-                f"{where} ({item['name']}) needs a 'shape': a list of positive integers or null"
-            )
-        specs.append(TensorSpec(item["name"], dtype, tuple(shape)))
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise ValidationError(f"metadata '{key}' names a tensor twice")
-    return tuple(specs)
-
-
-def parse_metadata(document: Any) -> Metadata:
-    """Check a metadata document's shape (not yet against a model).
+def parse_metadata(document: Any) -> ModelCard:
+    """Check a creator's card (not yet against a model); see :func:`daimm.modelformat.parse_card`.
 
     Raises:
-        ValidationError: A missing or mistyped field, named.
+        CardError: A missing, mistyped or inconsistent field, named.
     """
-    if not isinstance(document, dict):
-        raise ValidationError("metadata must be a JSON object")
-    name = document.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise ValidationError("metadata needs a non-empty 'name'")
-    for key in ("description", "task", "framework"):
-        if key in document and not isinstance(document[key], str):
-            raise ValidationError(f"metadata '{key}' must be a string")
-    framework = str(document.get("framework", "onnx")).lower()
-    if framework != "onnx":
-        raise ValidationError(f"framework {framework!r} is not supported: daimm serves ONNX only")
-    inputs = _specs(document, "inputs")
-    outputs = _specs(document, "outputs")
-    sample = document.get("sample_input")
-    if not isinstance(sample, dict) or set(sample) != {s.name for s in inputs}:
-        raise ValidationError(
-            "metadata needs a 'sample_input' object with one value per input:"
-            f" {', '.join(s.name for s in inputs)}"
-        )
-    if "daimm" in document:
-        raise ValidationError("metadata must not have a 'daimm' field: daimm writes it")
-    return Metadata(document, name.strip(), inputs, outputs, sample)
+    return parse_card(document)
 
 
-def load_metadata(path: str | Path) -> Metadata:
-    """Read and check a metadata file.
+def load_metadata(path: str | Path) -> ModelCard:
+    """Read and check a card file.
 
     Raises:
-        ValidationError: Unreadable, not JSON, or a bad field.
+        ValidationError: Unreadable, not JSON, or a bad field (named).
     """
-    try:
-        document = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise ValidationError(f"cannot read metadata {path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise ValidationError(f"metadata {path} is not JSON: {exc}") from exc
-    return parse_metadata(document)
+    return load_card(path)
 
 
-def _compatible(declared: Sequence[int | None], actual: Sequence[Any]) -> bool:
-    if len(declared) != len(actual):
-        return False
-    return all(
-        d is None or not isinstance(a, int) or a == d for d, a in zip(declared, actual, strict=True)
-    )
+def validate_model(model_bytes: bytes, metadata: ModelCard) -> dict[str, Any]:
+    """Check that the card is filled in and the model loads, matches it and runs its examples.
 
-
-def validate_model(model_bytes: bytes, metadata: Metadata) -> dict[str, Any]:
-    """Check that the model loads in ONNX Runtime, matches the metadata, and runs the sample.
+    The model is loaded and its sample and widget examples are run exactly as a relayer would
+    (:func:`daimm.modelformat.model.check_model`), so publishing refuses what a relayer refuses.
 
     Args:
         model_bytes: The plaintext ONNX model.
-        metadata: Its checked metadata.
+        metadata: Its checked card.
 
     Returns:
         Output name -> the sample's output (as nested lists), for the record.
 
     Raises:
+        CardError: A field still holds ``daimm model init``'s placeholder.
         ModelValidationError: It does not load, a tensor's name, dtype or shape disagrees with the
-            metadata, or the sample input fails or gives outputs of another shape.
+            card, the sample or a widget example fails, or the labels do not match the scores.
     """
-    import numpy as np
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    try:
-        session = ort.InferenceSession(
-            model_bytes, sess_options=options, providers=["CPUExecutionProvider"]
+    left = metadata.placeholders()
+    if left:
+        raise CardError(
+            left[0],
+            f"still holds `daimm model init`'s {PLACEHOLDER!r} marker; write the real value"
+            + (f" (and in {len(left) - 1} more field(s))" if len(left) > 1 else ""),
         )
-    except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelValidationError(f"the model does not load in ONNX Runtime: {first}") from exc
-
-    for kind, declared, actual in (
-        ("input", metadata.inputs, session.get_inputs()),
-        ("output", metadata.outputs, session.get_outputs()),
-    ):
-        by_name = {a.name: a for a in actual}
-        if set(by_name) != {d.name for d in declared}:
-            raise ModelValidationError(
-                f"the model's {kind}s are {sorted(by_name)} but the metadata declares"
-                f" {sorted(d.name for d in declared)}"
-            )
-        for spec in declared:
-            node = by_name[spec.name]
-            if node.type != DTYPES[spec.dtype]:
-                raise ModelValidationError(
-                    f"{kind} {spec.name!r} is {node.type} in the model but {spec.dtype} in the"
-                    " metadata"
-                )
-            if not _compatible(spec.shape, node.shape):
-                raise ModelValidationError(
-                    f"{kind} {spec.name!r} has shape {list(node.shape)} in the model but"
-                    f" {list(spec.shape)} in the metadata"
-                )
-
-    feeds = {}
-    for spec in metadata.inputs:
-        dtype = np.dtype("U") if spec.dtype == "string" else np.dtype(spec.dtype)
-        try:
-            value = np.asarray(metadata.sample_input[spec.name], dtype=dtype)
-        except (TypeError, ValueError) as exc:
-            raise ModelValidationError(
-                f"sample_input {spec.name!r} is not an array of {spec.dtype}: {exc}"
-            ) from exc
-        if not _compatible(spec.shape, value.shape):
-            raise ModelValidationError(
-                f"sample_input {spec.name!r} has shape {list(value.shape)}, not {list(spec.shape)}"
-            )
-        feeds[spec.name] = value
-    try:
-        results = session.run(None, feeds)
-    except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelValidationError(f"the sample input does not run: {first}") from exc
-    outputs = {}
-    for node, result in zip(session.get_outputs(), results, strict=True):
-        spec = next(s for s in metadata.outputs if s.name == node.name)
-        shape = getattr(result, "shape", None)
-        if shape is None or not _compatible(spec.shape, shape):
-            raise ModelValidationError(
-                f"output {node.name!r} of the sample has shape {list(shape or [])}, not"
-                f" {list(spec.shape)}"
-            )
-        outputs[node.name] = result.tolist()
-    return outputs
+    return check_model(model_bytes, metadata)
 
 
 @dataclass(frozen=True)

@@ -255,7 +255,9 @@ def deploy_marketplace(
     verify_wiring(instances, config, deployer)
     deployment = Deployment(
         network=key,
-        chain_id=int(chain.chain_id),
+        # NOTE: the node's own answer: ape's chain.chain_id keeps one id per "local:foundry" in
+        # a process, whichever ecosystem or node (an anvil of chain 42161 after one of 31337).
+        chain_id=int(chain.provider.chain_id),
         block=start_block,
         contracts={**core.addresses(), **ext.addresses()},
         currencies={

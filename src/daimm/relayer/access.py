@@ -345,7 +345,9 @@ class AccessPolicy:
             raise chain_refusal(exc) from None
         except ChainError as exc:
             raise _refuse(404, "unknown_model", f"model {model_id}: {exc}") from None
-        return ModelRef(model_id, version.version, version.weights_cid, envelope)
+        return ModelRef(
+            model_id, version.version, version.weights_cid, envelope, version.metadata_cid
+        )
 
     def decide(self, model_id: int, signed: SignedHeaders) -> Decision:
         """Whether the (verified) signer may have an answer from ``model_id`` now.

@@ -4,8 +4,10 @@
   (number and hash).
 - ``GET /v1/models``: models loaded now, with input and output schemas.
 - ``GET /v1/models/{model_id}/credit/{payer}``: a payer's spent total and price per call.
-- ``POST /v1/models/{model_id}/predict``: a signed request ``{"inputs": {name: nested list}}``;
-  the answer is ``{"outputs": ..., "receipt": {...}}`` with a receipt the relayer signed.
+- ``POST /v1/models/{model_id}/predict``: a signed request ``{"inputs": {name: value}}`` (nested
+  lists, or per the model's card image bytes, strings or named features; docs/RELAYER.md); the
+  answer is ``{"outputs": ..., "predictions": ..., "receipt": {...}}`` with a receipt the relayer
+  signed over it.
 - ``GET /metrics``: Prometheus metrics.
 
 Every error is ``{"error": code, "detail": message}`` with a fitting status, never a traceback.
@@ -35,7 +37,9 @@ from prometheus_client import (
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from daimm.errors import ModelUnavailableError, RequestRefusedError
+from daimm.errors import DaimmError, ModelUnavailableError, RequestRefusedError
+from daimm.modelformat import prepare_request
+from daimm.openapi_docs import serve_docs
 from daimm.relayer.access import (
     AccessPolicy,
     RateLimiter,
@@ -44,7 +48,8 @@ from daimm.relayer.access import (
 )
 from daimm.relayer.chain import CacheMiss, ChainReader, LogWatcher
 from daimm.relayer.edge import parse_json_body
-from daimm.relayer.models import ModelManager, validate_inputs
+from daimm.relayer.models import ModelManager
+from daimm.relayer.proofs import ProofJobs
 from daimm.relayer.signing import ReceiptSigner, keccak
 from daimm.relayer.vouchers import Redeemer, VoucherStore
 
@@ -71,6 +76,7 @@ class RelayerServices:
             address a request merely claims, or anyone could throttle any wallet).
         watcher: The log watcher (started and stopped with the app), if any.
         redeemer: The voucher redeemer (started and stopped with the app), if any.
+        proofs: Proof jobs for provable models (started and stopped with the app), if any.
     """
 
     policy: AccessPolicy
@@ -78,13 +84,15 @@ class RelayerServices:
     store: VoucherStore
     reader: ChainReader
     private_key: bytes
-    max_body_bytes: int = 1 << 20
+    max_body_bytes: int = 12 << 20
     max_json_depth: int = 64
     ip_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(200.0, 400))
     address_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(100.0, 200))
     watcher: LogWatcher | None = None
     redeemer: Redeemer | None = None
     started_at: float = field(default_factory=time.time)
+    #: Proofs on demand for provable models (docs/ZK.md), if configured.
+    proofs: ProofJobs | None = None
 
 
 class _Metrics:
@@ -170,6 +178,8 @@ def create_app(services: RelayerServices) -> FastAPI:
             await asyncio.to_thread(services.watcher.start)
         if services.redeemer is not None:
             services.redeemer.start()
+        if services.proofs is not None:
+            services.proofs.start()
         log.info(
             "relayer started",
             extra={"relayer": policy.relayer, "chain_id": policy.chain_id},
@@ -182,6 +192,8 @@ def create_app(services: RelayerServices) -> FastAPI:
                 await asyncio.to_thread(services.watcher.stop)
             if services.redeemer is not None:
                 await asyncio.to_thread(services.redeemer.stop)
+            if services.proofs is not None:
+                await asyncio.to_thread(services.proofs.stop)
             services.models.close()
             services.store.close()
             log.info("relayer stopped")
@@ -191,7 +203,10 @@ def create_app(services: RelayerServices) -> FastAPI:
         version="1",
         summary="Serves ONNX predictions to wallets that hold a live licence or credit.",
         lifespan=lifespan,
+        docs_url=None,  # /docs is served from the package, not a CDN (daimm.openapi_docs)
+        redoc_url=None,
     )
+    serve_docs(app)
 
     @app.exception_handler(RequestRefusedError)
     async def _refused(_request: Request, exc: RequestRefusedError) -> JSONResponse:
@@ -249,6 +264,7 @@ def create_app(services: RelayerServices) -> FastAPI:
                     "version": m.ref.version,
                     "weights_cid": m.ref.weights_cid,
                     **m.schema.to_json(),
+                    "card": m.card.summary() if m.card is not None else None,
                 }
                 for m in services.models.loaded()
             ]
@@ -290,8 +306,13 @@ def create_app(services: RelayerServices) -> FastAPI:
                     "application/json": {
                         "schema": {
                             "type": "object",
-                            "required": ["inputs"],
-                            "properties": {"inputs": {"type": "object"}},
+                            "properties": {
+                                "inputs": {"type": "object"},
+                                "image": {"type": "object", "properties": {"b64": {}}},
+                                "text": {"type": "string"},
+                                "features": {},
+                                "top_k": {"type": "integer", "minimum": 1},
+                            },
                         }
                     }
                 },
@@ -313,9 +334,11 @@ def create_app(services: RelayerServices) -> FastAPI:
         if not services.address_limiter.allow(signed.address):
             raise RequestRefusedError(429, "rate_limited", "too many requests for this wallet")
         document = parse_json_body(body, services.max_json_depth)
-        if not isinstance(document, dict) or "inputs" not in document:
+        if not isinstance(document, dict) or not any(
+            key in document for key in ("inputs", "image", "text", "features")
+        ):
             raise RequestRefusedError(
-                422, "invalid_input", 'body: expected {"inputs": {name: array}}'
+                422, "invalid_input", 'body: expected {"inputs": {name: value}}'
             )
         # 3. The chain (cached): authorisation, licence or voucher.
         try:
@@ -326,18 +349,17 @@ def create_app(services: RelayerServices) -> FastAPI:
                 services.models.unload(model_id)
             raise
         model = await services.models.get(decision.ref)
-        arrays = validate_inputs(model.schema, document["inputs"])
+        prepared = prepare_request(model.card, model.schema, document)
         # 4. Spend the nonce (exactly one of two identical requests passes), run, charge, sign.
         policy.use_nonce(signed)
-        outputs = await services.models.run(model, arrays)
+        answer = await services.models.answer(model, prepared)
         policy.charge(decision, signed)
         timestamp = int(time.time())
-        outputs_hash = keccak(outputs)
-        signature = signer.sign(
-            policy.digests.receipt(
-                model_id, decision.ref.weights_cid, body_hash, outputs_hash, timestamp
-            )
+        outputs_hash = keccak(answer.data)
+        receipt_digest = policy.digests.receipt(
+            model_id, decision.ref.weights_cid, body_hash, outputs_hash, timestamp
         )
+        signature = signer.sign(receipt_digest)
         receipt_json = json.dumps(
             {
                 "modelId": model_id,
@@ -355,7 +377,11 @@ def create_app(services: RelayerServices) -> FastAPI:
         extra = b""
         if decision.paid_by == "voucher":
             extra = b',"charged":"%d"' % decision.price
-        content = b'{"outputs":' + outputs + b',"receipt":' + receipt_json + extra + b"}"
+        if services.proofs is not None:
+            extra += await _proof_claim(
+                services, signer, decision.ref, prepared.tensors, receipt_digest
+            )
+        content = answer.body(receipt_json, extra)
         elapsed = time.perf_counter() - started
         metrics.requests.labels("ok").inc()
         metrics.latency.observe(elapsed)
@@ -365,6 +391,28 @@ def create_app(services: RelayerServices) -> FastAPI:
                    "ms": round(elapsed * 1000, 2)},
         )  # fmt: skip
         return Response(content, media_type="application/json")
+
+    @app.post("/v1/proofs", status_code=202)
+    async def request_proof(request: Request) -> dict[str, Any]:
+        """Queue a proof of a receipt this relayer issued for a provable model (docs/ZK.md)."""
+        _limit_ip(request)
+        if services.proofs is None:
+            raise RequestRefusedError(404, "proofs_disabled", "this relayer proves no model")
+        body = await _read_body(request, 4096)
+        try:
+            digest = parse_json_body(body, services.max_json_depth)["receipt"]
+        except (KeyError, TypeError, IndexError):
+            raise RequestRefusedError(
+                422, "invalid_request", 'body: expected {"receipt": "0x<receipt digest>"}'
+            ) from None
+        return services.proofs.submit(str(digest)).to_json()
+
+    @app.get("/v1/proofs/{job_id}")
+    async def proof_job(job_id: str) -> dict[str, Any]:
+        """A proof job's state, and its proof once done."""
+        if services.proofs is None:
+            raise RequestRefusedError(404, "proofs_disabled", "this relayer proves no model")
+        return services.proofs.get(job_id).to_json()
 
     @app.get("/metrics")
     async def prometheus() -> Response:
@@ -396,3 +444,48 @@ async def _decide(services: RelayerServices, model_id: int, signed: Any) -> Any:
             return services.policy.decide(model_id, signed)
     except CacheMiss:
         return await asyncio.to_thread(services.policy.decide, model_id, signed)
+
+
+async def _proof_claim(
+    services: RelayerServices,
+    signer: ReceiptSigner,
+    ref: Any,
+    arrays: dict[str, Any],
+    receipt_digest: bytes,
+) -> bytes:
+    """For a provable model, sign the ``ProofClaim`` and keep the receipt provable (docs/ZK.md).
+
+    NOTE: the circuit's outputs come from an ezkl witness in a worker process (about a second);
+    only provable models pay it, and only one input row is provable per request.
+    """
+    from daimm.eip712 import proof_claim_digest
+    from daimm.relayer.proofs import IssuedReceipt
+    from daimm.zk import instances_hash
+    from daimm.zk.prover import claim_instances
+
+    assert services.proofs is not None
+    provable = services.proofs.provable(ref.model_id, ref.weights_cid)
+    if provable is None or len(arrays) != 1:
+        # NOTE: provable circuits take one tabular tensor (daimm.zk.check_provable).
+        return b""
+    (array,) = arrays.values()
+    row = tuple(float(v) for v in array.reshape(array.shape[0], -1)[0])
+    try:
+        io = await asyncio.to_thread(claim_instances, provable.circuit, row)
+    except DaimmError as exc:
+        # The answer stands without a claim; the user sees none and can refuse the answer.
+        log.warning("no proof claim", extra={"model_id": ref.model_id, "error": str(exc)[:200]})
+        return b""
+    claimed = instances_hash(io)
+    policy = services.policy
+    claim_signature = signer.sign(
+        proof_claim_digest(receipt_digest, claimed, policy.chain_id, policy.registry)
+    )
+    services.proofs.record(
+        receipt_digest, IssuedReceipt(ref.model_id, ref.weights_cid, row, io, time.time())
+    )
+    return b',"proofClaim":{"receipt":"0x%s","instancesHash":"0x%s","signature":"0x%s"}' % (
+        receipt_digest.hex().encode(),
+        claimed.hex().encode(),
+        claim_signature.hex().encode(),
+    )

@@ -19,6 +19,7 @@ cannot poll, the whole cache is dropped: no access is granted on stale belief.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -43,6 +44,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Most blocks one ``eth_getLogs`` of the watcher asks for (the catalog's batch size too).
+LOG_PAGE_BLOCKS = 2_000
 
 
 # ---------------------------------------------------------------------------- minimal ABIs
@@ -145,11 +149,13 @@ class ModelVersion:
         model_id: The model's token id.
         version: Index of the latest version (0 for the first).
         weights_cid: CID of its encrypted weights.
+        metadata_cid: CID of its card (metadata document).
     """
 
     model_id: int
     version: int
     weights_cid: str
+    metadata_cid: str = ""
 
 
 @dataclass(frozen=True)
@@ -389,7 +395,7 @@ class ChainReader:
         return _typed(value, str, "envelopeOf")
 
     def latest_version(self, model_id: int) -> ModelVersion:
-        """The latest version of ``model_id`` (its index and weights CID)."""
+        """The latest version of ``model_id`` (its index, weights CID and card CID)."""
 
         def read() -> ModelVersion:
             count = _typed(self._call("ModelRegistry", "versionCount", model_id), int, "count")
@@ -397,10 +403,15 @@ class ChainReader:
                 raise ChainError(f"model {model_id} has no version")
             record = self._call("ModelRegistry", "versionOf", model_id, count - 1)
             try:
-                cid = record[0]
+                cid, metadata_cid = record[0], record[1]
             except (TypeError, IndexError):
                 raise ChainUnavailableError("versionOf returned a malformed record") from None
-            return ModelVersion(model_id, count - 1, _typed(cid, str, "weightsCid"))
+            return ModelVersion(
+                model_id,
+                count - 1,
+                _typed(cid, str, "weightsCid"),
+                _typed(metadata_cid, str, "metadataCid"),
+            )
 
         return self._cached(("version", model_id), read)
 
@@ -449,18 +460,15 @@ class ChainReader:
                 extra={"block": number, "expected": from_block - 1},
             )
         elif number >= from_block:
-            logs = self._guard(
-                "eth_getLogs",
-                lambda: self.w3.eth.get_logs(
-                    {
-                        "fromBlock": from_block,
-                        "toBlock": number,
-                        "address": list(self.addresses.values()),
-                    }
-                ),
-            )
-            for entry in logs:
-                self._apply_log(entry)
+            # NOTE: in pages, as providers cap one eth_getLogs's range: after an outage the gap
+            # can be thousands of blocks (an hour is 8,000 of BSC's 0.45 s blocks).
+            addresses = list(self.addresses.values())
+            for start in range(from_block, number + 1, LOG_PAGE_BLOCKS):
+                end = min(start + LOG_PAGE_BLOCKS - 1, number)
+                query = {"fromBlock": start, "toBlock": end, "address": addresses}
+                logs = self._guard("eth_getLogs", functools.partial(self.w3.eth.get_logs, query))
+                for entry in logs:
+                    self._apply_log(entry)
         with self._lock:
             self.latest_block, self.latest_block_time = number, head.timestamp
             self.latest_block_hash = head.hash

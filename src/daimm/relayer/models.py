@@ -1,10 +1,10 @@
 """Models the relayer serves: untrusted ONNX validated before use, loaded once, kept in a budget.
 
-- ONNX only. A model is parsed as an ONNX protobuf from bytes and refused before any session is
-  built if it is a pickle (or joblib file), stores any tensor as external data (``../``, absolute
-  or any other location: a model is one self-contained blob), or uses an operator domain outside
-  ONNX's own and ONNX Runtime's built-in contrib domain (custom-op libraries are never registered).
-  Nothing is ever unpickled.
+- ONNX only, validated by :mod:`daimm.modelformat.graph` inside the worker before any session is
+  built (pickles, external data and custom operators are refused; nothing is ever unpickled).
+- Each model's card (its metadata document, by the CID the chain names) travels with it: requests
+  are checked against it here (:func:`daimm.modelformat.prepare_request`), images are decoded and
+  answers labelled in the worker.
 - :class:`ModelManager` loads each model (fetch by CID with verification, unwrap the content key,
   decrypt in the worker) in its own worker process, once, however many first requests arrive
   together; keeps them in an LRU bounded by a memory budget; restarts a crashed worker on the next
@@ -15,11 +15,13 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
+import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,12 +29,21 @@ from daimm.errors import (
     DaimmError,
     ModelUnavailableError,
     RequestRefusedError,
-    ValidationError,
 )
+from daimm.modelformat import ModelCard, ModelSchema, PreparedRequest, TensorSpec, parse_card
+from daimm.modelformat.graph import (
+    ALLOWED_DOMAINS,
+    build_session,
+    decrypt_model,
+    validate_onnx_bytes,
+)
+from daimm.modelformat.preprocess import prepare_request
+from daimm.modelformat.tensors import refuse_non_finite, schema_of
 from daimm.relayer.worker import WorkerLimits, WorkerProcess, check_reply
 
 __all__ = [
     "ALLOWED_DOMAINS",
+    "Answer",
     "EncryptedStorageSource",
     "LoadPayload",
     "LoadedModel",
@@ -52,222 +63,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Operator domains a model may use: ONNX, ONNX-ML and ONNX Runtime's built-in contrib ops.
-ALLOWED_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
-
-_PICKLE_PROTOCOLS = {2, 3, 4, 5}
-
-
-# ---------------------------------------------------------------------------- validation
-def validate_onnx_bytes(data: bytes) -> Any:
-    """Parse ``data`` as an ONNX model and refuse what the relayer never runs.
-
-    Returns:
-        The parsed ``onnx.ModelProto``.
-
-    Raises:
-        ValidationError: A pickle/joblib file, not ONNX, external data, or a custom-op domain.
-    """
-    if len(data) >= 2 and data[0] == 0x80 and data[1] in _PICKLE_PROTOCOLS:
-        raise ValidationError(
-            "this is a Python pickle, not an ONNX model: daimm runs ONNX only and never unpickles"
-        )
-    if data[:2] in (b"\x78\x9c", b"\x78\x01", b"\x78\xda", b"\x1f\x8b", b"BZ", b"\xfd7"):
-        raise ValidationError(
-            "this is a compressed file (joblib?), not an ONNX model: daimm runs ONNX only"
-        )
-    import onnx
-    from google.protobuf.message import DecodeError
-
-    model = onnx.ModelProto()
-    try:
-        model.ParseFromString(data)
-    except (DecodeError, ValueError, RuntimeError) as exc:
-        raise ValidationError(f"not an ONNX model (protobuf parse failed: {exc})") from None
-    if model.ir_version <= 0 or not model.HasField("graph") or not model.graph.output:
-        raise ValidationError("not an ONNX model (no IR version or no graph outputs)")
-    for opset in model.opset_import:
-        if opset.domain not in ALLOWED_DOMAINS:
-            raise ValidationError(
-                f"the model imports operator domain {opset.domain!r}: custom operators are refused"
-            )
-    local_functions = {(f.domain, f.name) for f in model.functions}
-    for node, where in _all_nodes(model):
-        if (
-            node.domain not in ALLOWED_DOMAINS
-            and (node.domain, node.op_type) not in local_functions
-        ):
-            raise ValidationError(
-                f"node {node.name or node.op_type!r} in {where} uses custom operator domain"
-                f" {node.domain!r}: refused (only ONNX and ONNX Runtime built-in operators)"
-            )
-    for tensor, where in _all_tensors(model):
-        if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
-            location = next((e.value for e in tensor.external_data if e.key == "location"), "?")
-            raise ValidationError(
-                f"tensor {tensor.name!r} in {where} keeps its data in an external file"
-                f" ({location!r}): refused; embed all weights in the model"
-            )
-    return model
-
-
-def _graphs(graph: Any, where: str) -> Iterator[tuple[Any, str]]:
-    import onnx
-
-    yield graph, where
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _graphs(attr.g, f"{where}/{node.name or node.op_type}")
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for sub in attr.graphs:
-                    yield from _graphs(sub, f"{where}/{node.name or node.op_type}")
-
-
-def _all_nodes(model: Any) -> Iterator[tuple[Any, str]]:
-    for graph, where in _graphs(model.graph, "graph"):
-        for node in graph.node:
-            yield node, where
-    for function in model.functions:
-        for node in function.node:
-            yield node, f"function {function.name}"
-
-
-def _all_tensors(model: Any) -> Iterator[tuple[Any, str]]:
-    import onnx
-
-    for graph, where in _graphs(model.graph, "graph"):
-        for tensor in graph.initializer:
-            yield tensor, where
-        for sparse in graph.sparse_initializer:
-            yield sparse.values, where
-            yield sparse.indices, where
-        for node in graph.node:
-            for attr in node.attribute:
-                if attr.type == onnx.AttributeProto.TENSOR:
-                    yield attr.t, where
-                elif attr.type == onnx.AttributeProto.TENSORS:
-                    for tensor in attr.tensors:
-                        yield tensor, where
-                elif attr.type == onnx.AttributeProto.SPARSE_TENSOR:
-                    yield attr.sparse_tensor.values, where
-
-
-def build_session(data: bytes, *, threads: int = 1) -> Any:
-    """Validate ``data`` and build an ONNX Runtime session from the bytes (CPU, no custom ops).
-
-    Raises:
-        ValidationError: See :func:`validate_onnx_bytes`.
-        ModelUnavailableError: ONNX Runtime refused the model.
-    """
-    validate_onnx_bytes(data)
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    try:
-        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
-        raise ModelUnavailableError(f"ONNX Runtime cannot load the model: {exc}") from None
-
-
-def decrypt_model(ciphertext: bytes, content_key: bytes, associated_data: bytes) -> bytes:
-    """Decrypt a daimm AEAD ciphertext in memory (nothing touches the disk)."""
-    from daimm.crypto import decrypt_stream
-
-    out = io.BytesIO()
-    decrypt_stream(io.BytesIO(ciphertext), out, content_key, associated_data)
-    return out.getvalue()
-
-
-# ---------------------------------------------------------------------------- schemas
-_ONNX_TO_NUMPY = {
-    "tensor(float)": "float32",
-    "tensor(double)": "float64",
-    "tensor(float16)": "float16",
-    "tensor(int8)": "int8",
-    "tensor(int16)": "int16",
-    "tensor(int32)": "int32",
-    "tensor(int64)": "int64",
-    "tensor(uint8)": "uint8",
-    "tensor(uint16)": "uint16",
-    "tensor(uint32)": "uint32",
-    "tensor(uint64)": "uint64",
-    "tensor(bool)": "bool",
-}
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One input or output of a model.
-
-    Attributes:
-        name: The tensor's name in the graph.
-        type: ONNX type string, e.g. ``tensor(float)`` or ``seq(map(int64,tensor(float)))``.
-        shape: Dimensions; ``None`` for a free (symbolic) one; empty for non-tensors.
-    """
-
-    name: str
-    type: str
-    shape: tuple[int | None, ...]
-
-    @property
-    def dtype(self) -> str | None:
-        """The numpy dtype of a tensor of this type, or None if not a plain tensor."""
-        return _ONNX_TO_NUMPY.get(self.type)
-
-    def to_json(self) -> dict[str, Any]:
-        """As served by ``GET /v1/models``."""
-        return {
-            "name": self.name,
-            "type": self.type,
-            "dtype": self.dtype,
-            "shape": list(self.shape),
-        }
-
-
-@dataclass(frozen=True)
-class ModelSchema:
-    """A model's inputs and outputs."""
-
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        """As served by ``GET /v1/models`` and passed from the worker."""
-        return {
-            "inputs": [t.to_json() for t in self.inputs],
-            "outputs": [t.to_json() for t in self.outputs],
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ModelSchema:
-        """Inverse of :meth:`to_json`."""
-
-        def specs(items: Any) -> tuple[TensorSpec, ...]:
-            return tuple(
-                TensorSpec(str(i["name"]), str(i["type"]), tuple(i["shape"])) for i in items
-            )
-
-        return cls(specs(data["inputs"]), specs(data["outputs"]))
-
-
-def schema_of(session: Any) -> ModelSchema:
-    """The schema of an ONNX Runtime session."""
-
-    def spec(node: Any) -> TensorSpec:
-        shape = tuple(d if isinstance(d, int) and d >= 0 else None for d in (node.shape or []))
-        return TensorSpec(node.name, node.type, shape)
-
-    return ModelSchema(
-        tuple(spec(i) for i in session.get_inputs()), tuple(spec(o) for o in session.get_outputs())
-    )
+#: Largest card (metadata document) read, in bytes.
+MAX_CARD_BYTES = 1 << 20
+#: Largest tokenizer file read, in bytes.
+MAX_TOKENIZER_BYTES = 32 << 20
 
 
 def validate_inputs(schema: ModelSchema, inputs: Any) -> dict[str, Any]:
-    """Check a request's ``inputs`` object against the schema and build numpy arrays.
+    """Check a request's raw ``inputs`` object against the schema and build numpy arrays.
 
     Returns:
         Name -> C-contiguous numpy array of the model's dtype.
@@ -276,97 +79,9 @@ def validate_inputs(schema: ModelSchema, inputs: Any) -> dict[str, Any]:
         RequestRefusedError: 422 naming the field (``inputs.<name>``) that is missing, extra, of
             the wrong type or of the wrong shape, or holds NaN or an infinity.
     """
-    import numpy as np
-
     if not isinstance(inputs, dict):
         raise RequestRefusedError(422, "invalid_input", "inputs: must be an object of tensors")
-    expected = {spec.name: spec for spec in schema.inputs}
-    for name in inputs:
-        if name not in expected:
-            raise RequestRefusedError(
-                422,
-                "invalid_input",
-                f"inputs.{name}: the model has no such input (it takes {sorted(expected)})",
-            )
-    arrays: dict[str, Any] = {}
-    for name, spec in expected.items():
-        if name not in inputs:
-            raise RequestRefusedError(422, "invalid_input", f"inputs.{name}: missing")
-        if spec.dtype is None:
-            raise RequestRefusedError(
-                422, "invalid_input", f"inputs.{name}: type {spec.type} is not served over JSON"
-            )
-        value = inputs[name]
-        try:
-            array = np.asarray(value)
-        except (ValueError, TypeError):
-            raise RequestRefusedError(
-                422, "invalid_input", f"inputs.{name}: not a rectangular array"
-            ) from None
-        if array.dtype == object or array.dtype.kind in "USV":
-            raise RequestRefusedError(
-                422,
-                "invalid_input",
-                f"inputs.{name}: expected numbers of type {spec.dtype}, got a ragged or"
-                " non-numeric array",
-            )
-        target = np.dtype(spec.dtype)
-        if array.dtype.kind == "f" and target.kind in "iub":
-            raise RequestRefusedError(
-                422, "invalid_input", f"inputs.{name}: expected {spec.dtype}, got floats"
-            )
-        if array.dtype.kind == "b" and target.kind != "b":
-            raise RequestRefusedError(
-                422, "invalid_input", f"inputs.{name}: expected {spec.dtype}, got booleans"
-            )
-        if len(spec.shape) != array.ndim or any(
-            want is not None and want != got
-            for want, got in zip(spec.shape, array.shape, strict=True)
-        ):
-            shown = ["*" if d is None else d for d in spec.shape]
-            raise RequestRefusedError(
-                422,
-                "invalid_input",
-                f"inputs.{name}: expected shape {shown}, got {list(array.shape)}",
-            )
-        try:
-            # Overflow to an infinity is refused just below, by refuse_non_finite: no warning.
-            with np.errstate(over="ignore", invalid="ignore"):
-                converted = array.astype(
-                    target, casting="same_kind" if target.kind == "f" else "unsafe"
-                )
-        except TypeError:
-            raise RequestRefusedError(
-                422, "invalid_input", f"inputs.{name}: cannot convert to {spec.dtype}"
-            ) from None
-        if target.kind in "iu" and not np.array_equal(converted, array):
-            raise RequestRefusedError(
-                422, "invalid_input", f"inputs.{name}: values out of range for {spec.dtype}"
-            )
-        refuse_non_finite(name, converted)
-        arrays[name] = np.ascontiguousarray(converted)
-    return arrays
-
-
-def refuse_non_finite(name: str, array: Any) -> None:
-    """Refuse a tensor holding NaN or an infinity, after conversion to the model's dtype.
-
-    Python's ``json`` reads ``NaN``, ``Infinity`` and ``-Infinity`` (none of them JSON), and a
-    finite number past a float type's range (``1e39`` as float32) becomes an infinity on
-    conversion. Neither is a number a model may be asked about, and its answer would not be JSON.
-
-    Raises:
-        RequestRefusedError: 422 ``invalid_input`` naming ``inputs.<name>``.
-    """
-    import numpy as np
-
-    if array.dtype.kind in "fc" and not np.isfinite(array).all():
-        raise RequestRefusedError(
-            422,
-            "invalid_input",
-            f"inputs.{name}: holds NaN or an infinity (or a number beyond {array.dtype}'s range);"
-            " send finite numbers",
-        )
+    return prepare_request(None, schema, {"inputs": inputs}).tensors
 
 
 # ---------------------------------------------------------------------------- sources
@@ -379,12 +94,14 @@ class ModelRef:
         version: The version index (bound into the ciphertext as associated data).
         weights_cid: CID of the encrypted weights.
         envelope_cid: CID of the key envelope for this relayer.
+        metadata_cid: CID of the version's card ("" when unknown: raw tensors only).
     """
 
     model_id: int
     version: int
     weights_cid: str
     envelope_cid: str
+    metadata_cid: str = ""
 
 
 @dataclass(frozen=True)
@@ -395,11 +112,40 @@ class LoadPayload:
         data: The ciphertext (or, for :class:`StaticSource`, the plaintext ONNX bytes).
         content_key: The unwrapped content key; None if ``data`` is plaintext.
         associated_data: The AEAD associated data (model id and version).
+        card: The model's card (JSON document), or None: raw tensors only, no labels.
+        tokenizers: Input name -> tokenizer file bytes, for text inputs the card tokenizes.
     """
 
     data: bytes
     content_key: bytes | None = None
     associated_data: bytes = b""
+    card: dict[str, Any] | None = None
+    tokenizers: Mapping[str, bytes] = field(default_factory=dict)
+
+
+def read_card(raw: bytes | None, label: str) -> ModelCard | None:
+    """A stored card parsed, or None (logged) if it is missing or not valid: the model is then
+    served on raw tensors only, as before cards had a schema."""
+    if raw is None:
+        return None
+    try:
+        return parse_card(json.loads(raw), stored=True)
+    except (ValueError, DaimmError) as exc:
+        log.warning("card not used", extra={"model": label, "error": str(exc)[:200]})
+        return None
+
+
+def tokenizer_cids(card: ModelCard | None) -> dict[str, tuple[str, str | None]]:
+    """Input name -> (tokenizer CID, SHA-256 or None) for the card's tokenized text inputs."""
+    from daimm.modelformat import TextPreprocessing
+
+    if card is None:
+        return {}
+    return {
+        name: (prep.tokenizer_cid, prep.tokenizer_sha256)
+        for name, prep in card.preprocessing.items()
+        if isinstance(prep, TextPreprocessing) and prep.tokenizer_cid
+    }
 
 
 class ModelSource(Protocol):
@@ -422,11 +168,13 @@ class EncryptedStorageSource:
         self.backend = backend
         self._private_key = private_key
 
-    def _get(self, cid_text: str) -> bytes:
+    def _get(self, cid_text: str, max_bytes: int | None = None) -> bytes:
         from daimm.ipfs import CID, fetch_file
 
         out = io.BytesIO()
         fetch_file(CID.parse(cid_text), self.backend, out)
+        if max_bytes is not None and out.tell() > max_bytes:
+            raise ModelUnavailableError(f"document {cid_text} is larger than {max_bytes} bytes")
         return out.getvalue()
 
     def fetch(self, ref: ModelRef) -> LoadPayload:
@@ -440,8 +188,20 @@ class EncryptedStorageSource:
             )
         envelope = KeyEnvelope.from_json(self._get(ref.envelope_cid))
         key = unwrap_key(envelope, self._private_key)
+        raw_card = self._get(ref.metadata_cid, MAX_CARD_BYTES) if ref.metadata_cid else None
+        card = read_card(raw_card, f"model-{ref.model_id}")
+        tokenizers = {}
+        for name, (cid, sha256) in tokenizer_cids(card).items():
+            data = self._get(cid, MAX_TOKENIZER_BYTES)
+            if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+                raise ModelUnavailableError(f"tokenizer {cid} does not match its card's sha256")
+            tokenizers[name] = data
         return LoadPayload(
-            self._get(ref.weights_cid), key, model_associated_data(ref.model_id, ref.version)
+            self._get(ref.weights_cid),
+            key,
+            model_associated_data(ref.model_id, ref.version),
+            card=dict(card.document) if card is not None else None,
+            tokenizers=tokenizers,
         )
 
 
@@ -452,17 +212,48 @@ class StaticSource:
     benchmark labels any run that uses it.
     """
 
-    def __init__(self, models: Mapping[int, bytes]) -> None:
+    def __init__(
+        self,
+        models: Mapping[int, bytes],
+        cards: Mapping[int, Mapping[str, Any]] | None = None,
+        tokenizers: Mapping[int, Mapping[str, bytes]] | None = None,
+    ) -> None:
         self.models = dict(models)
+        self.cards = dict(cards or {})
+        self.tokenizers = dict(tokenizers or {})
         self.fetches = 0
 
     def fetch(self, ref: ModelRef) -> LoadPayload:
-        """The bytes registered for ``ref.model_id``."""
+        """The bytes (and card, tokenizers) registered for ``ref.model_id``."""
         self.fetches += 1
         try:
-            return LoadPayload(self.models[ref.model_id])
+            data = self.models[ref.model_id]
         except KeyError:
             raise ModelUnavailableError(f"no bytes for model {ref.model_id}") from None
+        card = self.cards.get(ref.model_id)
+        return LoadPayload(
+            data,
+            card=dict(card) if card is not None else None,
+            tokenizers=dict(self.tokenizers.get(ref.model_id, {})),
+        )
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A worker's answer: canonical JSON bytes, what the receipt's ``outputsHash`` hashes.
+
+    Attributes:
+        data: ``outputs`` alone, or ``{"outputs": ..., "predictions": ...}`` when labelled.
+        labelled: Whether ``data`` is the object with ``predictions``.
+    """
+
+    data: bytes
+    labelled: bool
+
+    def body(self, receipt_json: bytes, extra: bytes = b"") -> bytes:
+        """The HTTP answer: these bytes, the receipt, anything else (``charged``)."""
+        head = self.data[:-1] if self.labelled else b'{"outputs":' + self.data
+        return head + b',"receipt":' + receipt_json + extra + b"}"
 
 
 # ---------------------------------------------------------------------------- the manager
@@ -477,6 +268,7 @@ class LoadedModel:
         cost_bytes: Memory charged to the budget (model size x 2 + the worker's overhead).
         loaded_at: ``time.monotonic()`` when it finished loading.
         load_seconds: How long fetch, verify, decrypt and load took.
+        card: Its card, if it has a valid one that matches the model (else raw tensors only).
     """
 
     ref: ModelRef
@@ -488,6 +280,7 @@ class LoadedModel:
     in_flight: int = 0
     rss_bytes: int = 0
     semaphore: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
+    card: ModelCard | None = None
 
 
 class ModelManager:
@@ -585,7 +378,15 @@ class ModelManager:
             if payload.content_key is not None:
                 header["content_key"] = payload.content_key.hex()
                 header["associated_data"] = payload.associated_data.hex()
-            reply, _ = await worker.call(header, payload.data, timeout_s=self.load_timeout_s)
+            if payload.card is not None:
+                header["card"] = payload.card
+            header["tokenizers"] = [
+                {"name": n, "size": len(b)} for n, b in payload.tokenizers.items()
+            ]
+            reply, _ = await worker.call(
+                header, payload.data, *payload.tokenizers.values(), timeout_s=self.load_timeout_s
+            )
+            card_document = payload.card
             del payload
             check_reply(reply, f"model {ref.model_id}")
             model = LoadedModel(
@@ -596,6 +397,11 @@ class ModelManager:
                 loaded_at=time.monotonic(),
                 load_seconds=time.perf_counter() - started,
                 rss_bytes=int(reply.get("rss_bytes", 0)),
+                card=(
+                    parse_card(card_document, stored=True)
+                    if reply.get("card") and card_document is not None
+                    else None
+                ),
             )
         except (DaimmError, OSError) as exc:
             if worker is not None:
@@ -667,7 +473,7 @@ class ModelManager:
                 ]
                 reply, payload = await model.worker.call(
                     {"op": "run", "inputs": specs},
-                    *(memoryview(a).cast("B") for a in arrays.values()),
+                    *(_raw(a) for a in arrays.values()),
                     timeout_s=self.inference_timeout_s,
                 )
         finally:
@@ -675,9 +481,51 @@ class ModelManager:
         check_reply(reply, f"model {model.ref.model_id}")
         return payload
 
+    async def answer(self, model: LoadedModel, request: PreparedRequest) -> Answer:
+        """Run one prepared request (images decoded, text tokenized and answers labelled in the
+        worker, per the card it was loaded with).
+
+        Raises:
+            ModelUnavailableError: The worker crashed or timed out (503 for this model only).
+            RequestRefusedError: 422 with the input's code (an image that does not decode) or
+                ``invalid_input`` if ONNX Runtime refused the inputs.
+        """
+        tensors = request.tensors
+        header = {
+            "op": "answer",
+            "inputs": [
+                {"name": n, "dtype": a.dtype.str, "shape": list(a.shape)}
+                for n, a in tensors.items()
+            ],
+            "images": [{"name": n, "size": len(b)} for n, b in request.images.items()],
+            "texts": request.texts,
+            "top_k": request.top_k,
+        }
+        model.in_flight += 1
+        try:
+            async with model.semaphore:
+                reply, payload = await model.worker.call(
+                    header,
+                    *(_raw(a) for a in tensors.values()),
+                    *request.images.values(),
+                    timeout_s=self.inference_timeout_s,
+                )
+        finally:
+            model.in_flight -= 1
+        check_reply(reply, f"model {model.ref.model_id}")
+        return Answer(payload, bool(reply.get("labelled")))
+
     def close(self) -> None:
         """Stop every worker."""
         for model_id in list(self._loaded):
             self._unload(model_id)
         for task in self._loading.values():
             task.cancel()
+
+
+def _raw(array: Any) -> memoryview:
+    """An array's bytes without a copy (strings too: numpy's ``<U`` is 4 bytes a character)."""
+    import numpy as np
+
+    raw: memoryview = np.ascontiguousarray(array).reshape(-1).view(np.uint8).data
+    return raw

@@ -111,7 +111,7 @@ class RelayerSettings(BaseModel):
     header_timeout_s: float = Field(10.0, gt=0)
     body_timeout_s: float = Field(30.0, gt=0)
     max_header_bytes: int = Field(65_536, ge=1024)
-    max_body_bytes: int = Field(1_048_576, gt=0)
+    max_body_bytes: int = Field(12 << 20, gt=0)
     max_json_depth: int = Field(64, ge=2)
     rate_per_ip: float = Field(200.0, gt=0)
     burst_per_ip: int = Field(400, gt=0)

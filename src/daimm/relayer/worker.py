@@ -35,7 +35,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from daimm.errors import ModelUnavailableError, RequestRefusedError
+from daimm.errors import DaimmError, ModelUnavailableError, RequestRefusedError
+from daimm.modelformat.postprocess import answer_bytes, jsonable
 
 __all__ = ["WorkerLimits", "WorkerProcess", "decode_frame", "encode_frame", "worker_main"]
 
@@ -101,42 +102,59 @@ def _rss_bytes() -> int:
         return 0
 
 
-def _jsonable(value: Any) -> Any:
+def _tensors(specs: Any, payload: memoryview) -> tuple[dict[str, Any], int]:
+    """Numpy views of the tensors framed in ``payload``; and how many bytes they took."""
     import numpy as np
 
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):  # ZipMap-style outputs: maps with int or str keys
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+    feeds: dict[str, Any] = {}
+    offset = 0
+    for spec in specs:
+        dtype = np.dtype(spec["dtype"])
+        size = math.prod(spec["shape"]) * dtype.itemsize
+        feeds[spec["name"]] = np.frombuffer(payload[offset : offset + size], dtype=dtype).reshape(
+            spec["shape"]
+        )
+        offset += size
+    return feeds, offset
 
 
-def canonical_json(value: Any) -> bytes:
-    """The canonical JSON bytes of outputs (sorted keys, no spaces): what ``outputsHash`` hashes.
+def _load_card(header: dict[str, Any], payload: memoryview, schema: Any) -> tuple[Any, Any]:
+    """The card the parent sent, if it parses and matches the model; and its tokenizers."""
+    from daimm.modelformat import parse_card
+    from daimm.modelformat.model import check_tensors
 
-    Raises:
-        ValueError: ``value`` holds NaN or an infinity, which JSON cannot carry (Python would
-            write the non-JSON tokens ``NaN`` and ``Infinity``, and a receipt would sign them).
-    """
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+    if header.get("card") is None:
+        return None, {}
+    try:
+        card = parse_card(header["card"], stored=True)
+        check_tensors(card, schema)
+    except DaimmError as exc:
+        log.warning("card does not fit the model; raw tensors only: %s", exc)
+        return None, {}
+    tokenizers = {}
+    offset = 0
+    for item in header.get("tokenizers", []):
+        from tokenizers import Tokenizer
+
+        raw = bytes(payload[offset : offset + item["size"]])
+        offset += item["size"]
+        tokenizers[item["name"]] = Tokenizer.from_str(raw.decode())
+    return card, tokenizers
 
 
 class NonFiniteOutputError(ValueError):
     """A model answered NaN or an infinity: no JSON can carry it, so no receipt signs it."""
 
 
-def encode_outputs(outputs: dict[str, Any]) -> bytes:
-    """:func:`canonical_json` of a model's outputs (name -> value).
+def encode_outputs(outputs: dict[str, Any], labels: Any = None) -> bytes:
+    """The answer's canonical JSON (:func:`daimm.modelformat.answer_bytes`): outputs, and the
+    predictions when there are any.
 
     Raises:
         NonFiniteOutputError: An output holds NaN or an infinity (its name is in the message).
     """
     try:
-        return canonical_json(outputs)
+        return answer_bytes(outputs, labels)
     except ValueError:
         bad = sorted(name for name, value in outputs.items() if not _finite(value))
         raise NonFiniteOutputError(", ".join(bad) or "an output") from None
@@ -153,12 +171,18 @@ def _finite(value: Any) -> bool:
 def worker_main(conn: Any, limits: WorkerLimits) -> None:
     """The worker's loop: ``load`` once, then ``run`` until the pipe closes."""
     _apply_limits(limits)
-    import numpy as np
     import onnxruntime as ort
 
-    from daimm.relayer.models import build_session, decrypt_model, schema_of
+    from daimm.modelformat.graph import build_session, decrypt_model
+    from daimm.modelformat.model import feeds_of
+    from daimm.modelformat.postprocess import predictions
+    from daimm.modelformat.preprocess import PreparedRequest
+    from daimm.modelformat.tensors import schema_of
 
     session = None
+    schema = None
+    card = None
+    tokenizers: dict[str, Any] = {}
     names: list[str] = []
     while True:
         try:
@@ -170,7 +194,8 @@ def worker_main(conn: Any, limits: WorkerLimits) -> None:
         out: bytes = b""
         try:
             if header["op"] == "load":
-                data = bytes(payload)
+                model_size = len(payload) - sum(t["size"] for t in header.get("tokenizers", []))
+                data = bytes(payload[:model_size])
                 if header.get("content_key"):
                     data = decrypt_model(
                         data,
@@ -180,26 +205,40 @@ def worker_main(conn: Any, limits: WorkerLimits) -> None:
                 session = build_session(data, threads=limits.threads)
                 names = [o.name for o in session.get_outputs()]
                 del data
-                reply["schema"] = schema_of(session).to_json()
+                schema = schema_of(session)
+                card, tokenizers = _load_card(header, payload[model_size:], schema)
+                reply["schema"] = schema.to_json()
+                reply["card"] = card is not None
                 reply["rss_bytes"] = _rss_bytes()
             elif header["op"] == "run":
                 if session is None:
                     raise RuntimeError("no model loaded")
-                feeds: dict[str, Any] = {}
-                offset = 0
-                for spec in header["inputs"]:
-                    dtype = np.dtype(spec["dtype"])
-                    size = math.prod(spec["shape"]) * dtype.itemsize
-                    feeds[spec["name"]] = np.frombuffer(
-                        payload[offset : offset + size], dtype=dtype
-                    ).reshape(spec["shape"])
-                    offset += size
+                feeds, _ = _tensors(header["inputs"], payload)
                 values = session.run(names, feeds)
-                out = encode_outputs({n: _jsonable(v) for n, v in zip(names, values, strict=True)})
+                out = encode_outputs({n: jsonable(v) for n, v in zip(names, values, strict=True)})
+            elif header["op"] == "answer":
+                if session is None or schema is None:
+                    raise RuntimeError("no model loaded")
+                tensors, offset = _tensors(header["inputs"], payload)
+                images = {}
+                for item in header["images"]:
+                    images[item["name"]] = bytes(payload[offset : offset + item["size"]])
+                    offset += item["size"]
+                request = PreparedRequest(
+                    tensors, images, dict(header["texts"]), int(header["top_k"])
+                )
+                feeds = feeds_of(card, schema, request, tokenizers)
+                values = dict(zip(names, session.run(names, feeds), strict=True))
+                labels = predictions(card, values, request.top_k)
+                out = encode_outputs({n: jsonable(v) for n, v in values.items()}, labels)
+                reply["labelled"] = labels is not None
             elif header["op"] == "ping":
                 reply["rss_bytes"] = _rss_bytes()
             else:
                 raise ValueError(f"unknown op {header['op']!r}")
+        except RequestRefusedError as exc:  # an image that does not decode: this request only
+            reply = {"id": header.get("id"), "ok": False, "kind": "input", "code": exc.code,
+                     "error": exc.detail}  # fmt: skip
         except (ort.capi.onnxruntime_pybind11_state.Fail,
                 ort.capi.onnxruntime_pybind11_state.InvalidArgument) as exc:  # fmt: skip
             reply = {"id": header.get("id"), "ok": False, "kind": "input", "error": str(exc)}
@@ -469,6 +508,8 @@ def check_reply(header: dict[str, Any], label: str) -> None:
     if header.get("ok"):
         return
     if header.get("kind") == "input":
+        if header.get("code"):  # the worker's own check (an image), already naming the input
+            raise RequestRefusedError(422, str(header["code"]), _first_line(header.get("error")))
         raise RequestRefusedError(422, "invalid_input", f"the model refused the inputs: "
                                   f"{_first_line(header.get('error', ''))}")  # fmt: skip
     if header.get("kind") == "non_finite":
@@ -483,5 +524,5 @@ def check_reply(header: dict[str, Any], label: str) -> None:
     )
 
 
-def _first_line(text: str) -> str:
+def _first_line(text: Any) -> str:
     return str(text).strip().splitlines()[0][:300] if text else "unknown error"

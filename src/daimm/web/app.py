@@ -37,6 +37,8 @@ from daimm import eip712
 from daimm.catalog import CatalogStore, get_model
 from daimm.deployments import Deployment, DeploymentsFile
 from daimm.errors import CatalogError, DaimmError, ValidationError
+from daimm.ipfs import LocalBlockstore
+from daimm.openapi_docs import serve_docs
 from daimm.units import format_amount
 from daimm.web import data
 from daimm.web.chart import step_chart
@@ -146,6 +148,7 @@ def create_app(config: WebConfig) -> FastAPI:
     deployment: Deployment = DeploymentsFile(config.deployments).get(config.network)
     chain_id = config.chain_id or deployment.chain_id
     store = CatalogStore(config.catalog_url)
+    blocks = LocalBlockstore(config.store) if config.store else None
     health = _RpcHealth(config.rpc_url, chain_id, min(config.rpc_timeout_s, 2.0))
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["amount"] = _format
@@ -168,7 +171,10 @@ def create_app(config: WebConfig) -> FastAPI:
         summary="Browse the daimm catalog; rent, buy and try models with a wallet.",
         description="The JSON half of `daimm web`. Amounts are decimal strings in the currency's"
         ' smallest unit; errors are `{"error": code, "detail": message}`.',
+        docs_url=None,  # /docs is served from the package, not a CDN (daimm.openapi_docs)
+        redoc_url=None,
     )
+    serve_docs(app)
     app.state.config = config
     app.state.store = store
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
@@ -249,7 +255,9 @@ def create_app(config: WebConfig) -> FastAPI:
             get_model(store, model_id)
         except CatalogError as exc:
             raise _ApiError(404, "unknown_model", str(exc)) from None
-        return data.model_detail(store, model_id)
+        detail = data.model_detail(store, model_id)
+        detail["unservable"] = data.unservable_reason(detail, blocks)
+        return detail
 
     # ------------------------------------------------------------------ pages
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

@@ -29,6 +29,9 @@ class WebConfig:
         rpc_timeout_s: Timeout of each proxied RPC call and of the health probe, in seconds.
         relayer_timeout_s: Timeout of each proxied relayer call, in seconds.
         page_size: Models per page on ``/`` and ``/api/models``.
+        store: The block store folder this marketplace's relayers read (a `daimm up` stack's
+            ``<state>/blocks``); when set, a model whose encrypted weights or metadata are not in
+            it cannot be rented or bought from its page. None checks the metadata only.
     """
 
     catalog_url: str
@@ -40,6 +43,7 @@ class WebConfig:
     rpc_timeout_s: float = 3.0
     relayer_timeout_s: float = 60.0
     page_size: int = 12
+    store: str | None = None
 
     def __post_init__(self) -> None:
         if not self.rpc_url.startswith(("http://", "https://")):

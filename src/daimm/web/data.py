@@ -37,6 +37,7 @@ __all__ = [
     "parse_address",
     "parse_filters",
     "run_filters",
+    "unservable_reason",
 ]
 
 ETH = "0x0000000000000000000000000000000000000000"
@@ -295,6 +296,40 @@ def model_detail(store: CatalogStore, model_id: int) -> dict[str, Any]:
             "refunds": stats.refunds,
         },
     }
+
+
+def unservable_reason(detail: Mapping[str, Any], blocks: Any | None) -> str | None:
+    """Why a model cannot be served (so must not be rented or bought), or None if it can.
+
+    The catalog says whether the metadata document was fetched; ``blocks`` (the block store the
+    relayers read, a :class:`daimm.ipfs.Backend`, or None to skip) must hold the root block of the
+    encrypted weights, which a relayer fetches on the first prediction.
+
+    Args:
+        detail: :func:`model_detail`'s document.
+        blocks: The relayers' block store, or None.
+    """
+    from daimm.ipfs import CID
+
+    status = detail.get("metadata_status")
+    if status != "ok":
+        state = "has not been fetched yet" if status == "pending" else f"is {status}"
+        return (
+            f"its metadata {detail.get('metadata_cid')} {state}: the catalog (and a relayer) could"
+            " not read it from the block store"
+        )
+    if blocks is not None:
+        cid = str(detail.get("weights_cid") or "")
+        try:
+            present = bool(blocks.has_block(CID.parse(cid)))
+        except Exception:  # noqa: BLE001 - a malformed CID or a store error: not servable
+            present = False
+        if not present:
+            return (
+                f"its encrypted weights {cid} are not in the block store the relayers read, so"
+                " every prediction would fail"
+            )
+    return None
 
 
 @dataclass(frozen=True)

@@ -114,3 +114,24 @@ def test_stats_of_an_unknown_model_say_to_sync(make_indexer, store):
 
     with pytest.raises(CatalogError, match="daimm catalog sync"):
         model_stats(store, 999)
+
+
+def test_plot__one_rental_and_one_review__revenue_starts_at_zero_and_time_spans_hours(
+    market, creator, renter, publish, set_offer, make_indexer, store
+):
+    import matplotlib.dates as mdates
+
+    from daimm.catalog.stats import stats_figure
+
+    model_id = publish(creator, {"name": "Lone points"})
+    set_offer(creator, model_id, rent=2)
+    market.escrow.rent(model_id, 1, 2 * AIMT, sender=renter)
+    market.reviews.review(int(market.licences.rentalOf(model_id, renter)), 5, "c", sender=renter)
+    make_indexer().sync()
+
+    revenue, _sales, ratings = stats_figure(model_stats(store, model_id)).axes
+
+    assert revenue.get_ylim()[0] == 0
+    for panel in (revenue, ratings):
+        start, end = (mdates.num2date(v) for v in panel.get_xlim())
+        assert (end - start).total_seconds() <= 2 * 3600

@@ -20,6 +20,7 @@ from daimm.cli.relayer_admin import authorise as relayer_authorise
 from daimm.cli.relayer_admin import register as relayer_register
 from daimm.crypto import public_key_of
 from daimm.deployments import DeploymentsFile
+from daimm.units import format_time
 
 CREATOR, RENTER, BUYER, ARBITER, TREASURY, OPERATOR, STRANGER = (
     "TEST::3",
@@ -146,7 +147,7 @@ def test_modelPublish__badMetadata__oneErrorLineAndNothingMinted(publish, iris, 
 
     line = _error(publish(path, {**document, "name": ""}))
 
-    assert line == "Error: metadata needs a non-empty 'name'"
+    assert line == "Error: card field 'name': '' should be non-empty"
     assert market.models.count() == count
 
 
@@ -157,9 +158,7 @@ def test_modelPublish__modelFailsValidation__namesTheMismatch(publish, iris, mar
 
     line = _error(publish(path, wrong))
 
-    assert line == (
-        "Error: input 'input' is tensor(float) in the model but float64 in the metadata"
-    )
+    assert line == ("Error: input 'input' is tensor(float) in the model but float64 in the card")
     assert market.models.count() == count
 
 
@@ -169,7 +168,7 @@ def test_modelPublish__notAnOnnxFile__saysItDoesNotLoad(publish, iris, tmp_path)
 
     line = _error(publish(bogus, iris[1]))
 
-    assert line.startswith("Error: the model does not load in ONNX Runtime")
+    assert line.startswith("Error: not an ONNX model")
 
 
 def test_modelVersion_thenShow(run, published, iris, write_meta, creator_key):
@@ -425,6 +424,7 @@ def test_withdraw__beforeTheWindow__thenAfterIt(run, offered, market, renter, cr
 
     line = _error(run("withdraw", "--currency", "AIMT", "--yes", account=CREATOR))
     assert "nothing to withdraw in AIMT" in line
+    assert f"released at {format_time(rental.release_at)}" in line
 
     chain.pending_timestamp = rental.release_at + 1
     out = _json(_ok(run("withdraw", "--currency", "AIMT", "--yes", "--json", account=CREATOR)))
@@ -555,6 +555,9 @@ def test_creditDepositThenReclaim(run, cli_relayer, offered, market, creator_key
             )
         )
     )
+    shown = _ok(
+        run("credit", "show", str(offered), "--relayer", cli_relayer.address, account=RENTER)
+    )
     early = _error(
         run(
             "credit",
@@ -583,5 +586,7 @@ def test_creditDepositThenReclaim(run, cli_relayer, offered, market, creator_key
     )
 
     assert deposit["amount"] == AIMT // 2
-    assert "live until" in early
+    assert f"Credit of {renter.address} for model {offered}" in shown
+    assert "0.5 AIMT" in shown and format_time(deposit["expires_at"]) in shown
+    assert f"live until {format_time(deposit['expires_at'])} (in " in early
     assert reclaimed["amount"] == AIMT // 2

@@ -155,5 +155,8 @@ def test_loadDeployConfig__unknownKeyOrBadAddress__raisesNamingIt(tmp_path):
 
 
 def test_repositoryDeployConfig_isValidForEveryDocumentedNetwork():
-    for network in ("ethereum:local:foundry", "ethereum:sepolia", "ethereum:mainnet"):
+    chains = ("ethereum", "arbitrum", "polygon", "bsc", "base", "optimism")
+    public = ("ethereum:sepolia", "arbitrum:sepolia", "polygon:amoy", "bsc:testnet")
+    public += ("base:sepolia", "optimism:sepolia", *(f"{chain}:mainnet" for chain in chains))
+    for network in (*(f"{chain}:local:foundry" for chain in chains), *public):
         load_deploy_config(ROOT / "deploy-config.yaml", network)

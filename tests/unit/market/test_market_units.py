@@ -81,3 +81,20 @@ def test_formatAmount_printsExactDecimals(value, decimals, symbol, expected):
 def test_formatThenParse_roundTrips():
     value = 1_234_567_890_123_456_789
     assert parse_amount(format_amount(value, 18, "AIMT"), DECIMALS).value == value
+
+
+def test_format_time__unix_seconds__is_iso_8601_utc():
+    from daimm.units import format_time
+
+    assert format_time(1_796_607_910) == "2026-12-07T01:45:10Z"
+    assert format_time(0) == "1970-01-01T00:00:00Z"
+    assert format_time(2**64 - 1) == "never"  # a perpetual licence's expiry
+
+
+def test_format_duration__seconds__in_days_hours_minutes_seconds():
+    from daimm.units import format_duration
+
+    assert format_duration(3600) == "1 h"
+    assert format_duration(90_061) == "1 d 1 h 1 min 1 s"
+    assert format_duration(59) == "59 s"
+    assert format_duration(0) == "0 s"

@@ -139,7 +139,11 @@ def create_services(
             clock=lambda: chain.now,
         )
         manager = ModelManager(
-            StaticSource(models if models is not None else {1: iris[0]}),
+            StaticSource(
+                models if models is not None else {1: iris[0]},
+                kwargs.pop("cards", None),
+                kwargs.pop("tokenizers", None),
+            ),
             budget_bytes=kwargs.pop("budget_bytes", 1 << 30),
             load_retry_s=kwargs.pop("load_retry_s", 30.0),
         )

@@ -20,7 +20,7 @@ import pytest
 from eth_utils import keccak
 
 from daimm.errors import ChainUnavailableError
-from daimm.relayer.chain import ABIS, ChainReader, LogWatcher
+from daimm.relayer.chain import ABIS, LOG_PAGE_BLOCKS, ChainReader, LogWatcher
 
 CONTRACTS = {
     "ModelRegistry": "0x" + "01" * 20,
@@ -42,6 +42,9 @@ class StandIn:
         self.fork = 0  # which branch the head is on: a new fork at the same height changes its hash
         self.logs: list[dict[str, Any]] = []
         self.calls = 0
+        #: Most blocks one eth_getLogs may span (providers cap it); None: no cap.
+        self.max_log_range: int | None = None
+        self.log_ranges: list[tuple[int, int]] = []
 
 
 def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
@@ -78,7 +81,14 @@ def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
             elif method == "eth_getBlockByNumber":
                 result = _block(state.block, state.fork)
             elif method == "eth_getLogs":
-                result, state.logs = state.logs, []
+                query = request["params"][0]
+                first, last = int(query["fromBlock"], 16), int(query["toBlock"], 16)
+                if state.max_log_range is not None and last - first + 1 > state.max_log_range:
+                    error = {"code": -32005, "message": "block range too large"}
+                    return {"jsonrpc": "2.0", "id": request["id"], "error": error}
+                state.log_ranges.append((first, last))
+                result = [e for e in state.logs if first <= int(e["blockNumber"], 16) <= last]
+                state.logs = [e for e in state.logs if e not in result]
             else:
                 return {"jsonrpc": "2.0", "id": request["id"],
                         "error": {"code": -32601, "message": method}}  # fmt: skip
@@ -207,6 +217,26 @@ def test_a_head_that_goes_back_drops_the_cache(node: Any) -> None:
 
     assert reader.latest_block == 11
     assert reader.has_access(1, ACCOUNT) is False
+
+
+def test_poll__a_gap_wider_than_the_providers_log_range__reads_it_in_pages(node: Any) -> None:
+    # Providers cap one eth_getLogs's range; after an outage on a fast chain (an hour of BSC's
+    # 0.45 s blocks is 8,000) the watcher's next poll spans thousands of blocks.
+    state, reader, watcher = _cached_then_revoked(node)
+    state.max_log_range, state.log_ranges = LOG_PAGE_BLOCKS, []
+    state.block = 10 + 2 * LOG_PAGE_BLOCKS + 500
+    state.logs = [_licence_log(model_id=1, block=state.block - 3)]
+
+    watcher.poll_once()
+
+    assert watcher.healthy is True
+    assert reader.latest_block == state.block
+    assert state.log_ranges == [
+        (11, 10 + LOG_PAGE_BLOCKS),
+        (11 + LOG_PAGE_BLOCKS, 10 + 2 * LOG_PAGE_BLOCKS),
+        (11 + 2 * LOG_PAGE_BLOCKS, state.block),
+    ]
+    assert state.logs == []  # the licence event in the last page was read
 
 
 @pytest.mark.parametrize("mode", ["slow", "429", "garbage", "bad_result"])

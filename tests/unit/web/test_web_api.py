@@ -4,6 +4,7 @@ two pass-throughs (read-only RPC, registered relayers)."""
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
 
 from tests.unit.web.conftest import make_client
@@ -134,3 +135,19 @@ def test_openapi__documents_the_json_routes(client):
 
     assert {"/api/models", "/api/models/{model_id}", "/api/config"} <= set(paths)
     assert "/" not in paths
+
+
+def test_docs__served_offline__names_no_external_host_and_its_assets_load(client):
+    page = client.get("/docs")
+    assets = re.findall(r"""(?:src|href)="(/docs/assets/[^"]+)""", page.text)
+
+    assert page.status_code == 200
+    assert re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", page.text) is None, page.text
+    assert "cdn.jsdelivr.net" not in page.text
+    assert len(assets) == 3  # script, style sheet, icon
+    assert [client.get(a).status_code for a in assets] == [200, 200, 200]
+    assert "/docs/openapi.json" in page.text
+    assert (
+        client.get("/docs/openapi.json").json()["paths"]
+        == client.get("/openapi.json").json()["paths"]
+    )

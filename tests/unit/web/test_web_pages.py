@@ -65,6 +65,31 @@ def test_model_page__is_a_model_card_with_versions_offer_and_relayers(client, si
     assert "No relayer serves this model yet." in text
 
 
+def test_model_page__weights_not_in_the_relayers_store__refuses_rent_and_buy_saying_why(
+    site, tmp_path
+):
+    with make_client(site, store=str(tmp_path)) as client:  # an empty block store
+        page = client.get(f"/models/{site['cancer']}")
+        api = client.get(f"/api/models/{site['cancer']}").json()
+
+    assert page.status_code == 200
+    assert 'id="offer-unservable"' in page.text
+    assert "Cannot be rented or bought:" in page.text
+    assert "encrypted weights bafyweights" in page.text
+    assert 'id="rent-button"' not in page.text and 'id="buy-button"' not in page.text
+    assert "are not in the block store the relayers read" in api["unservable"]
+
+
+def test_unservable_reason__metadata_not_fetched__names_the_cid_and_the_state():
+    from daimm.web.data import unservable_reason
+
+    for status, state in (("unavailable", "is unavailable"), ("pending", "not been fetched yet")):
+        reason = unservable_reason({"metadata_status": status, "metadata_cid": "bafymeta"}, None)
+
+        assert reason is not None and "metadata bafymeta" in reason and state in reason
+    assert unservable_reason({"metadata_status": "ok", "weights_cid": "x"}, None) is None
+
+
 def test_dashboard__shows_earnings_per_currency_and_a_rentals_chart(client, site):
     page = client.get("/dashboard", params={"address": site["creator"].lower()})
 

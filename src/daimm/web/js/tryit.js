@@ -1,10 +1,12 @@
 // "Try it": sign the relayer request with the wallet (eth_signTypedData_v4, the same EIP-712
 // PredictRequest `daimm infer` signs: src/daimm/client.py), send it through the server to the
-// relayer, and verify the relayer's signed receipt here, as `daimm verify-receipt` does.
+// relayer, and verify the relayer's signed receipt here, as `daimm verify-receipt` does. The body
+// comes from the card's widget (widgets.js: a picture, a sentence, a form) or the raw JSON box.
 import { getAddress, hexToBigInt, keccak256, recoverTypedDataAddress, toBytes, toHex } from "viem";
 import { walletClient } from "./chain.js";
 import { explain, say } from "./errors.js";
 import { wallet } from "./wallet.js";
+import { setupWidget, showPredictions } from "./widgets.js";
 
 const MSG = "tryit-message";
 const HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
@@ -15,6 +17,16 @@ const REFUSALS = {
   rate_limited: "too many requests; wait a moment",
   invalid_input: "the relayer cannot read these inputs",
 };
+// Refusals of the inputs themselves: the relayer's own detail names the input and what is wrong.
+const INPUT_ERRORS = new Set([
+  "invalid_input",
+  "invalid_image",
+  "image_too_large",
+  "invalid_text",
+  "unknown_feature",
+  "missing_feature",
+  "invalid_feature",
+]);
 
 function randomNonce() {
   const bytes = new Uint8Array(16);
@@ -22,11 +34,15 @@ function randomNonce() {
   return hexToBigInt(toHex(bytes));
 }
 
-/** The raw JSON text of ``outputs`` in the relayer's answer (the bytes its receipt hashes). */
-function rawOutputs(text) {
+/**
+ * The bytes of the relayer's answer its receipt hashes: ``{"outputs":...,"predictions":...}`` when
+ * the answer has predictions, else the raw JSON text of ``outputs`` (docs/RELAYER.md).
+ */
+function hashedOutputs(text, answer) {
   const start = text.indexOf('{"outputs":');
   const end = text.lastIndexOf(',"receipt":');
   if (start !== 0 || end < 0) throw new Error("the relayer's answer is not {\"outputs\": ..., \"receipt\": ...}");
+  if (answer.predictions != null) return `${text.slice(0, end)}}`;
   return text.slice('{"outputs":'.length, end);
 }
 
@@ -36,7 +52,7 @@ export async function verifyReceipt(config, text, body, relayer, modelId) {
   const r = answer.receipt;
   if (!r) throw new Error("the answer carries no receipt");
   if (r.inputsHash !== keccak256(toBytes(body))) throw new Error("receipt inputsHash does not match the request body sent");
-  if (r.outputsHash !== keccak256(toBytes(rawOutputs(text)))) throw new Error("receipt outputsHash does not match the outputs received");
+  if (r.outputsHash !== keccak256(toBytes(hashedOutputs(text, answer)))) throw new Error("receipt outputsHash does not match the outputs received");
   if (BigInt(r.modelId) !== BigInt(modelId)) throw new Error(`receipt is for model ${r.modelId}, not ${modelId}`);
   if (Number(r.chainId) !== config.chain_id || getAddress(r.verifyingContract) !== getAddress(config.contracts.RelayerRegistry)) {
     throw new Error("receipt is for another chain or registry");
@@ -62,16 +78,24 @@ export async function verifyReceipt(config, text, body, relayer, modelId) {
   return { answer, receipt: r };
 }
 
-async function tryIt(config, data) {
-  const relayer = getAddress(document.getElementById("tryit-relayer").value);
-  if (!wallet.account) throw new Error("Connect a wallet first: the request is signed by your account.");
-  if (!wallet.onRightChain) throw new Error(`Switch your wallet to chain ${config.chain_id} first.`);
+/** The request document: the widget's, or ``{"inputs": ...}`` from the raw JSON box. */
+function requestDocument(widget) {
+  const raw = document.getElementById("tryit-use-raw");
+  if (widget && !(raw && raw.checked)) return widget();
   let inputs;
   try {
     inputs = JSON.parse(document.getElementById("tryit-inputs").value);
   } catch (error) {
     throw new Error(`The inputs are not JSON (${error.message}): write {"name": [[...]]}.`);
   }
+  return { inputs };
+}
+
+async function tryIt(config, data, widget) {
+  const relayer = getAddress(document.getElementById("tryit-relayer").value);
+  if (!wallet.account) throw new Error("Connect a wallet first: the request is signed by your account.");
+  if (!wallet.onRightChain) throw new Error(`Switch your wallet to chain ${config.chain_id} first.`);
+  const document_ = requestDocument(widget);
   // 1. The relayer must answer, as the registered address, on this chain.
   say(MSG, "Asking the relayer…");
   const health = await fetch(`/api/relayers/${relayer}/health`);
@@ -79,7 +103,7 @@ async function tryIt(config, data) {
   if (!health.ok) throw new Error(`The relayer is down: ${info.detail || health.status}. The rest of the page still works.`);
   if (getAddress(info.relayer) !== relayer) throw new Error(`The relayer at this endpoint is ${info.relayer}, not ${relayer}.`);
   // 2. Sign the request.
-  const body = JSON.stringify({ inputs });
+  const body = JSON.stringify(document_);
   const request = {
     modelId: BigInt(data.model_id),
     bodyHash: keccak256(toBytes(body)),
@@ -120,12 +144,16 @@ async function tryIt(config, data) {
       // not JSON
     }
     if (refusal.error === "relayer_unavailable") throw new Error(`The relayer is down: ${refusal.detail}`);
-    const why = REFUSALS[refusal.error] || refusal.detail || `status ${response.status}`;
+    const why =
+      (INPUT_ERRORS.has(refusal.error) && refusal.detail) || REFUSALS[refusal.error] || refusal.detail || `status ${response.status}`;
     throw new Error(`The relayer refused (${refusal.error || response.status}): ${why}.`);
   }
   // 4. Verify the receipt before showing anything.
   const { answer, receipt } = await verifyReceipt(config, text, body, relayer, data.model_id);
   document.getElementById("tryit-outputs").textContent = JSON.stringify(answer.outputs, null, 2);
+  showPredictions(document.getElementById("tryit-predictions"), answer.predictions);
+  // Without labels, the outputs are the answer: show them open.
+  document.getElementById("tryit-outputs-box").open = !answer.predictions;
   document.getElementById("tryit-answer").textContent = text;
   document.getElementById("tryit-body").textContent = body;
   const verified = document.getElementById("tryit-verified");
@@ -140,11 +168,12 @@ async function tryIt(config, data) {
 export function setupTryIt(config, data) {
   const button = document.getElementById("tryit-run");
   if (!button) return;
+  const widget = setupWidget(document);
   button.addEventListener("click", async () => {
     button.disabled = true;
     document.getElementById("tryit-result").hidden = true;
     try {
-      await tryIt(config, data);
+      await tryIt(config, data, widget);
     } catch (error) {
       say(MSG, explain(error), "err");
     } finally {
