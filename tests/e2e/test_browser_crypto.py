@@ -425,7 +425,7 @@ def test_creator_key__page_and_daimm_keys_derive__same_key(wallet_page: Any) -> 
 
 
 UPLOAD_JS = """
-async ({ account, recipient, registry }) => {
+async ({ account, recipient, registry, card }) => {
   const { aead, envelope, ipfs } = window.daimmCreator;
   const random = crypto.getRandomValues(new Uint8Array(60000));
   const plain = new Blob([random, random, random, random, random]);
@@ -433,7 +433,7 @@ async ({ account, recipient, registry }) => {
   const parts = [];
   await aead.encryptBlob(plain, async (b) => parts.push(b), key, aead.modelAssociatedData(7n, 1n));
   const wrapped = envelope.envelopeToJson(await envelope.wrapKey(key, [recipient]));
-  const files = [new Blob(parts), new Blob([wrapped]), new Blob([JSON.stringify({ name: "m" })])];
+  const files = [new Blob(parts), new Blob([wrapped]), new Blob([card])];
   const added = [];
   for (const file of files) added.push(await ipfs.addBlob(file, { cidVersion: 1 }));
   const config = { chain_id: 31337, contracts: { ModelRegistry: registry } };
@@ -457,7 +457,12 @@ def test_page_uploads_signed_car__stored_and_verified(
     _, private = relayer
     result = wallet_page.evaluate(
         UPLOAD_JS,
-        {"account": ANVIL_ACCOUNT, "recipient": str(public_key_of(private)), "registry": REGISTRY},
+        {
+            "account": ANVIL_ACCOUNT,
+            "recipient": str(public_key_of(private)),
+            "registry": REGISTRY,
+            "card": (ROOT / "src/daimm/samples/breast_cancer.card.json").read_text(),
+        },  # fmt: skip
     )
     kinds = [r["kind"] for r in result["answer"]["roots"]]
     assert kinds == ["ciphertext", "envelope", "card"]

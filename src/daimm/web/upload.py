@@ -22,7 +22,7 @@ stored unless every check passed:
 6. the CAR is well formed and every block hashes to its CID (422 ``bad_car`` /
    ``block_mismatch``, naming the CID);
 7. every root is a daimm ciphertext whose size fits its segment framing, a daimm key envelope, or a
-   model card (a JSON object with a ``name``), and every block belongs to a root's DAG (422
+   model card (``daimm.modelformat.card.parse_card``), and every block belongs to a root's DAG (422
    ``not_daimm_content``).
 
 NOTE: the signature covers the body's hash, so it can only be checked once the body is in; until
@@ -60,6 +60,7 @@ from daimm.ipfs.backends import Backend, LocalBlockstore
 from daimm.ipfs.car import CarReader
 from daimm.ipfs.multiformats import CID
 from daimm.ipfs.unixfs import iter_dag, iter_file
+from daimm.modelformat.card import parse_card
 
 __all__ = ["UploadLedger", "UploadSettings", "mount_uploads", "validate_content"]
 
@@ -231,11 +232,15 @@ def validate_content(root: CID, get_block: Callable[[CID], bytes]) -> str:
         except CryptoError as exc:
             raise ValidationError(f"{root}: {exc}") from None
         return "envelope"
-    if isinstance(doc, dict) and isinstance(doc.get("name"), str) and doc["name"].strip():
+    if isinstance(doc, dict) and "name" in doc:
+        try:
+            parse_card(doc, stored=True)
+        except ValidationError as exc:
+            raise ValidationError(f"{root} is not a valid model card: {exc}") from None
         return "card"
     raise ValidationError(
-        f"{root} is neither a daimm ciphertext, a key envelope nor a model card (a JSON object"
-        " with a name); only those are accepted"
+        f"{root} is neither a daimm ciphertext, a key envelope nor a model card"
+        " (docs/MODEL-CARD.md); only those are accepted"
     )
 
 

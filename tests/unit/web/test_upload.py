@@ -95,7 +95,9 @@ def _envelope() -> bytes:
     return wrap_key(generate_content_key(), [public_key_of(generate_private_key())]).to_json()
 
 
-CARD = json.dumps({"name": "Tumour classifier", "task": "tabular-classification"}).encode()
+CARD = (
+    Path(__file__).resolve().parents[3] / "src/daimm/samples/breast_cancer.card.json"
+).read_bytes()
 
 
 def _headers(wallet: Any, body: bytes, *, nonce: int = 1, deadline: int | None = None,
@@ -152,8 +154,9 @@ def test_upload__block_not_matching_its_cid__refused_nothing_stored(server, wall
         (b"\x08\x07onnx-ish plaintext weights" * 100, "neither a daimm ciphertext"),
         (json.dumps({"kind": "daimm-key-envelope", "version": 1}).encode(), "key envelope"),
         (json.dumps(["no", "name"]).encode(), "neither a daimm ciphertext"),
+        (json.dumps({"name": "m", "task": "tabular-classification"}).encode(), "'inputs'"),
     ],
-    ids=["plaintext", "malformed-envelope", "json-without-name"],
+    ids=["plaintext", "malformed-envelope", "json-not-a-card", "card-without-inputs"],
 )
 def test_upload__not_daimm_content__refused(server, wallet, content: bytes, why: str) -> None:
     body, _ = _car(content)
@@ -227,7 +230,7 @@ def test_upload__signed_by_another_key__refused(server, wallet) -> None:
 
 def test_upload__body_changed_after_signing__refused(server, wallet) -> None:
     body, _ = _car(CARD)
-    other, _ = _car(json.dumps({"name": "Another card"}).encode())
+    other, _ = _car(CARD.replace(b"Breast", b"Other"))
     headers = _headers(wallet, body)
     answer = _post(server, other, headers)
     assert answer.status_code == 401
