@@ -29,15 +29,14 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi import Request
-from tests.utils.relayer import free_port, node_url_or_skip
+from tests.utils.relayer import node_url_or_skip
+from tests.utils.web import CHROMIUM, chromium, serve_in_thread
 
 from daimm.crypto import decrypt_stream, model_associated_data
 from daimm.crypto.keys import generate_private_key, public_key_of, save_private_key
@@ -47,10 +46,8 @@ from daimm.ipfs.files import fetch_file
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "src" / "daimm" / "web" / "static" / "daimm-creator.js"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--enable-precise-memory-info",
-                 "--js-flags=--expose-gc"]  # fmt: skip
+#: For the heap figures: exact `performance.memory`, and `window.gc()`.
+MEMORY_ARGS = ("--enable-precise-memory-info", "--js-flags=--expose-gc")
 DAIMM = str(Path(sys.executable).parent / "daimm")
 REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 ANVIL_ACCOUNT = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # TEST::0
@@ -91,7 +88,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         pytest.skip(f"{CHROMIUM} is missing: `apt-get install chromium`")
     if not BUNDLE.exists():
         pytest.skip("the creator bundle is not built: run `make web` (make setup does)")
-    import uvicorn
     from fastapi import FastAPI
     from fastapi.staticfiles import StaticFiles
 
@@ -125,28 +121,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         return {"bytes": size}
 
     app.mount("/", StaticFiles(directory=str(public), html=True), name="public")
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the test server did not start"
-        time.sleep(0.05)
-    yield {"url": f"http://127.0.0.1:{port}", "public": public, "sink": sink, "store": store,
-           "work": work}  # fmt: skip
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(app) as url:
+        yield {"url": url, "public": public, "sink": sink, "store": store, "work": work}
 
 
 @pytest.fixture(scope="module")
 def browser(site: dict[str, Any]) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium(MEMORY_ARGS) as launched:
+        yield launched
 
 
 @contextlib.contextmanager
