@@ -10,7 +10,6 @@ endpoint going away.
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from collections.abc import Iterator
@@ -24,7 +23,9 @@ import pytest
 from tests.utils.relayer import (
     TcpProxy,
     free_port,
+    new_relayer,
     node_url_or_skip,
+    publish_encrypted_model,
     relayer_daemon,
     wait_until_current,
 )
@@ -74,59 +75,24 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, Any]]:
     """Extensions deployed, an encrypted iris model published and authorised, a relayer running."""
-    from daimm.crypto import (
-        encrypt_stream,
-        generate_content_key,
-        generate_private_key,
-        model_associated_data,
-        public_key_of,
-        save_private_key,
-        wrap_key,
-    )
-    from daimm.ipfs import LocalBlockstore, add_file
     from daimm.market.deploy_extensions import deploy_extensions
 
     work = tmp_path_factory.mktemp("relayer")
     ext = deploy_extensions(project, deployer, contracts)
     registry, relayers, credit = contracts.registry, ext.relayer_registry, ext.credit_escrow
 
-    # The relayer's two keys: Ethereum (signs receipts, redeems) and X25519 (opens envelopes).
-    from ape import accounts
-
-    # A generated test account: ape signs its transactions locally, and its key can go in a file.
-    relayer_eth = accounts.test_accounts.generate_test_account()
+    # The relayer's two keys: Ethereum (signs receipts, redeems) and X25519 (opens envelopes),
+    # registered by the relayer address itself (the registry refuses squatting by others).
+    port = free_port()
+    relayer_eth, x25519 = new_relayer(work, relayers, deployer, port)
     key_file = work / "relayer.eth"
-    key_file.write_text(str(relayer_eth.private_key))
-    key_file.chmod(0o600)
-    x25519 = generate_private_key()
-    save_private_key(work / "relayer.x25519", x25519)
-    deployer.transfer(relayer_eth.address, 10**18)
 
     # The creator encrypts and stores the model, then mints it.
     helpers = _onnx_helpers()
     model_bytes, rows = helpers.iris_classifier()
-    model_id = int(registry.modelCount()) + 1
-    content_key = generate_content_key()
-    ciphertext = io.BytesIO()
-    encrypt_stream(
-        io.BytesIO(model_bytes), ciphertext, content_key, model_associated_data(model_id, 0)
-    )
-    blocks = LocalBlockstore(work / "blocks")
-    weights_cid = str(add_file(io.BytesIO(ciphertext.getvalue()), blocks).cid)
-    envelope = wrap_key(content_key, [public_key_of(x25519)])
-    envelope_cid = str(add_file(io.BytesIO(envelope.to_json()), blocks).cid)
-    tx = registry.publishModel(weights_cid, weights_cid, 0, sender=creator)
-    assert int(tx.events.filter(registry.ModelPublished)[0].modelId) == model_id
+    model_id, envelope_cid = publish_encrypted_model(work, registry, creator, model_bytes, x25519)
     contracts.escrow.setOffer(model_id, _offer(), sender=creator)
 
-    port = free_port()
-    # The relayer address registers itself (the registry refuses squatting by others).
-    relayers.register(
-        relayer_eth.address,
-        public_key_of(x25519).raw,
-        f"http://127.0.0.1:{port}",
-        sender=relayer_eth,
-    )
     relayers.authorise(model_id, relayer_eth.address, envelope_cid, sender=creator)
 
     proxy = TcpProxy(("127.0.0.1", int(node_url.rsplit(":", 1)[1].split("/")[0])))

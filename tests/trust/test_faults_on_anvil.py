@@ -22,8 +22,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -38,7 +36,14 @@ import pytest
 
 from daimm.client import KeySigner, RelayerClient
 from tests.trust.conftest import LONG, ROOT, onnx_models
-from tests.utils.relayer import TcpProxy, free_port, node_url_or_skip, wait_until_current
+from tests.utils.relayer import (
+    Daemon,
+    TcpProxy,
+    node_url_or_skip,
+    start_daemon,
+    stop_daemon,
+    wait_until_current,
+)
 
 pytestmark = [pytest.mark.chain]
 
@@ -103,62 +108,6 @@ class BlockGateway:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-# ------------------------------------------------------------------ the daemon
-@dataclass
-class Daemon:
-    """One ``daimm relayer serve`` process."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
-
-
-def start_daemon(
-    work: Path, name: str, settings: dict[str, Any], contracts: dict[str, str]
-) -> Daemon:
-    """Write a config and start the daemon; return once ``/v1/health`` answers."""
-    port = free_port()
-    lines = ["[relayer]"]
-    for key, value in {**settings, "port": port, "db_path": str(work / f"{name}.sqlite3")}.items():
-        lines.append(f"{key} = {json.dumps(value)}")
-    lines.append("[relayer.contracts]")
-    lines += [f'{k} = "{v}"' for k, v in contracts.items()]
-    config = work / f"{name}.toml"
-    config.write_text("\n".join(lines) + "\n")
-    log = work / f"{name}.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("daimm")), "relayer", "serve", "--config", config],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    daemon = Daemon(process, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + 90
-    while True:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(daemon.url + "/v1/health", timeout=1).status_code == 200:
-                return daemon
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"relayer {name} did not start:\n{daemon.tail()}")
-        time.sleep(0.2)
-
-
-def stop_daemon(daemon: Daemon) -> None:
-    if daemon.process.poll() is None:
-        daemon.process.terminate()
-        try:
-            daemon.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.process.kill()
-            daemon.process.wait(timeout=10)
 
 
 # ------------------------------------------------------------------ the stack

@@ -4,22 +4,29 @@ The binaries come from the ``pgserver`` wheel (PostgreSQL 16, in the ``test`` ex
 listens only on a unix socket in its data folder, trusts local connections and lives until
 :meth:`PostgresServer.close`. PostgreSQL refuses to run as root, so under root (CI containers) it
 runs as the unprivileged ``nobody`` user in a folder that user owns.
+
+That user must also reach the binaries. They sit in the virtual environment, often inside the
+checkout; when a parent folder keeps others out (a checkout under ``/root`` or in a 0700 temporary
+folder), :func:`reachable_bin` copies the installation (about 35 MB) once to a cache in the
+temporary folder, so where the checkout sits does not matter.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PostgresServer", "PostgresUnavailable", "postgres_bin"]
+__all__ = ["PostgresServer", "PostgresUnavailable", "postgres_bin", "reachable_bin"]
 
 _UNPRIVILEGED = "nobody"
 
@@ -44,6 +51,50 @@ def postgres_bin() -> Path:
     return Path(spec.origin).resolve().parent / "pginstall" / "bin"
 
 
+def _world_reachable(path: Path) -> bool:
+    """Whether a user other than the owner can reach ``path`` (every parent folder traversable)."""
+    return all(
+        parent.stat().st_mode & stat.S_IXOTH for parent in [path, *path.parents] if parent.is_dir()
+    )
+
+
+def reachable_bin(bin_dir: Path) -> Path:
+    """``bin_dir``, or a copy of its installation that the unprivileged user can run.
+
+    Only under root, where the server runs as ``nobody``: if a parent of ``bin_dir`` keeps others
+    out, the installation is copied once to ``$TMPDIR/daimm-pginstall-<uid>-<key>``, keyed by
+    where it came from and when it was installed, and reused by later sessions. The copy keeps the
+    wheel's layout, ``pgserver/pginstall/{bin,lib,share}`` and ``pgserver.libs`` beside it: the
+    binaries find their libraries at ``$ORIGIN/../../../pgserver.libs`` and ``share`` relative to
+    themselves.
+    """
+    if os.geteuid() != 0 or _world_reachable(bin_dir):
+        return bin_dir
+    install = bin_dir.parent  # .../site-packages/pgserver/pginstall
+    package = install.parent
+    libs = package.parent / f"{package.name}.libs"  # auditwheel's copies of shared libraries
+    where = hashlib.sha256(str(install).encode()).hexdigest()[:12]
+    key = f"{where}-{int((bin_dir / 'postgres').stat().st_mtime)}"
+    cache = Path(tempfile.gettempdir()) / f"daimm-pginstall-{os.geteuid()}-{key}"
+    copied = cache / package.name / install.name / bin_dir.name
+    # NOTE: a cache someone else made (or a symlink planted in the shared /tmp) is never used.
+    if cache.is_dir() and not cache.is_symlink() and cache.stat().st_uid == os.geteuid():
+        return copied
+    partial = Path(tempfile.mkdtemp(prefix="daimm-pginstall-partial-"))
+    try:
+        shutil.copytree(install, partial / package.name / install.name, symlinks=True)
+        if libs.is_dir():
+            shutil.copytree(libs, partial / libs.name, symlinks=True)
+        for folder in (partial, partial / package.name):
+            folder.chmod(0o755)
+        os.replace(partial, cache)  # atomic: a concurrent session sees all or nothing
+    except OSError:
+        if not cache.is_dir():
+            raise
+        shutil.rmtree(partial, ignore_errors=True)  # another session's copy won the race
+    return copied
+
+
 class PostgresServer:
     """One PostgreSQL server in a fresh temporary folder, started by :meth:`start`.
 
@@ -55,7 +106,7 @@ class PostgresServer:
     """
 
     def __init__(self, bin_dir: Path | None = None, *, durable: bool = False) -> None:
-        self.bin_dir = bin_dir or postgres_bin()
+        self.bin_dir = reachable_bin(bin_dir or postgres_bin())
         # NOTE: not pytest's tmp_path: that is private to root (0700), and the server may run as
         # `nobody`; /tmp is world-traversable. The socket path must stay under 107 characters.
         self.root = Path(tempfile.mkdtemp(prefix="daimm-pg-"))

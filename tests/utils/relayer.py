@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import os
 import select
 import signal
@@ -12,11 +14,107 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Daemon:
+    """One ``daimm relayer serve`` process (its own process, as in production)."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+
+def start_daemon(
+    work: Path, name: str, settings: dict[str, Any], contracts: dict[str, str]
+) -> Daemon:
+    """Write a config and start the daemon; return once ``/v1/health`` answers.
+
+    Args:
+        work: Folder of the config, the log and the daemon's own SQLite file (``<name>.sqlite3``).
+        name: Names those files.
+        settings: ``[relayer]`` keys (``port`` and ``db_path`` are set here).
+        contracts: ``[relayer.contracts]``: contract name -> address.
+    """
+    port = free_port()
+    lines = ["[relayer]"]
+    for key, value in {**settings, "port": port, "db_path": str(work / f"{name}.sqlite3")}.items():
+        lines.append(f"{key} = {json.dumps(value)}")
+    lines.append("[relayer.contracts]")
+    lines += [f'{k} = "{v}"' for k, v in contracts.items()]
+    config = work / f"{name}.toml"
+    config.write_text("\n".join(lines) + "\n")
+    log = work / f"{name}.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("daimm")), "relayer", "serve", "--config", config],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    daemon = Daemon(process, f"http://127.0.0.1:{port}", log)
+    deadline = time.monotonic() + 90
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(daemon.url + "/v1/health", timeout=1).status_code == 200:
+                return daemon
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"relayer {name} did not start:\n{daemon.tail()}")
+        time.sleep(0.2)
+
+
+def stop_daemon(daemon: Daemon) -> None:
+    """SIGTERM (a graceful stop), then SIGKILL if it takes more than 30 s."""
+    if daemon.process.poll() is None:
+        daemon.process.terminate()
+        try:
+            daemon.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.process.kill()
+            daemon.process.wait(timeout=10)
+
+
+def publish_encrypted_model(
+    work: Path, registry: Any, creator: Any, model_bytes: bytes, x25519: Any
+) -> tuple[int, str]:
+    """Encrypt ``model_bytes`` into ``work/blocks``, publish it as ``creator``, wrap its key for
+    the relayer's X25519 key; returns (model id, envelope CID) for ``RelayerRegistry.authorise``.
+    """
+    from daimm.crypto import (
+        encrypt_stream,
+        generate_content_key,
+        model_associated_data,
+        public_key_of,
+        wrap_key,
+    )
+    from daimm.ipfs import LocalBlockstore, add_file
+
+    model_id = int(registry.modelCount()) + 1
+    content_key = generate_content_key()
+    ciphertext = io.BytesIO()
+    encrypt_stream(
+        io.BytesIO(model_bytes), ciphertext, content_key, model_associated_data(model_id, 0)
+    )
+    blocks = LocalBlockstore(work / "blocks")
+    weights_cid = str(add_file(io.BytesIO(ciphertext.getvalue()), blocks).cid)
+    envelope = wrap_key(content_key, [public_key_of(x25519)])
+    envelope_cid = str(add_file(io.BytesIO(envelope.to_json()), blocks).cid)
+    tx = registry.publishModel(weights_cid, weights_cid, 0, sender=creator)
+    assert int(tx.events.filter(registry.ModelPublished)[0].modelId) == model_id
+    return model_id, envelope_cid
 
 
 def wait_until_current(url: str, chain: Any, timeout_s: float = 15.0) -> None:

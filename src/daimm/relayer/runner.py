@@ -122,7 +122,7 @@ def build_services(
             settings.x25519_key_file, os.environ.get(settings.x25519_passphrase_env)
         )
         source = EncryptedStorageSource(_storage_backend(settings), x25519)
-    store = VoucherStore(settings.db_path)
+    store = VoucherStore(settings.state_location())
     store.prune_nonces(int(time.time()))
     policy = AccessPolicy(
         reader,

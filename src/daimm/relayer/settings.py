@@ -80,7 +80,11 @@ class RelayerSettings(BaseModel):
         load_retry_s: After a model fails to load, answer 503 for it for this long before retrying.
         access_ttl_s: How long a ``hasAccess`` (or other chain) answer is reused.
         log_poll_s: How often the log watcher polls for new blocks and licence events.
-        db_path: SQLite file for nonces and vouchers.
+        db_path: SQLite file for nonces and vouchers (when ``state_url`` is not set).
+        state_url: Where nonces and vouchers live instead of ``db_path``: a PostgreSQL URL
+            (``postgresql://relayer@db.internal:5432/relayer``) shared by every replica of this
+            relayer behind one load balancer (``DAIMM_RELAYER_STATE_URL``; keep a password in
+            ``PGPASSWORD`` or ``~/.pgpass``), or ``sqlite:///FILE``. Unset: SQLite at ``db_path``.
         max_deadline_s: Furthest in the future a request's deadline may be.
         voucher_min_remaining_s: Refuse vouchers on channels expiring sooner than this.
         redeem_interval_s: How often unredeemed vouchers are redeemed on chain.
@@ -127,6 +131,7 @@ class RelayerSettings(BaseModel):
     access_ttl_s: float = Field(3.0, ge=0)
     log_poll_s: float = Field(1.0, gt=0)
     db_path: Path = Path("relayer.sqlite3")
+    state_url: SecretStr | None = None
     max_deadline_s: int = Field(3600, gt=0)
     voucher_min_remaining_s: int = Field(600, ge=0)
     redeem_interval_s: float = Field(300.0, gt=0)
@@ -134,6 +139,12 @@ class RelayerSettings(BaseModel):
     log_level: str = "INFO"
 
     # ------------------------------------------------------------------ derived values
+    def state_location(self) -> str | Path:
+        """Where the voucher store lives: ``state_url`` if set, else the SQLite file ``db_path``."""
+        if self.state_url is None:
+            return self.db_path
+        return self.state_url.get_secret_value()
+
     def contract_addresses(self) -> dict[str, str]:
         """Contract name -> address: the deployments file's entry overlaid by ``contracts``.
 

@@ -1,32 +1,51 @@
-"""Durable relayer state in SQLite: used request nonces, each payer's latest voucher, redemption.
+"""Durable relayer state: used request nonces, each payer's latest voucher, redemption.
 
-INVARIANT: a call paid by voucher is recorded (committed with ``synchronous=FULL``, so it survives
-a crash of the process or of the machine) before its answer is sent, and the record only grows:
-the latest voucher's ``cumulative`` never decreases and ``spent`` (the calls served) never exceeds
-it. So a restart never loses a redeemable voucher and never serves two calls on one voucher.
+The state lives in one SQLite file by default, or in PostgreSQL by URL (``state_url``), where
+several relayer processes (replicas behind a load balancer) share it. Both keep the invariants
+below, across threads and across processes: a nonce is accepted once, and a voucher's value is
+charged once, whichever replica the requests reach.
+
+INVARIANT: a call paid by voucher is recorded (committed with ``synchronous=FULL``, or on PostgreSQL
+``synchronous_commit = on``, so it survives a crash of the process or of the machine) before its
+answer is sent, and the record only grows: the latest voucher's ``cumulative`` never decreases and
+``spent`` (the calls served) never exceeds it. So a restart never loses a redeemable voucher and
+never serves two calls on one voucher.
 
 Nonces are written with ``synchronous=NORMAL``: in WAL mode that survives a crash of the process
 (the case that matters for replay within a request's deadline), and costs ~15 us instead of ~200.
 NOTE: an operating-system crash could forget the last nonces; a replayed licence request then
 yields the same answer to whoever captured it, which the licence holder already had.
 
-Amounts and nonces are uint256, so they are stored as decimal TEXT.
+Amounts and nonces are uint256, so they are stored as decimal TEXT (SQLite) or NUMERIC(78)
+(PostgreSQL).
+
+On PostgreSQL every change is one statement, committed before the call returns: a nonce is an
+``INSERT ... ON CONFLICT DO NOTHING`` on its primary key (exactly one inserter wins); a call is one
+``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` that checks the voucher against the row it has
+locked, so of two replicas charging one voucher only one passes the check. Voucher writes commit
+with ``synchronous_commit = on`` (the server has flushed them), nonce writes with ``off`` (they
+survive a replica's crash, which is what matters for replay; the SQLite ``NORMAL`` trade-off).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
-from daimm.errors import ChainError, RequestRefusedError, TransactionError
+from daimm.errors import ChainError, RelayerError, RequestRefusedError, TransactionError
 
-__all__ = ["Redeemer", "StoredVoucher", "VoucherStore"]
+__all__ = ["Redeemer", "StoredVoucher", "VoucherStore", "is_postgres_url"]
+
+_T = TypeVar("_T")
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +91,129 @@ class StoredVoucher:
     redeemed: int
 
 
+def is_postgres_url(location: str | Path) -> bool:
+    """Whether ``location`` is a PostgreSQL URL (``postgresql://...``) rather than a file."""
+    return isinstance(location, str) and location.split(":", 1)[0] in (
+        "postgres", "postgresql", "postgresql+psycopg",
+    )  # fmt: skip
+
+
+def _check_call(current: StoredVoucher, cumulative: int, price: int) -> None:
+    """Refuse a call of ``price`` paid by the voucher for ``cumulative`` given the recorded channel.
+
+    Raises:
+        RequestRefusedError: 402 if the voucher is older (lower) than the latest one recorded, or
+            does not cover what was spent plus ``price``.
+    """
+    if cumulative < current.cumulative:
+        raise RequestRefusedError(
+            402,
+            "stale_voucher",
+            f"this voucher is for {cumulative} but one for {current.cumulative} was"
+            f" already received; sign one for at least {current.spent + price}",
+        )
+    if cumulative < current.spent + price:
+        raise RequestRefusedError(
+            402,
+            "insufficient_voucher",
+            f"the voucher covers {cumulative} but {current.spent} was spent and a call"
+            f" costs {price}; sign one for at least {current.spent + price}",
+        )
+
+
+class _State(Protocol):
+    """What a backend of :class:`VoucherStore` does (the public methods' contracts are there)."""
+
+    def close(self) -> None: ...
+    def nonce_used(self, address: str, nonce: int) -> bool: ...
+    def use_nonce(self, address: str, nonce: int, deadline: int) -> bool: ...
+    def prune_nonces(self, now: int) -> int: ...
+    def get(self, payer: str, model_id: int) -> StoredVoucher | None: ...
+    def record_call(
+        self, payer: str, model_id: int, cumulative: int, signature: bytes, price: int
+    ) -> StoredVoucher: ...
+    def unredeemed(self) -> list[StoredVoucher]: ...
+    def mark_redeemed(self, payer: str, model_id: int, amount: int) -> None: ...
+    def redemption_turn(self) -> Any: ...
+
+
+class VoucherStore:
+    """Nonces and vouchers: one SQLite file (WAL), or a PostgreSQL database shared by replicas.
+
+    Args:
+        location: A file path (or ``sqlite:///FILE``), created if missing; or a PostgreSQL URL
+            (``postgresql://user@host:5432/db``, ``postgresql+psycopg://...`` too; a password is
+            better kept in ``PGPASSWORD`` or ``~/.pgpass`` than in the URL). The tables are
+            created if missing.
+
+    Raises:
+        RelayerError: The PostgreSQL database cannot be reached (or psycopg is not installed).
+    """
+
+    def __init__(self, location: str | Path) -> None:
+        self._db: _State
+        if is_postgres_url(location):
+            self._db = _PostgresState(str(location))
+        else:
+            text = str(location)
+            self._db = _SqliteState(Path(text.removeprefix("sqlite:///")))
+
+    def close(self) -> None:
+        """Close the connections (everything is already committed)."""
+        self._db.close()
+
+    def nonce_used(self, address: str, nonce: int) -> bool:
+        """Whether ``address`` already spent ``nonce`` (a cheap early check)."""
+        return self._db.nonce_used(address, nonce)
+
+    def use_nonce(self, address: str, nonce: int, deadline: int) -> bool:
+        """Spend ``nonce`` for ``address``; False if it was spent before (a replay).
+
+        Atomic: of two identical requests arriving together (at one process or at two replicas
+        sharing a PostgreSQL store) exactly one gets True.
+        """
+        return self._db.use_nonce(address, nonce, deadline)
+
+    def prune_nonces(self, now: int) -> int:
+        """Forget nonces whose deadline (seconds) has passed: such requests are refused anyway."""
+        return self._db.prune_nonces(now)
+
+    def get(self, payer: str, model_id: int) -> StoredVoucher | None:
+        """The recorded channel of ``payer`` for ``model_id``, if any."""
+        return self._db.get(payer, model_id)
+
+    def record_call(
+        self, payer: str, model_id: int, cumulative: int, signature: bytes, price: int
+    ) -> StoredVoucher:
+        """Record one call of value ``price`` paid by the voucher for ``cumulative``; durable.
+
+        Atomic: two calls (in any processes sharing the store) never both spend the same value.
+
+        Raises:
+            RequestRefusedError: 402 if the voucher does not cover what was spent plus ``price``,
+                or is older (lower) than the latest one recorded; 503 if PostgreSQL is unreachable.
+        """
+        return self._db.record_call(payer, model_id, cumulative, signature, price)
+
+    def unredeemed(self) -> list[StoredVoucher]:
+        """Channels whose latest voucher holds value not yet redeemed on chain."""
+        return self._db.unredeemed()
+
+    def mark_redeemed(self, payer: str, model_id: int, amount: int) -> None:
+        """Record that the voucher for ``amount`` was redeemed on chain (never decreases)."""
+        self._db.mark_redeemed(payer, model_id, amount)
+
+    def redemption_turn(self) -> Any:
+        """A context manager yielding whether this process may run a redemption round now.
+
+        On PostgreSQL one replica at a time gets True (a session advisory lock, released at the
+        end of the round or when its process dies), so replicas do not send the same vouchers
+        in competing transactions. With SQLite, which one process owns, it is always True.
+        """
+        return self._db.redemption_turn()
+
+
+# ------------------------------------------------------------------ SQLite
 def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -80,15 +222,11 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
-class VoucherStore:
-    """Nonces and vouchers in one SQLite file (WAL).
+class _SqliteState:
+    """The state in one SQLite file (WAL): one connection for nonces, one for vouchers."""
 
-    Args:
-        path: The database file (created if missing).
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._vouchers = _connect(self.path, "FULL")
         self._vouchers.executescript(_SCHEMA)
@@ -107,14 +245,11 @@ class VoucherStore:
             conn.execute("COMMIT")
 
     def close(self) -> None:
-        """Close both connections (everything is already committed)."""
         with self._lock:
             self._nonces.close()
             self._vouchers.close()
 
-    # ------------------------------------------------------------------ nonces
     def nonce_used(self, address: str, nonce: int) -> bool:
-        """Whether ``address`` already spent ``nonce`` (a cheap early check)."""
         with self._lock:
             row = self._nonces.execute(
                 "SELECT 1 FROM nonces WHERE address = ? AND nonce = ?", (address, str(nonce))
@@ -122,10 +257,6 @@ class VoucherStore:
         return row is not None
 
     def use_nonce(self, address: str, nonce: int, deadline: int) -> bool:
-        """Spend ``nonce`` for ``address``; False if it was spent before (a replay).
-
-        Atomic: of two identical requests arriving together exactly one gets True.
-        """
         try:
             with self._tx(self._nonces) as conn:
                 conn.execute(
@@ -137,13 +268,10 @@ class VoucherStore:
         return True
 
     def prune_nonces(self, now: int) -> int:
-        """Forget nonces whose deadline (seconds) has passed: such requests are refused anyway."""
         with self._tx(self._nonces) as conn:
             return conn.execute("DELETE FROM nonces WHERE deadline < ?", (now,)).rowcount
 
-    # ------------------------------------------------------------------ vouchers
     def get(self, payer: str, model_id: int) -> StoredVoucher | None:
-        """The recorded channel of ``payer`` for ``model_id``, if any."""
         with self._lock:
             row = self._vouchers.execute(
                 "SELECT payer, model_id, cumulative, signature, spent, redeemed FROM vouchers"
@@ -155,12 +283,6 @@ class VoucherStore:
     def record_call(
         self, payer: str, model_id: int, cumulative: int, signature: bytes, price: int
     ) -> StoredVoucher:
-        """Record one call of value ``price`` paid by the voucher for ``cumulative``; durable.
-
-        Raises:
-            RequestRefusedError: 402 if the voucher does not cover what was spent plus ``price``,
-                or is older (lower) than the latest one recorded.
-        """
         with self._tx(self._vouchers) as conn:
             row = conn.execute(
                 "SELECT payer, model_id, cumulative, signature, spent, redeemed FROM vouchers"
@@ -168,20 +290,7 @@ class VoucherStore:
                 (payer, str(model_id)),
             ).fetchone()
             current = _row(row) if row else StoredVoucher(payer, model_id, 0, b"", 0, 0)
-            if cumulative < current.cumulative:
-                raise RequestRefusedError(
-                    402,
-                    "stale_voucher",
-                    f"this voucher is for {cumulative} but one for {current.cumulative} was"
-                    f" already received; sign one for at least {current.spent + price}",
-                )
-            if cumulative < current.spent + price:
-                raise RequestRefusedError(
-                    402,
-                    "insufficient_voucher",
-                    f"the voucher covers {cumulative} but {current.spent} was spent and a call"
-                    f" costs {price}; sign one for at least {current.spent + price}",
-                )
+            _check_call(current, cumulative, price)
             spent = current.spent + price
             conn.execute(
                 "INSERT INTO vouchers (payer, model_id, cumulative, signature, spent, redeemed,"
@@ -194,7 +303,6 @@ class VoucherStore:
         return StoredVoucher(payer, model_id, cumulative, signature, spent, current.redeemed)
 
     def unredeemed(self) -> list[StoredVoucher]:
-        """Channels whose latest voucher holds value not yet redeemed on chain."""
         with self._lock:
             rows = self._vouchers.execute(
                 "SELECT payer, model_id, cumulative, signature, spent, redeemed FROM vouchers"
@@ -202,7 +310,6 @@ class VoucherStore:
         return [v for v in map(_row, rows) if v.cumulative > v.redeemed]
 
     def mark_redeemed(self, payer: str, model_id: int, amount: int) -> None:
-        """Record that the voucher for ``amount`` was redeemed on chain (never decreases)."""
         with self._tx(self._vouchers) as conn:
             row = conn.execute(
                 "SELECT redeemed FROM vouchers WHERE payer = ? AND model_id = ?",
@@ -213,6 +320,251 @@ class VoucherStore:
                     "UPDATE vouchers SET redeemed = ? WHERE payer = ? AND model_id = ?",
                     (str(amount), payer, str(model_id)),
                 )
+
+    @contextmanager
+    def redemption_turn(self) -> Iterator[bool]:
+        yield True
+
+
+# ------------------------------------------------------------------ PostgreSQL
+_PG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS relayer_nonces (
+    address TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    deadline BIGINT NOT NULL,
+    PRIMARY KEY (address, nonce)
+);
+CREATE INDEX IF NOT EXISTS relayer_nonces_deadline ON relayer_nonces (deadline);
+CREATE TABLE IF NOT EXISTS relayer_vouchers (
+    payer TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    cumulative NUMERIC(78) NOT NULL,
+    signature BYTEA NOT NULL,
+    spent NUMERIC(78) NOT NULL CHECK (spent <= cumulative),
+    redeemed NUMERIC(78) NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (payer, model_id)
+);
+"""
+
+#: Advisory lock keys (any two fixed bigints): creating the tables, a redemption round.
+_SCHEMA_LOCK, _REDEEM_LOCK = 0x6461696D6D01, 0x6461696D6D02
+
+#: One statement records a call: it inserts the channel, or updates it only if the voucher (the
+#: row is locked by then, so the check sees every committed call) is not stale and covers it.
+_RECORD_CALL = """
+INSERT INTO relayer_vouchers AS v
+    (payer, model_id, cumulative, signature, spent, redeemed, updated_at)
+VALUES (%(payer)s, %(model_id)s, %(cumulative)s, %(signature)s, %(price)s, 0, %(now)s)
+ON CONFLICT (payer, model_id) DO UPDATE
+    SET cumulative = EXCLUDED.cumulative, signature = EXCLUDED.signature,
+        spent = v.spent + %(price)s, updated_at = EXCLUDED.updated_at
+    WHERE EXCLUDED.cumulative >= v.cumulative AND EXCLUDED.cumulative >= v.spent + %(price)s
+RETURNING spent, redeemed
+"""
+
+_SELECT = "SELECT payer, model_id, cumulative, signature, spent, redeemed FROM relayer_vouchers"
+
+
+def _redacted(url: str) -> str:
+    """``url`` without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
+def _libpq_url(url: str) -> str:
+    """A URL libpq accepts: SQLAlchemy's ``postgresql+psycopg://`` names the driver too."""
+    return "postgresql:" + url.split(":", 1)[1]
+
+
+class _PostgresState:
+    """The state in PostgreSQL: autocommit connections, one statement per change.
+
+    Two connections as with SQLite (nonces with ``synchronous_commit = off``, vouchers with
+    ``on``), each used under its own lock; a third, opened on first use, holds the redemption
+    lock. A lost connection is reopened and the statement sent again, except a call's charge:
+    whether it committed is unknown, and a retried charge could be paid twice, so that one
+    answers 503 and the next call reconnects. (A nonce sent again after a commit whose answer was
+    lost is refused as used: the caller retries with a new nonce, nothing is served twice.)
+    """
+
+    def __init__(self, url: str) -> None:
+        try:
+            import psycopg
+        except ImportError:
+            raise RelayerError(
+                "a PostgreSQL state_url needs psycopg: pip install 'daimm[postgres]'"
+            ) from None
+        self._psycopg = psycopg
+        self.url = _libpq_url(url)
+        self._nonces = _PgConnection(self, "off")
+        self._vouchers = _PgConnection(self, "on")
+        self._turns: _PgConnection | None = None
+        self._turn_lock = threading.Lock()
+        # Replicas starting together would race on CREATE TABLE IF NOT EXISTS (both pass the
+        # check, one fails on the catalog's unique index): the DDL runs under an advisory lock.
+        try:
+            with self._vouchers.conn.transaction():
+                self._vouchers.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                for statement in filter(str.strip, _PG_SCHEMA.split(";")):
+                    self._vouchers.conn.execute(statement)
+        except psycopg.Error as exc:
+            raise RelayerError(
+                f"cannot create the relayer's tables in {_redacted(self.url)}: {exc}"
+            ) from None
+
+    def connect(self, synchronous_commit: str) -> Any:
+        """A new autocommit connection, or RelayerError naming the database."""
+        try:
+            conn = self._psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            conn.execute(f"SET synchronous_commit = {synchronous_commit}")
+        except self._psycopg.Error as exc:
+            raise RelayerError(
+                f"cannot reach the relayer state database {_redacted(self.url)}: {exc}; check"
+                " state_url and that PostgreSQL is running"
+            ) from None
+        return conn
+
+    def close(self) -> None:
+        for holder in (self._nonces, self._vouchers, self._turns):
+            if holder is not None:
+                holder.close()
+
+    def nonce_used(self, address: str, nonce: int) -> bool:
+        row = self._nonces.one(
+            "SELECT 1 FROM relayer_nonces WHERE address = %s AND nonce = %s",
+            (address, str(nonce)),
+        )
+        return row is not None
+
+    def use_nonce(self, address: str, nonce: int, deadline: int) -> bool:
+        row = self._nonces.one(
+            "INSERT INTO relayer_nonces (address, nonce, deadline) VALUES (%s, %s, %s)"
+            " ON CONFLICT DO NOTHING RETURNING 1",
+            (address, str(nonce), deadline),
+        )
+        return row is not None
+
+    def prune_nonces(self, now: int) -> int:
+        return self._nonces.run(
+            lambda conn: (
+                conn.execute("DELETE FROM relayer_nonces WHERE deadline < %s", (now,)).rowcount
+            )
+        )
+
+    def get(self, payer: str, model_id: int) -> StoredVoucher | None:
+        row = self._vouchers.one(
+            _SELECT + " WHERE payer = %s AND model_id = %s", (payer, str(model_id))
+        )
+        return None if row is None else _row(row)
+
+    def record_call(
+        self, payer: str, model_id: int, cumulative: int, signature: bytes, price: int
+    ) -> StoredVoucher:
+        _check_call(StoredVoucher(payer, model_id, 0, b"", 0, 0), cumulative, price)
+        params = {"payer": payer, "model_id": str(model_id), "cumulative": cumulative,
+                  "signature": signature, "price": price}  # fmt: skip
+        # NOTE: bounded: each pass that fails the statement's check but passes this one means
+        # another call changed the channel in between; a channel cannot change forever.
+        for _ in range(8):
+            # NOTE: never retried: if the connection died after the commit, a retry would charge
+            # the call twice.
+            row = self._vouchers.one(_RECORD_CALL, {**params, "now": time.time()}, retry=False)
+            if row is not None:
+                return StoredVoucher(payer, model_id, cumulative, signature, int(row[0]),
+                                     int(row[1]))  # fmt: skip
+            current = self.get(payer, model_id)
+            _check_call(current or StoredVoucher(payer, model_id, 0, b"", 0, 0), cumulative, price)
+        raise RequestRefusedError(
+            503, "state_busy", "this voucher's channel is changing under heavy load; retry"
+        )
+
+    def unredeemed(self) -> list[StoredVoucher]:
+        rows = self._vouchers.run(
+            lambda conn: conn.execute(_SELECT + " WHERE cumulative > redeemed").fetchall()
+        )
+        return [_row(row) for row in rows]
+
+    def mark_redeemed(self, payer: str, model_id: int, amount: int) -> None:
+        self._vouchers.run(
+            lambda conn: conn.execute(
+                "UPDATE relayer_vouchers SET redeemed = %s"
+                " WHERE payer = %s AND model_id = %s AND redeemed < %s",
+                (amount, payer, str(model_id), amount),
+            )
+        )
+
+    @contextmanager
+    def redemption_turn(self) -> Iterator[bool]:
+        with self._turn_lock:
+            if self._turns is None:
+                self._turns = _PgConnection(self, "on")
+            turns = self._turns
+            got = turns.one("SELECT pg_try_advisory_lock(%s)", (_REDEEM_LOCK,))
+            mine = bool(got and got[0])
+            try:
+                yield mine
+            finally:
+                if mine:
+                    # NOTE: if the connection was lost meanwhile, the server released the lock.
+                    with contextlib.suppress(RequestRefusedError):
+                        turns.one("SELECT pg_advisory_unlock(%s)", (_REDEEM_LOCK,))
+
+
+class _PgConnection:
+    """One autocommit connection used by one thread at a time, reopened after it is lost."""
+
+    def __init__(self, state: _PostgresState, synchronous_commit: str) -> None:
+        self._state, self._sync = state, synchronous_commit
+        self._lock = threading.Lock()
+        self._conn: Any = state.connect(synchronous_commit)
+
+    @property
+    def conn(self) -> Any:
+        """The open connection (at start, before any other thread uses it)."""
+        return self._conn
+
+    def run(self, work: Callable[[Any], _T], *, retry: bool = True) -> _T:
+        """``work(connection)``; a database failure becomes 503 ``state_unavailable``.
+
+        With ``retry``, a connection found lost (e.g. the server restarted since the last call)
+        is reopened and ``work`` runs once more: only for work that is safe to repeat.
+        """
+        psycopg = self._state._psycopg
+        with self._lock:
+            for attempt in range(2 if retry else 1):
+                try:
+                    if self._conn is None or self._conn.closed:
+                        self._conn = self._state.connect(self._sync)
+                    return work(self._conn)
+                except (psycopg.OperationalError, psycopg.InterfaceError, RelayerError) as exc:
+                    if self._conn is not None:
+                        self._conn.close()
+                    self._conn = None
+                    log.warning(
+                        "relayer state database unreachable",
+                        extra={"error": str(exc), "attempt": attempt + 1},
+                    )
+            raise RequestRefusedError(
+                503,
+                "state_unavailable",
+                "the relayer cannot reach its state database (nonces, vouchers); retry shortly",
+            )
+
+    def one(self, sql: str, params: Any, *, retry: bool = True) -> tuple[Any, ...] | None:
+        """The first row of ``sql`` (None if it returns none)."""
+        row: tuple[Any, ...] | None = self.run(
+            lambda conn: conn.execute(sql, params).fetchone(), retry=retry
+        )
+        return row
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
 def _row(row: tuple) -> StoredVoucher:
@@ -276,6 +628,13 @@ class Redeemer:
         reverts (one bad voucher reverts it all) is retried one voucher at a time, so a failure on
         one channel is logged and does not stop the others.
         """
+        # Replicas sharing a PostgreSQL store take turns: one sends a round, the others skip it.
+        with self.store.redemption_turn() as mine:
+            if not mine:
+                return []
+            return self._redeem(everything)
+
+    def _redeem(self, everything: bool) -> list[str]:
         due = [voucher for voucher in self.store.unredeemed() if self._is_due(voucher, everything)]
         sent: list[str] = []
         for start in range(0, len(due), self.batch_size):
@@ -345,7 +704,11 @@ class Redeemer:
         last_full = time.monotonic()
         while not self._stop.wait(self.check_s):
             full = time.monotonic() - last_full >= self.interval_s
-            self.redeem_due(everything=full)
+            try:
+                self.redeem_due(everything=full)
+            except RequestRefusedError as exc:  # the state database is unreachable: next round
+                log.warning("redemption round skipped", extra={"error": exc.detail})
+                continue
             if full:
                 last_full = time.monotonic()
 

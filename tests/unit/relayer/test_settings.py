@@ -33,6 +33,19 @@ def test_toml_file_is_read_and_environment_overrides_it(tmp_path: Path) -> None:
     assert settings.contract_addresses() == CONTRACTS
 
 
+def test_state_location__is_the_sqlite_file_unless_a_state_url_is_set(tmp_path: Path) -> None:
+    config = tmp_path / "relayer.toml"
+    config.write_text('db_path = "r.db"\n')
+    url = "postgresql://relayer:secret@db.internal:5432/relayer"
+
+    plain = load_settings(config, environ={})
+    shared = load_settings(config, environ={"DAIMM_RELAYER_STATE_URL": url})
+
+    assert plain.state_location() == tmp_path / "r.db"
+    assert shared.state_location() == url
+    assert "secret" not in repr(shared)  # the URL may hold a password
+
+
 def test_yaml_file_is_read(tmp_path: Path) -> None:
     config = tmp_path / "relayer.yaml"
     config.write_text("rpc_url: http://node:8545\nmax_body_bytes: 2048\n")

@@ -1,7 +1,14 @@
-"""The SQLite store: vouchers survive a crash, never serve twice, nonces are spent exactly once."""
+"""The voucher store on SQLite and on PostgreSQL: vouchers survive a crash, never serve twice,
+nonces are spent exactly once (across threads, and across processes sharing PostgreSQL).
+
+Every store test runs on both backends (``location``): a SQLite file, and a new database on the
+session's throwaway PostgreSQL server (:mod:`tests.utils.postgres`, the one the catalog tests use).
+"""
 
 from __future__ import annotations
 
+import itertools
+import json
 import subprocess
 import sys
 import textwrap
@@ -11,21 +18,35 @@ from typing import Any
 
 import pytest
 
-from daimm.errors import ChainUnavailableError, RequestRefusedError, TransactionError
+from daimm.errors import (
+    ChainUnavailableError,
+    RelayerError,
+    RequestRefusedError,
+    TransactionError,
+)
 from daimm.relayer.vouchers import Redeemer, VoucherStore
 
 PAYER = "0x" + "aa" * 20
 SIG = b"\x01" * 65
+_numbers = itertools.count(1)
 
 
-def test_a_recorded_call_survives_a_crash_right_after_commit(tmp_path: Path) -> None:
-    db = tmp_path / "relayer.sqlite3"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(request: pytest.FixtureRequest, tmp_path: Path, catalog_databases: Any) -> str:
+    """Where a fresh store lives: a SQLite file, or a new PostgreSQL database (by URL)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "relayer.sqlite3")
+    return str(catalog_databases.server.create_database(f"relayer_{next(_numbers)}"))
+
+
+def test_a_recorded_call_survives_a_crash_right_after_commit(location: str) -> None:
+    db = location
     # A real process records a call and is killed (SIGKILL) before it could close anything.
     script = textwrap.dedent(
         f"""
         import os, signal
         from daimm.relayer.vouchers import VoucherStore
-        store = VoucherStore({str(db)!r})
+        store = VoucherStore({db!r})
         store.record_call({PAYER!r}, 1, 100, b"\\x01" * 65, 100)
         store.use_nonce({PAYER!r}, 42, 2**40)
         os.kill(os.getpid(), signal.SIGKILL)
@@ -48,8 +69,8 @@ def test_a_recorded_call_survives_a_crash_right_after_commit(tmp_path: Path) -> 
     assert refused.value.status == 402
 
 
-def test_vouchers_are_monotonic_and_must_cover_spent_plus_price(tmp_path: Path) -> None:
-    store = VoucherStore(tmp_path / "db")
+def test_vouchers_are_monotonic_and_must_cover_spent_plus_price(location: str) -> None:
+    store = VoucherStore(location)
     store.record_call(PAYER, 1, 300, SIG, 100)
 
     with pytest.raises(RequestRefusedError, match="stale_voucher"):
@@ -62,8 +83,8 @@ def test_vouchers_are_monotonic_and_must_cover_spent_plus_price(tmp_path: Path) 
     assert store.get(PAYER, 1).spent == 300  # type: ignore[union-attr]
 
 
-def test_a_nonce_is_spent_exactly_once_under_concurrency(tmp_path: Path) -> None:
-    store = VoucherStore(tmp_path / "db")
+def test_a_nonce_is_spent_exactly_once_under_concurrency(location: str) -> None:
+    store = VoucherStore(location)
     results: list[bool] = []
     barrier = threading.Barrier(8)
 
@@ -80,8 +101,84 @@ def test_a_nonce_is_spent_exactly_once_under_concurrency(tmp_path: Path) -> None
     assert sorted(results) == [False] * 7 + [True]
 
 
-def test_expired_nonces_are_pruned(tmp_path: Path) -> None:
-    store = VoucherStore(tmp_path / "db")
+_RACER = textwrap.dedent(
+    """
+    import json, sys
+    from daimm.errors import RequestRefusedError
+    from daimm.relayer.vouchers import VoucherStore
+    store = VoucherStore(sys.argv[1])
+    print("ready", flush=True)
+    sys.stdin.readline()  # every racer starts at once
+    nonces = [n for n in range(200) if store.use_nonce(sys.argv[2], n, 2**40)]
+    charged = []
+    for k in range(1, 101):  # the voucher for k calls of 10, each offered by every racer
+        try:
+            store.record_call(sys.argv[2], 1, 10 * k, b"\\x01" * 65, 10)
+            charged.append(k)
+        except RequestRefusedError:
+            pass
+    print(json.dumps([nonces, charged]), flush=True)
+    """
+)
+
+
+def test_racing_processes_on_one_store__spend_each_nonce_and_each_voucher_once(
+    location: str,
+) -> None:
+    # Three real processes (as three relayer replicas) offer the same 200 nonces and the same
+    # 100 vouchers to one store at the same time.
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RACER, location, PAYER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for _ in range(3)
+    ]
+    for racer in racers:
+        assert racer.stdout is not None and racer.stdout.readline().strip() == "ready"
+    for racer in racers:
+        assert racer.stdin is not None
+        racer.stdin.write("go\n")
+        racer.stdin.flush()
+    results = [json.loads(racer.communicate(timeout=120)[0]) for racer in racers]
+
+    nonces = sorted(n for won, _ in results for n in won)
+    charged = sorted(k for _, calls in results for k in calls)
+    assert nonces == list(range(200))  # every nonce accepted, by exactly one process
+    assert len(charged) == len(set(charged))  # no voucher paid for two calls
+    recorded = VoucherStore(location).get(PAYER, 1)
+    assert recorded is not None
+    assert recorded.spent == 10 * len(charged) <= recorded.cumulative
+
+
+def test_one_voucher_offered_by_many_threads__is_charged_once(location: str) -> None:
+    store = VoucherStore(location)
+    store.record_call(PAYER, 1, 100, SIG, 100)
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def charge() -> None:
+        barrier.wait()
+        try:
+            store.record_call(PAYER, 1, 200, SIG, 100)
+            outcomes.append("charged")
+        except RequestRefusedError as refused:
+            outcomes.append(refused.code)
+
+    threads = [threading.Thread(target=charge) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == ["charged"] + ["insufficient_voucher"] * 7
+    assert store.get(PAYER, 1).spent == 200  # type: ignore[union-attr]
+
+
+def test_expired_nonces_are_pruned(location: str) -> None:
+    store = VoucherStore(location)
     store.use_nonce(PAYER, 1, deadline=100)
     store.use_nonce(PAYER, 2, deadline=300)
 
@@ -129,8 +226,8 @@ class _Reader:
         return self.now
 
 
-def test_redeemer_redeems_channels_close_to_expiry_and_records_it(tmp_path: Path) -> None:
-    store = VoucherStore(tmp_path / "db")
+def test_redeemer_redeems_channels_close_to_expiry_and_records_it(location: str) -> None:
+    store = VoucherStore(location)
     store.record_call(PAYER, 1, 300, SIG, 100)
     sender = _Sender()
     relayer, escrow = "0x" + "bb" * 20, "0x" + "cc" * 20
@@ -147,8 +244,8 @@ def test_redeemer_redeems_channels_close_to_expiry_and_records_it(tmp_path: Path
     assert store.get(PAYER, 1).redeemed == 300  # type: ignore[union-attr]
 
 
-def test_a_failed_redemption_keeps_the_voucher_for_the_next_round(tmp_path: Path) -> None:
-    store = VoucherStore(tmp_path / "db")
+def test_a_failed_redemption_keeps_the_voucher_for_the_next_round(location: str) -> None:
+    store = VoucherStore(location)
     store.record_call(PAYER, 1, 300, SIG, 100)
     redeemer = Redeemer(store, _Reader(0, 0), _Sender(fail=True), relayer="0x" + "bb" * 20,
                         chain_id=5, escrow="0x" + "cc" * 20)  # fmt: skip
@@ -158,9 +255,9 @@ def test_a_failed_redemption_keeps_the_voucher_for_the_next_round(tmp_path: Path
 
 
 def test_a_voucher_already_redeemed_on_chain_is_recorded_without_a_transaction(
-    tmp_path: Path,
+    location: str,
 ) -> None:
-    store = VoucherStore(tmp_path / "db")
+    store = VoucherStore(location)
     store.record_call(PAYER, 1, 300, SIG, 100)
     sender = _Sender()
     redeemer = Redeemer(store, _Reader(0, 0, redeemed=300), sender, relayer="0x" + "bb" * 20,
@@ -171,8 +268,8 @@ def test_a_voucher_already_redeemed_on_chain_is_recorded_without_a_transaction(
     assert store.unredeemed() == []
 
 
-def test_due_vouchers_go_out_in_batches_of_batch_size(tmp_path: Path) -> None:
-    store = VoucherStore(tmp_path / "db")
+def test_due_vouchers_go_out_in_batches_of_batch_size(location: str) -> None:
+    store = VoucherStore(location)
     payers = [f"0x{i:040x}" for i in range(1, 6)]
     for payer in payers:
         store.record_call(payer, 1, 300, SIG, 100)
@@ -189,9 +286,9 @@ def test_due_vouchers_go_out_in_batches_of_batch_size(tmp_path: Path) -> None:
 
 
 def test_a_reverting_batch_is_retried_one_by_one_and_only_the_bad_voucher_stays(
-    tmp_path: Path,
+    location: str,
 ) -> None:
-    store = VoucherStore(tmp_path / "db")
+    store = VoucherStore(location)
     good, bad = "0x" + "01" * 20, "0x" + "02" * 20
     store.record_call(good, 1, 300, SIG, 100)
     store.record_call(bad, 1, 300, SIG, 100)
@@ -206,7 +303,64 @@ def test_a_reverting_batch_is_retried_one_by_one_and_only_the_bad_voucher_stays(
     assert [v.payer for v in store.unredeemed()] == [bad]
 
 
-def test_batch_size_below_one_is_refused(tmp_path: Path) -> None:
+def test_batch_size_below_one_is_refused(location: str) -> None:
     with pytest.raises(ValueError, match="batch_size"):
-        Redeemer(VoucherStore(tmp_path / "db"), _Reader(0, 0), _Sender(), relayer="0x" + "bb" * 20,
+        Redeemer(VoucherStore(location), _Reader(0, 0), _Sender(), relayer="0x" + "bb" * 20,
                  chain_id=5, escrow="0x" + "cc" * 20, batch_size=0)  # fmt: skip
+
+
+def test_redemption_rounds__on_a_shared_postgres_store__go_to_one_replica_at_a_time(
+    location: str,
+) -> None:
+    first, second = VoucherStore(location), VoucherStore(location)
+
+    with first.redemption_turn() as mine, second.redemption_turn() as theirs:
+        turns = (mine, theirs)
+    with second.redemption_turn() as later:
+        pass
+
+    # SQLite belongs to one process, which always has the turn.
+    assert turns == ((True, True) if location.endswith(".sqlite3") else (True, False))
+    assert later is True
+
+
+def test_a_redeemer_without_the_turn__sends_nothing(location: str) -> None:
+    if location.endswith(".sqlite3"):
+        pytest.skip("SQLite belongs to one process: its redeemer always has the turn")
+    holder, store = VoucherStore(location), VoucherStore(location)
+    store.record_call(PAYER, 1, 300, SIG, 100)
+    sender = _Sender()
+    redeemer = Redeemer(store, _Reader(0, 0), sender, relayer="0x" + "bb" * 20, chain_id=5,
+                        escrow="0x" + "cc" * 20)  # fmt: skip
+
+    with holder.redemption_turn():
+        assert redeemer.redeem_due(everything=True) == []
+    assert len(redeemer.redeem_due(everything=True)) == 1
+    assert len(sender.sent) == 1
+
+
+def test_a_lost_postgres_connection__fails_the_charge_503_and_reconnects_for_the_rest(
+    location: str, catalog_databases: Any
+) -> None:
+    if location.endswith(".sqlite3"):
+        pytest.skip("a SQLite file has no connection to lose")
+    store = VoucherStore(location)
+    store.record_call(PAYER, 1, 100, SIG, 100)
+
+    catalog_databases.server.terminate_connections(location.split("@/")[1].split("?")[0])
+    with pytest.raises(RequestRefusedError) as lost:
+        store.record_call(PAYER, 1, 200, SIG, 100)
+
+    # A charge whose commit is in doubt is never sent again (it could be paid twice) ...
+    assert (lost.value.status, lost.value.code) == (503, "state_unavailable")
+    assert store.record_call(PAYER, 1, 200, SIG, 100).spent == 200
+    # ... while a nonce, which at worst is refused as used, goes out again on a new connection.
+    assert store.use_nonce(PAYER, 5, 2**40)
+    assert store.nonce_used(PAYER, 5)
+
+
+def test_an_unreachable_postgres_url__is_one_relayer_error_without_the_password() -> None:
+    with pytest.raises(RelayerError, match="cannot reach the relayer state database") as failed:
+        VoucherStore("postgresql://relayer:hunter2@127.0.0.1:9/relayer")
+
+    assert "hunter2" not in str(failed.value)

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from daimm.errors import CircuitTooLargeError, ModelValidationError, SrsError
-from daimm.samples import train_sample_model
+from daimm.samples.build import train_sample_model
 from daimm.zk.circuit import check_provable, train_provable_sample
 from daimm.zk.srs import check_srs
 
