@@ -18,13 +18,15 @@ export PYTHONDONTWRITEBYTECODE := 1
 SOLC := $(SOLCX_BINARY_PATH)/solc-v$(SOLC_VERSION)
 # The browser module of `daimm web`: viem bundled by esbuild (both pinned in package.json).
 WEB_JS := src/daimm/web/static/daimm.js
+# The creator's module (encryption, key envelopes, CIDs, uploads): loaded only by publishing pages.
+CREATOR_JS := src/daimm/web/static/daimm-creator.js
 
 .PHONY: help setup web compile contract-types slither test test-foundry lint demo bench fuzz console clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed node_modules/.installed $(SOLC) $(WEB_JS) ## Install Python, npm and compiler tooling (idempotent).
+setup: $(VENV)/.installed node_modules/.installed $(SOLC) $(WEB_JS) $(CREATOR_JS) ## Install Python, npm and compiler tooling (idempotent).
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,7 +42,11 @@ $(WEB_JS): node_modules/.installed $(wildcard src/daimm/web/js/*.js)
 	esbuild src/daimm/web/js/main.js --bundle --minify --format=iife --target=es2020 \
 		--log-level=warning --outfile=$@
 
-web: $(WEB_JS) ## Build the browser module of `daimm web` (src/daimm/web/static/daimm.js).
+$(CREATOR_JS): node_modules/.installed $(wildcard src/daimm/web/js/*.js)
+	esbuild src/daimm/web/js/creator.js --bundle --minify --format=iife --target=es2020 \
+		--log-level=warning --outfile=$@
+
+web: $(WEB_JS) $(CREATOR_JS) ## Build the browser module of `daimm web` (src/daimm/web/static/daimm.js).
 
 $(SOLC): scripts/solc-bridge.mjs
 	mkdir -p $(SOLCX_BINARY_PATH)
@@ -66,7 +72,7 @@ slither: setup ## Static analysis; fails on any untriaged high or medium finding
 # HTTP) skip themselves on the in-process chain and run here.
 ANVIL_ONLY_TESTS := tests/e2e/test_relayer.py tests/e2e/test_relayer_replicas.py \
 	tests/trust/test_faults_on_anvil.py tests/trust/test_catalog_kill_on_anvil.py tests/e2e/test_web.py \
-	tests/e2e/test_web_widgets.py tests/e2e/test_tasks.py
+	tests/e2e/test_web_widgets.py tests/e2e/test_tasks.py tests/e2e/test_browser_crypto.py
 
 test-foundry: compile ## Run the contract tests and the node-only tests against anvil (ape-foundry).
 	$(APE) test tests/unit/contracts $(ANVIL_ONLY_TESTS) --network ethereum:local:foundry $(PYTEST_ARGS)

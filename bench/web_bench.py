@@ -13,12 +13,22 @@ Page latency of `daimm web` over a catalog of 10,000 models (``--models``), on l
   JSON search ``/api/models``, and the model page ``/models/{id}`` of random models; p50, p99 and
   requests per second each. Queries and ids are drawn before timing from a fixed seed; every
   answer must be 200.
+
+And the creator's encryption, the browser against Python in the same run
+(``--only-encrypt`` runs just this part and updates those keys of web.json):
+``browser_encrypt_mb_s`` is ``daimm-creator.js``'s ``encryptBlob`` in headless Chromium (a File-like
+Blob in, the sealed segments gathered as Blob parts, as the publish page does) and
+``python_encrypt_mb_s`` is ``daimm.crypto.encrypt_stream`` from a file to a file (what
+`daimm pack encrypt` does), both over the same size of random plaintext with 1 MiB segments, best
+of three runs each.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import http.server
 import json
 import os
 import platform
@@ -45,6 +55,88 @@ RESULTS = ROOT / "bench" / "results" / "web.json"
 LEVELS = (1, 16)
 NETWORK = "bench:synthetic"
 ETH = "0x" + "00" * 20
+
+
+# ---------------------------------------------------------------------------- encryption
+ENCRYPT_MB = 256
+_BROWSER_ENCRYPT_JS = """
+async (megabytes) => {
+  const { aead } = window.daimmCreator;
+  const chunk = crypto.getRandomValues(new Uint8Array(65536));
+  const mb = new Blob(Array.from({ length: 16 }, () => chunk));
+  const plain = new Blob(Array.from({ length: megabytes }, () => mb));
+  const key = aead.generateContentKey();
+  const ad = aead.modelAssociatedData(7n, 1n);
+  const rates = [];
+  for (let run = 0; run < 3; run++) {
+    const parts = [];
+    const t0 = performance.now();
+    await aead.encryptBlob(plain, async (bytes) => parts.push(new Blob([bytes])), key, ad);
+    const sealed = new Blob(parts);
+    rates.push(megabytes / ((performance.now() - t0) / 1000));
+    if (sealed.size !== aead.ciphertextSize(megabytes << 20)) throw new Error("wrong size");
+  }
+  return Math.max(...rates);
+}
+"""
+
+
+def encrypt_throughput(megabytes: int = ENCRYPT_MB) -> dict[str, Any]:
+    """MB/s of the browser module's and the Python package's encryption, same machine, same run."""
+    import shutil
+    import threading
+
+    from playwright.sync_api import sync_playwright
+
+    from daimm.crypto import encrypt_stream, generate_content_key, model_associated_data
+
+    bundle = ROOT / "src" / "daimm" / "web" / "static" / "daimm-creator.js"
+    if not bundle.exists():
+        raise SystemExit("the creator bundle is missing: run `make web`")
+    with tempfile.TemporaryDirectory(prefix="daimm-encrypt-bench-") as tmp:
+        folder = Path(tmp)
+        shutil.copy(bundle, folder / "daimm-creator.js")
+        (folder / "index.html").write_text('<script src="/daimm-creator.js"></script>')
+        handler = functools.partial(_QuietHandler, directory=str(folder))
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(
+                    executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox"]
+                )
+                page = browser.new_page()
+                page.set_default_timeout(600_000)
+                page.goto(f"http://127.0.0.1:{httpd.server_port}/index.html")
+                page.wait_for_function("() => window.daimmCreator !== undefined")
+                browser_rate = float(page.evaluate(_BROWSER_ENCRYPT_JS, megabytes))
+                version = browser.version
+                browser.close()
+        finally:
+            httpd.shutdown()
+        source, target = folder / "plain.bin", folder / "plain.bin.enc"
+        with source.open("wb") as fh:
+            for _ in range(megabytes):
+                fh.write(os.urandom(1 << 20))
+        key, ad = generate_content_key(), model_associated_data(7, 1)
+        python_rate = 0.0
+        for _ in range(3):
+            start = time.perf_counter()
+            with source.open("rb") as src, target.open("wb") as dst:
+                encrypt_stream(src, dst, key, ad)
+            python_rate = max(python_rate, megabytes / (time.perf_counter() - start))
+    return {
+        "browser_encrypt_mb_s": round(browser_rate, 1),
+        "python_encrypt_mb_s": round(python_rate, 1),
+        "browser_to_python_ratio": round(browser_rate / python_rate, 3),
+        "encrypt_bench": f"{megabytes} MiB, 1 MiB segments, best of 3; Chromium {version}"
+        " (WebCrypto, Blob in, Blob parts out) vs daimm.crypto.encrypt_stream file to file",
+    }
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        pass
 
 
 # ---------------------------------------------------------------------------- the catalog
@@ -253,9 +345,20 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--only-encrypt",
+        action="store_true",
+        help="measure only the browser vs Python encryption and update those keys of --out",
+    )
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.port)
+        return
+    if args.only_encrypt:
+        out = json.loads(args.out.read_text()) if args.out.exists() else {}
+        out.update(encrypt_throughput())
+        args.out.write_text(json.dumps(out, indent=2) + "\n")
+        print({k: out[k] for k in ("browser_encrypt_mb_s", "python_encrypt_mb_s")})
         return
 
     catalog = catalog_file(args.models, args.seed, args.cache_dir)
@@ -293,6 +396,7 @@ def main() -> None:
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "results": results,
+        **encrypt_throughput(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")

@@ -62,12 +62,17 @@ from eth_utils import keccak as _keccak
 from daimm.errors import SignatureError, ValidationError
 
 __all__ = [
+    "CREATOR_KEY_DOMAIN_NAME",
+    "CREATOR_KEY_PURPOSE",
     "RELAYER_DOMAIN_NAME",
     "SECP256K1_N",
+    "UPLOAD_DOMAIN_NAME",
     "VOUCHER_DOMAIN_NAME",
     "PredictRequest",
     "Receipt",
+    "UploadRequest",
     "Voucher",
+    "creator_key_typed_data",
     "encode_signature",
     "is_low_s",
     "keccak256",
@@ -80,13 +85,18 @@ __all__ = [
     "recover_voucher_signer",
     "sign_predict_request",
     "sign_receipt",
+    "sign_upload",
+    "signable_creator_key",
     "sign_voucher",
     "signable_predict_request",
     "signable_receipt",
     "signable_voucher",
     "split_signature",
+    "upload_typed_data",
+    "verify_creator_key",
     "verify_predict_request",
     "verify_receipt",
+    "verify_upload",
     "verify_voucher",
     "voucher_digest",
     "voucher_typed_data",
@@ -552,6 +562,107 @@ def verify_receipt(
 ) -> None:
     """Raise :class:`SignatureError` unless ``expected_signer`` (the relayer) signed ``receipt``."""
     _verify(receipt_typed_data(receipt, chain_id, registry), signature, expected_signer)
+
+
+# ------------------------------------------------------------------ CreatorKey
+#: The creator-key domain: no chain id and no contract, so one key serves every chain.
+CREATOR_KEY_DOMAIN_NAME = "daimm Creator Key"
+#: The fixed text a creator signs to derive their X25519 key (`keys.derive_private_key`).
+CREATOR_KEY_PURPOSE = (
+    "Derive my daimm encryption key. Sign this only on a daimm page or with `daimm keys derive`:"
+    " whoever holds this signature can decrypt the models I publish."
+)
+_CREATOR_KEY_TYPE = [
+    {"name": "account", "type": "address"},
+    {"name": "purpose", "type": "string"},
+]
+
+
+def creator_key_typed_data(account: str) -> dict[str, Any]:
+    """The fixed EIP-712 document ``account`` signs to derive its creator X25519 key.
+
+    ``CreatorKey(address account,string purpose)`` in the domain ``{name: "daimm Creator Key",
+    version: "1"}``; the browser module (``js/creatorkey.js``) builds the same document.
+    """
+    return {
+        "types": {"EIP712Domain": _DOMAIN_TYPE[:2], "CreatorKey": _CREATOR_KEY_TYPE},
+        "primaryType": "CreatorKey",
+        "domain": {"name": CREATOR_KEY_DOMAIN_NAME, "version": DOMAIN_VERSION},
+        "message": {"account": _address("account", account), "purpose": CREATOR_KEY_PURPOSE},
+    }
+
+
+def signable_creator_key(account: str) -> SignableMessage:
+    """For accounts that sign messages themselves (an ape account's ``sign_message``)."""
+    return _signable(creator_key_typed_data(account))
+
+
+def verify_creator_key(account: str, signature: bytes | str) -> None:
+    """Raises :class:`~daimm.errors.SignatureError` unless ``account`` signed its CreatorKey."""
+    _verify(creator_key_typed_data(account), signature, account)
+
+
+# ------------------------------------------------------------------ Upload
+UPLOAD_DOMAIN_NAME = "daimm Upload"
+_UPLOAD_TYPE = [
+    {"name": "uploader", "type": "address"},
+    {"name": "bodyHash", "type": "bytes32"},
+    {"name": "size", "type": "uint256"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+]
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRequest:
+    """A wallet's permission for one CAR upload to ``daimm web`` (``POST /api/uploads``).
+
+    ``bodyHash`` is the SHA-256 of the CAR's bytes, ``size`` its length, ``nonce`` any number
+    the uploader has not used before, ``deadline`` a Unix time in seconds.
+    """
+
+    uploader: str
+    body_hash: bytes
+    size: int
+    nonce: int
+    deadline: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "uploader", _address("uploader", self.uploader))
+        object.__setattr__(self, "body_hash", _bytes32("body_hash", self.body_hash))
+        for name in ("size", "nonce", "deadline"):
+            _uint(name, getattr(self, name))
+
+    def message(self) -> dict[str, Any]:
+        return {
+            "uploader": self.uploader,
+            "bodyHash": self.body_hash,
+            "size": self.size,
+            "nonce": self.nonce,
+            "deadline": self.deadline,
+        }
+
+
+def upload_typed_data(request: UploadRequest, chain_id: int, registry: str) -> dict[str, Any]:
+    """``Upload(address uploader,bytes32 bodyHash,uint256 size,uint256 nonce,uint256 deadline)``
+    in the domain ``{name: "daimm Upload", version: "1", chainId, verifyingContract: registry}``
+    (``registry`` is the deployment's ModelRegistry)."""
+    return _document(
+        UPLOAD_DOMAIN_NAME, chain_id, registry, "Upload", _UPLOAD_TYPE, request.message()
+    )
+
+
+def sign_upload(
+    request: UploadRequest, chain_id: int, registry: str, private_key: bytes | str
+) -> bytes:
+    return _sign(upload_typed_data(request, chain_id, registry), private_key)
+
+
+def verify_upload(
+    request: UploadRequest, chain_id: int, registry: str, signature: bytes | str
+) -> None:
+    """Raises :class:`~daimm.errors.SignatureError` unless ``request.uploader`` signed it."""
+    _verify(upload_typed_data(request, chain_id, registry), signature, request.uploader)
 
 
 # ------------------------------------------------------------------ ProofClaim (docs/ZK.md)

@@ -25,12 +25,14 @@ CHROMIUM_ARGS = [
 
 
 @contextlib.contextmanager
-def chromium() -> Iterator[Any]:
-    """A headless Chromium (Playwright's Browser) until the block exits."""
+def chromium(extra_args: tuple[str, ...] = ()) -> Iterator[Any]:
+    """A headless Chromium (Playwright's Browser) until the block exits, with ``extra_args``."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args]
+        )
         try:
             yield browser
         finally:

@@ -104,3 +104,68 @@ def show(keyfile: Path, passphrase_file: Path | None, ask_passphrase: bool) -> N
 
     private = load_key(keyfile, passphrase_file, ask_passphrase)
     click.echo(str(public_key_of(private)))
+
+
+def _ape_account(alias: str) -> object:
+    # NOTE: ape's own alias parsing (as --account elsewhere), imported only here: `daimm keys new`
+    # and `show` do not load ape.
+    from ape.cli.choices import AccountAliasPromptChoice
+
+    try:
+        return AccountAliasPromptChoice().convert(alias, None, None)
+    except click.BadParameter:
+        raise ValidationError(
+            f"no ape account {alias!r}: see `ape accounts list` (TEST::0 for a test account)"
+        ) from None
+
+
+@keys.command("derive")
+@click.option(
+    "--account",
+    required=True,
+    envvar="DAIMM_ACCOUNT",
+    help="Ape account alias whose signature derives the key (TEST::0 for a test account)."
+    " [env: DAIMM_ACCOUNT]",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also save the derived private key in this key file (mode 0600; never overwritten).",
+)
+@passphrase_options
+@os_errors
+def derive(
+    account: str, output: Path | None, passphrase_file: Path | None, ask_passphrase: bool
+) -> None:
+    """Derive the creator's X25519 key from ACCOUNT's signature and print its public key.
+
+    The account signs a fixed EIP-712 message (CreatorKey, domain "daimm Creator Key"); the key
+    is HKDF-SHA256 of that signature. Wallets sign deterministically, so the publish page of
+    `daimm web` and this command recover the same key without any key file. With -o the key is
+    also written to a key file for the other `daimm pack` commands.
+
+    \b
+    Example:
+      daimm keys derive --account creator
+      daimm keys derive --account creator -o creator.key --ask-passphrase
+    """
+    from daimm import eip712
+    from daimm.crypto.keys import derive_private_key, public_key_of, save_private_key
+
+    signer = _ape_account(account)
+    address = str(signer.address)  # type: ignore[attr-defined]
+    signed = signer.sign_message(eip712.signable_creator_key(address))  # type: ignore[attr-defined]
+    if signed is None:
+        raise ValidationError(f"account {account} declined to sign the CreatorKey message")
+    r, s = (
+        int.from_bytes(x, "big") if isinstance(x, bytes) else int(x) for x in (signed.r, signed.s)
+    )
+    signature = eip712.encode_signature(int(signed.v), r, s)
+    eip712.verify_creator_key(address, signature)
+    private = derive_private_key(signature)
+    if output is not None:
+        passphrase = read_passphrase(passphrase_file, ask_passphrase, confirm=True)
+        save_private_key(output, private, passphrase)
+    click.echo(str(public_key_of(private)))

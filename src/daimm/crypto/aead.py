@@ -138,6 +138,24 @@ class Header:
     def to_bytes(self) -> bytes:
         return self.prefix_bytes + self.commitment
 
+    def plaintext_size(self, ciphertext_size_: int) -> int:
+        """The plaintext bytes a whole ciphertext of ``ciphertext_size_`` bytes (header included)
+        holds under this header's segment framing; checks the size alone, not the tags.
+
+        Raises:
+            IntegrityError: no plaintext length gives that ciphertext size (a truncated file or
+                one with bytes appended).
+        """
+        body = ciphertext_size_ - HEADER_SIZE
+        segments = max(1, -(-body // (self.segment_size + TAG_SIZE)))
+        plain = body - segments * TAG_SIZE
+        if plain < 0 or ciphertext_size(plain, self.segment_size) != ciphertext_size_:
+            raise IntegrityError(
+                f"{ciphertext_size_} bytes is not a whole daimm ciphertext with "
+                f"{self.segment_size}-byte segments: it was truncated or extended"
+            )
+        return plain
+
     @classmethod
     def parse(cls, raw: bytes) -> Header:
         """Parse and sanity-check a header (authentication happens against the key).

@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from daimm.errors import CryptoError
@@ -32,6 +34,7 @@ from daimm.errors import CryptoError
 __all__ = [
     "PublicKey",
     "checked_exchange",
+    "derive_private_key",
     "generate_private_key",
     "load_private_key",
     "parse_private_key",
@@ -44,6 +47,9 @@ KIND = "daimm-x25519-private-key"
 PUBLIC_PREFIX = "x25519:"
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 1 << 15, 8, 1
 _MAX_SCRYPT_N = 1 << 20  # refuse files that would make loading take minutes or GiBs
+#: HKDF info of a creator key derived from a wallet signature (`derive_private_key`).
+DERIVE_INFO = b"daimm/creator-key/v1"
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +115,35 @@ def _refuse_low_order(public: bytes) -> None:
 
 def generate_private_key() -> X25519PrivateKey:
     return X25519PrivateKey.generate()
+
+
+def derive_private_key(signature: bytes) -> X25519PrivateKey:
+    """The X25519 key a creator's wallet signature over the fixed `CreatorKey` message gives.
+
+    ``HKDF-SHA256(ikm = r || s, salt = none, info = "daimm/creator-key/v1")``, 32 bytes, used as
+    the X25519 private key (clamped by X25519 itself). ``s`` is first brought to its low form and
+    ``v`` is left out, so the high-``s`` twin of a signature and either ``v`` encoding give the
+    same key. Pure: the browser module (``js/creatorkey.js``) computes the same bytes.
+
+    NOTE: the key is only as reproducible as the signature: wallets sign deterministically
+    (RFC 6979), so the same account signing the same message recovers the same key.
+
+    Raises:
+        CryptoError: not a 65-byte ``r || s || v`` signature, or ``r``/``s`` out of range.
+    """
+    if len(signature) != 65:
+        raise CryptoError(
+            f"a wallet signature is 65 bytes (r, s, v), got {len(signature)}; sign the "
+            "CreatorKey message with eth_signTypedData_v4"
+        )
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    if not (0 < r < _SECP256K1_N and 0 < s < _SECP256K1_N):
+        raise CryptoError("the wallet signature's r or s is out of range: not a real signature")
+    s = min(s, _SECP256K1_N - s)
+    ikm = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=DERIVE_INFO).derive(ikm)
+    return X25519PrivateKey.from_private_bytes(raw)
 
 
 def public_key_of(private: X25519PrivateKey) -> PublicKey:

@@ -43,6 +43,7 @@ from daimm.units import format_amount
 from daimm.web import data
 from daimm.web.chart import step_chart
 from daimm.web.config import WebConfig
+from daimm.web.upload import mount_uploads
 
 __all__ = ["ABI_CONTRACTS", "READ_METHODS", "create_app"]
 
@@ -177,6 +178,7 @@ def create_app(config: WebConfig) -> FastAPI:
     app.state.config = config
     app.state.store = store
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    mount_uploads(app, chain_id=chain_id, registry=deployment.address("ModelRegistry"))
 
     def currencies() -> dict[str, tuple[str, int]]:
         return data.known_currencies(store, deployment.currencies)

@@ -290,3 +290,29 @@ def test_pack_and_ipfs__1_gib_model__round_trips_through_the_cli(
     with model.open("rb") as a, out.open("rb") as b:
         while chunk := a.read(1 << 24):
             assert b.read(1 << 24) == chunk
+
+
+def test_keys_derive__test_account__prints_the_key_its_signature_derives(
+    run: Run, tmp_path: Path
+) -> None:
+    from eth_account import Account
+
+    from daimm import eip712
+    from daimm.crypto.keys import derive_private_key, load_private_key, public_key_of
+
+    account = Account.from_key("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
+    signed = account.sign_message(eip712.signable_creator_key(account.address))
+    expected = public_key_of(
+        derive_private_key(eip712.encode_signature(signed.v, signed.r, signed.s))
+    )
+    code, out, err = run("keys", "derive", "--account", "TEST::0", "-o", tmp_path / "c.key")
+    assert code == 0, err
+    assert out.strip() == str(expected)
+    assert public_key_of(load_private_key(tmp_path / "c.key")) == expected
+    again_code, again, _ = run("keys", "derive", "--account", "TEST::0")
+    assert (again_code, again) == (0, out)
+
+
+def test_keys_derive__unknown_alias__one_line_error(run: Run) -> None:
+    code, _, err = run("keys", "derive", "--account", "no-such-alias-here")
+    assert_one_line_error(code, err, "no ape account")

@@ -129,3 +129,82 @@ def test_public_key__text_round_trip__equal() -> None:
 def test_public_key__malformed_text__raises(text: str) -> None:
     with pytest.raises(CryptoError, match="not a daimm public key"):
         PublicKey.parse(text)
+
+
+# ------------------------------------------------------------------ derive_private_key
+from daimm.crypto.keys import DERIVE_INFO, derive_private_key  # noqa: E402
+
+_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+#: anvil's and ape's first test account (mnemonic "test ... junk").
+_ANVIL_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+
+def _wallet_signature() -> bytes:
+    from eth_account import Account
+
+    from daimm import eip712
+
+    account = Account.from_key(_ANVIL_KEY)
+    signed = account.sign_message(eip712.signable_creator_key(account.address))
+    return eip712.encode_signature(signed.v, signed.r, signed.s)
+
+
+def _hkdf_reference(ikm: bytes) -> bytes:
+    import hashlib
+    import hmac
+
+    prk = hmac.new(bytes(32), ikm, hashlib.sha256).digest()  # RFC 5869: no salt = zeros
+    return hmac.new(prk, DERIVE_INFO + b"\x01", hashlib.sha256).digest()
+
+
+def test_derive_private_key__wallet_signature__hkdf_of_r_and_s() -> None:
+    signature = _wallet_signature()
+    expected = _hkdf_reference(signature[:64])
+    assert derive_private_key(signature).private_bytes_raw() == expected
+
+
+def test_derive_private_key__same_account_signs_again__same_key() -> None:
+    # RFC 6979: the wallet's signature, and so the key, is reproducible.
+    first, second = _wallet_signature(), _wallet_signature()
+    assert first == second
+    assert public_key_of(derive_private_key(first)) == public_key_of(derive_private_key(second))
+
+
+def test_derive_private_key__high_s_twin_or_other_v__same_key() -> None:
+    signature = _wallet_signature()
+    s = int.from_bytes(signature[32:64], "big")
+    twin = signature[:32] + (_N - s).to_bytes(32, "big") + bytes([55 - signature[64]])
+    raw_v = signature[:64] + bytes([signature[64] - 27])
+    key = derive_private_key(signature).private_bytes_raw()
+    assert derive_private_key(twin).private_bytes_raw() == key
+    assert derive_private_key(raw_v).private_bytes_raw() == key
+
+
+def test_derive_private_key__other_signature__other_key() -> None:
+    signature = bytearray(_wallet_signature())
+    signature[5] ^= 1
+    assert derive_private_key(bytes(signature)).private_bytes_raw() != _hkdf_reference(
+        _wallet_signature()[:64]
+    )
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [b"\x01" * 64, b"\x00" * 32 + b"\x01" * 32 + b"\x1b", b"\x01" * 32 + b"\xff" * 32 + b"\x1b"],
+    ids=["64-bytes", "r-zero", "s-out-of-range"],
+)
+def test_derive_private_key__malformed_signature__refused(signature: bytes) -> None:
+    with pytest.raises(CryptoError, match="signature"):
+        derive_private_key(signature)
+
+
+def test_creator_key_message__signed_by_account__verifies_and_others_do_not() -> None:
+    from eth_account import Account
+
+    from daimm import eip712
+    from daimm.errors import SignatureError
+
+    signature = _wallet_signature()
+    eip712.verify_creator_key(Account.from_key(_ANVIL_KEY).address, signature)
+    with pytest.raises(SignatureError):
+        eip712.verify_creator_key(Account.create().address, signature)
