@@ -27,6 +27,7 @@ SHIPPED: tuple[str, ...] = (
     "RelayerRegistry",
     "CreditEscrow",
     "ReviewRegistry",
+    "SessionRegistry",
 )
 
 #: ContractType fields kept in the shipped files. NOTE: source maps and pc maps are left out: they
