@@ -64,7 +64,7 @@ slither: setup ## Static analysis; fails on any untriaged high or medium finding
 
 # Tests that need a real JSON-RPC node (the relayer daemon and the fault injection read anvil over
 # HTTP) skip themselves on the in-process chain and run here.
-ANVIL_ONLY_TESTS := tests/e2e/test_relayer.py tests/trust/test_faults_on_anvil.py \
+ANVIL_ONLY_TESTS := tests/e2e/test_relayer.py tests/e2e/test_sessions.py tests/trust/test_faults_on_anvil.py \
 	tests/trust/test_catalog_kill_on_anvil.py tests/e2e/test_web.py
 
 test-foundry: compile ## Run the contract tests and the node-only tests against anvil (ape-foundry).
