@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 from eth_utils import keccak, to_checksum_address
 
 from daimm.errors import ChainError, ChainUnavailableError, TransactionError
+from daimm.relayer.signing import checksum_address
 
 __all__ = [
     "BlockRef",
@@ -437,7 +438,7 @@ class ChainReader:
 
     def session_state(self, holder: str, session_hash: bytes) -> tuple[bool, int]:
         """``SessionRegistry.sessionState(holder, sessionHash)``: (revoked, holder's nonce)."""
-        holder = to_checksum_address(holder)
+        holder = checksum_address(holder) or holder  # cached EIP-55 (a Keccak per call otherwise)
 
         def read() -> tuple[bool, int]:
             raw = self._call("SessionRegistry", "sessionState", holder, session_hash)

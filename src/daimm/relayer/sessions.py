@@ -137,26 +137,18 @@ class SessionStore:
         """Count one call on the session (atomically); None when ``max_calls`` were served."""
         session = grant.session
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._conn.execute(
-                    "SELECT calls FROM session_calls WHERE session_hash = ?", (grant.hash,)
-                ).fetchone()
-                calls = 0 if row is None else int(row[0])
-                if calls >= session.max_calls:
-                    self._conn.execute("ROLLBACK")
-                    return None
-                self._conn.execute(
-                    "INSERT INTO session_calls (session_hash, key, holder, calls) VALUES"
-                    " (?, ?, ?, 1) ON CONFLICT (session_hash) DO UPDATE SET calls = calls + 1",
-                    (grant.hash, session.key, session.holder),
-                )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+            # NOTE: one statement in autocommit mode is one transaction: the count and the cap
+            # check cannot be split by another request, and no BEGIN/COMMIT round trips are paid.
+            row = self._conn.execute(
+                "INSERT INTO session_calls (session_hash, key, holder, calls) VALUES (?, ?, ?, 1)"
+                " ON CONFLICT (session_hash) DO UPDATE SET calls = calls + 1 WHERE calls < ?"
+                " RETURNING calls",
+                (grant.hash, session.key, session.holder, session.max_calls),
+            ).fetchone()
+            if row is None:
+                return None
             self._keys.add(session.key)
-        return calls + 1
+        return int(row[0])
 
 
 class _SessionReader:
