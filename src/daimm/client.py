@@ -512,7 +512,7 @@ def authorised_relayers(
     w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
     registry = w3.eth.contract(address=to_checksum_address(relayer_registry), abi=abi)
     try:
-        found = []
+        found: list[tuple[str, str]] = []
         for address in registry.functions.relayersOf(model_id).call():
             if registry.functions.isAuthorised(model_id, address).call():
                 record = registry.functions.relayerOf(address).call()

@@ -33,6 +33,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from daimm import eip712
 from daimm.errors import RequestRefusedError, SessionError, SignatureError
@@ -143,7 +144,9 @@ class SessionStore:
                 "INSERT INTO session_calls (session_hash, key, holder, calls) VALUES (?, ?, ?, 1)"
                 " ON CONFLICT (session_hash) DO UPDATE SET calls = calls + 1 WHERE calls < ?"
                 " RETURNING calls",
-                (grant.hash, session.key, session.holder, session.max_calls),
+                # NOTE: SQLite integers are signed 64-bit; maxCalls is uint64, and 2**63-1 calls
+                # is as good as unbounded.
+                (grant.hash, session.key, session.holder, min(session.max_calls, 2**63 - 1)),
             ).fetchone()
             if row is None:
                 return None
@@ -151,10 +154,12 @@ class SessionStore:
         return int(row[0])
 
 
-class _SessionReader:
+class _SessionReader(Protocol):
     """What the gate reads from the chain (``ChainReader.session_state``)."""
 
-    def session_state(self, holder: str, session_hash: bytes) -> tuple[bool, int]: ...
+    def session_state(self, holder: str, session_hash: bytes) -> tuple[bool, int]:
+        """(revoked, the holder's current nonce)."""
+        ...
 
 
 class SessionGate:

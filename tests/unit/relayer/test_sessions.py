@@ -88,6 +88,13 @@ def test_session__any_model_and_named_relayer__served(
     assert client_for(api_key).predict(1, INPUTS).outputs
 
 
+def test_session__largest_call_cap__served(relayer: Any, chain: Any, user: Any) -> None:
+    _services, client_for, _http = relayer
+    api_key = make_key(user, chain.now, max_calls=2**64 - 1)  # beyond SQLite's signed 64 bits
+
+    assert client_for(api_key).predict(1, INPUTS).outputs
+
+
 # ------------------------------------------------------------------ refused, each with its code
 def test_session__expired__401_session_expired(relayer: Any, chain: Any, user: Any) -> None:
     _services, client_for, _http = relayer
