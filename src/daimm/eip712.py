@@ -40,7 +40,8 @@ For each type ``X`` in ``voucher``, ``predict_request``, ``receipt`` and ``sessi
   :class:`~daimm.errors.SignatureError` for a malformed signature, a high-``s`` twin, or ``v``
   outside {27, 28} (the contracts refuse the same);
 - ``verify_X(..., signature, expected_signer)``: raises :class:`~daimm.errors.SignatureError`
-  unless ``expected_signer`` signed.
+  unless ``expected_signer`` signed (``verify_session(session, signature)`` checks the session's
+  own ``holder``).
 
 The leading arguments are ``(voucher)``, ``(request, registry)``,
 ``(receipt, chain_id, registry)`` and ``(session)`` (which names its own chain and registry), where
