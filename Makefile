@@ -71,8 +71,9 @@ slither: setup ## Static analysis; fails on any untriaged high or medium finding
 # Tests that need a real JSON-RPC node (the relayer daemon and the fault injection read anvil over
 # HTTP) skip themselves on the in-process chain and run here.
 ANVIL_ONLY_TESTS := tests/e2e/test_relayer.py tests/e2e/test_relayer_replicas.py \
-	tests/trust/test_faults_on_anvil.py tests/trust/test_catalog_kill_on_anvil.py tests/e2e/test_web.py \
-	tests/e2e/test_web_widgets.py tests/e2e/test_tasks.py tests/e2e/test_browser_crypto.py
+	tests/e2e/test_sessions.py tests/trust/test_faults_on_anvil.py \
+	tests/trust/test_catalog_kill_on_anvil.py tests/e2e/test_web.py tests/e2e/test_web_widgets.py \
+	tests/e2e/test_tasks.py tests/e2e/test_browser_crypto.py
 
 test-foundry: compile ## Run the contract tests and the node-only tests against anvil (ape-foundry).
 	$(APE) test tests/unit/contracts $(ANVIL_ONLY_TESTS) --network ethereum:local:foundry $(PYTEST_ARGS)

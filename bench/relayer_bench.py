@@ -8,6 +8,9 @@ on PATH, as the Makefile arranges):
   at 1, 8 and 64 concurrent clients: requests per second, p50 and p99 latency;
 - a bare ASGI endpoint that does nothing (raw ASGI on the same uvicorn), at the same concurrency;
 - the same model called directly through ONNX Runtime in this process (p50);
+- session-signed requests (an API key's session key signs; the session check cached after its first
+  use) against plain signed ones at 1 client, in alternating rounds of the same size so both see
+  the same machine load: ``session_p50_ms_c1`` and the overhead over plain requests;
 - the cold start of a ~100 MB model: fetch from the local blockstore with verification, unwrap
   the key, spawn the worker, decrypt, validate and build the session.
 
@@ -112,7 +115,12 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def _load(
-    url: str, requests: list[tuple[bytes, dict[str, str]]], concurrency: int, max_s: float
+    url: str,
+    requests: list[tuple[bytes, dict[str, str]]],
+    concurrency: int,
+    max_s: float,
+    *,
+    keep: bool = False,
 ) -> dict[str, Any]:
     """Send ``requests`` with ``concurrency`` clients until done or ``max_s`` elapsed."""
     latencies: list[float] = []
@@ -144,6 +152,7 @@ async def _load(
         "p50_ms": _percentile(latencies, 50) * 1000,
         "p99_ms": _percentile(latencies, 99) * 1000,
         "errors": errors,
+        **({"latencies": latencies} if keep else {}),
     }
 
 
@@ -210,6 +219,55 @@ def _setup_chain(work: Path, model_bytes: bytes, count: int) -> dict[str, Any]:
 
 def _presign(client: Any, model_id: int, body: bytes, count: int) -> list[tuple[bytes, dict]]:
     return [(body, client.signed_headers(model_id, body)) for _ in range(count)]
+
+
+def _session_client(url: str, setup: dict[str, Any], chain_id: int) -> Any:
+    """A client signing with a fresh API key the renter made (one signature, any relayer)."""
+    from eth_account import Account
+
+    from daimm import eip712
+    from daimm.client import SessionRelayerClient
+    from daimm.sessions import ApiKey, new_session
+
+    key = Account.create()
+    holder = Account.from_key(setup["user_key"])
+    session = new_session(
+        holder.address, key.address, model_id=setup["model_ids"][0], nonce=0, chain_id=chain_id,
+        registry=setup["contracts"]["SessionRegistry"], max_calls=2**63,
+    )  # fmt: skip
+    api_key = ApiKey(bytes(key.key), session, eip712.sign_session(session, holder.key))
+    return SessionRelayerClient(url, api_key, expected_relayer=setup["relayer"])
+
+
+def _sessions_c1(
+    predict_url: str, plain: Any, session: Any, model_id: int, body: bytes, count: int,
+    max_s: float, rounds: int = 6,
+) -> dict[str, float]:  # fmt: skip
+    """p50 of session-signed and plain requests at c=1, alternating ``rounds`` times each."""
+    latencies: dict[str, list[float]] = {"plain": [], "session": []}
+    per_round = max(50, count // rounds)
+    for _ in range(rounds):
+        for name, client in (("plain", plain), ("session", session)):
+            run = asyncio.run(
+                _load(
+                    predict_url,
+                    _presign(client, model_id, body, per_round),
+                    1,
+                    max_s / rounds,
+                    keep=True,
+                )  # fmt: skip
+            )
+            if run["errors"]:
+                raise SystemExit(f"{name} errors at c=1: {run['errors']}")
+            latencies[name] += run["latencies"]
+    plain_p50 = _percentile(latencies["plain"], 50) * 1000
+    session_p50 = _percentile(latencies["session"], 50) * 1000
+    return {
+        "session_p50_ms_c1": round(session_p50, 3),
+        "session_plain_p50_ms_c1": round(plain_p50, 3),
+        "session_overhead_p50_ms_c1": round(session_p50 - plain_p50, 3),
+        "session_requests_c1": len(latencies["session"]),
+    }
 
 
 # ---------------------------------------------------------------------------- cold start
@@ -516,6 +574,21 @@ def main() -> None:
                     f" p50 {bare['p50_ms']:.2f} ms",
                     flush=True,
                 )
+            # Session-signed against plain, at c=1, in this same run (issue 17's goal: < 0.2 ms).
+            sessions = _session_client(url, setup, int(provider.chain_id))
+            for _ in range(5):  # the first use checks the session and reads the chain
+                sessions.predict(model_id, {"input": row.tolist()})
+            results.update(
+                _sessions_c1(
+                    predict_url, client, sessions, model_id, body, args.requests, args.max_seconds
+                )  # fmt: skip
+            )
+            sessions.close()
+            print(
+                f"c=1 session {results['session_p50_ms_c1']:.3f} ms p50, plain"
+                f" {results['session_plain_p50_ms_c1']:.3f} ms (alternating rounds)",
+                flush=True,
+            )
             results["overhead_p50_ms_c1"] = round(
                 results["relayer_p50_ms_c1"] - results["onnx_direct_p50_ms"], 3
             )

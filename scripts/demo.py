@@ -328,6 +328,7 @@ class Demo:
             "RelayerRegistry": ext.relayer_registry,
             "CreditEscrow": ext.credit_escrow,
             "ReviewRegistry": ext.review_registry,
+            "SessionRegistry": ext.session_registry,
         }
         self.market = Marketplace(self.deployment, instances)
         self.aimt = str(core.token.address)

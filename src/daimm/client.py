@@ -16,6 +16,23 @@ strings and named features travel in the signed body as docs/RELAYER.md says
 (:func:`daimm.modelformat.build_request`). For pay-per-use models
 ``predict(..., pay_per_use=True)`` signs the next CreditEscrow voucher (what was spent so far plus
 one call's price).
+
+Applications that hold an API key (``daimm_sk_...``, see :mod:`daimm.sessions`) instead of the
+licence holder's key use :class:`SessionClient`: it signs with the session key, sends the session,
+verifies receipts, and fails over to the next relayer authorised for the model when one is down:
+
+    >>> relayers = [("https://r1.example", "0xR1..."), ("https://r2.example", "0xR2...")]
+    >>> client = SessionClient(os.environ["DAIMM_API_KEY"], relayers)
+    >>> client.predict(1, {"input": [[5.1, 3.5, 1.4, 0.2]]}).outputs
+
+Failover, in order: the relayers are tried in the order given (:func:`authorised_relayers` lists the
+model's authorised relayers from the chain, in ``RelayerRegistry.relayersOf`` order); a relayer
+that cannot be reached within ``connect_timeout_s`` (2 s), does not answer within ``timeout_s``
+(30 s), or answers 503 (chain or model unavailable) or 403 ``relayer_not_authorised`` is skipped
+for ``cooldown_s`` (30 s) and the next one is tried with a freshly signed request (each relayer has
+its own nonce space and signs for its own address). Any other refusal (401, 402, 403, 422, 429) is
+an answer and is raised at once; so is a receipt that does not verify. NOTE: a relayer that timed
+out may still have served (and counted) the call, so a failover can count one call twice.
 """
 
 from __future__ import annotations
@@ -42,6 +59,9 @@ from daimm.modelformat import answer_bytes, build_request, canonical_json
 
 __all__ = [
     "ApeAccountSigner",
+    "SessionClient",
+    "SessionRelayerClient",
+    "authorised_relayers",
     "KeySigner",
     "Prediction",
     "RelayerClient",
@@ -410,3 +430,176 @@ def fetch_proof(
 
 
 __all__ += ["fetch_proof"]
+
+
+# ------------------------------------------------------------------ API keys (session keys)
+class SessionRelayerClient(RelayerClient):
+    """A :class:`RelayerClient` that signs with an API key's session key and sends its session.
+
+    Args:
+        base_url: The relayer's URL.
+        api_key: The ``daimm_sk_...`` string or a parsed :class:`~daimm.sessions.ApiKey`.
+        **kwargs: As for :class:`RelayerClient` (``expected_relayer``, ``timeout_s``, ``http``...).
+
+    Raises:
+        ApiKeyError: The API key is malformed (its ``code`` says how).
+    """
+
+    def __init__(self, base_url: str, api_key: Any, **kwargs: Any) -> None:
+        from daimm.sessions import ApiKey, parse_api_key
+
+        self.api_key: ApiKey = parse_api_key(api_key) if isinstance(api_key, str) else api_key
+        super().__init__(base_url, KeySigner(self.api_key.private_key), **kwargs)
+
+    def signed_headers(
+        self, model_id: int, body: bytes, *, nonce: int | None = None, deadline: int | None = None
+    ) -> dict[str, str]:
+        """The session key's signing headers plus ``x-daimm-session``."""
+        headers = super().signed_headers(model_id, body, nonce=nonce, deadline=deadline)
+        headers["x-daimm-session"] = self.api_key.token
+        return headers
+
+
+#: Refusals after which the next relayer is tried (the others are answers about the request).
+_FAILOVER_CODES = frozenset({"chain_unavailable", "model_unavailable", "relayer_not_authorised"})
+
+
+class SessionClient:
+    """Calls a model through the first relayer that answers, with an API key.
+
+    Args:
+        api_key: The ``daimm_sk_...`` string or a parsed :class:`~daimm.sessions.ApiKey`.
+        relayers: ``(url, registered address)`` pairs in the order to try them (or plain URLs,
+            whose reported address is then trusted: not advised).
+        connect_timeout_s: Longest wait for a connection, in seconds.
+        timeout_s: Longest wait for an answer, in seconds.
+        cooldown_s: How long a relayer that failed is tried last, in seconds.
+        http_factory: Builds the HTTP client for a URL (tests bind apps this way).
+        clock: Monotonic clock in seconds.
+
+    Raises:
+        ApiKeyError: The API key is malformed.
+        ValidationError: No relayer given.
+    """
+
+    def __init__(
+        self,
+        api_key: Any,
+        relayers: Any,
+        *,
+        connect_timeout_s: float = 2.0,
+        timeout_s: float = 30.0,
+        cooldown_s: float = 30.0,
+        http_factory: Any = None,
+        clock: Any = time.monotonic,
+    ) -> None:
+        from daimm.errors import ValidationError
+        from daimm.sessions import parse_api_key
+
+        self.api_key = parse_api_key(api_key) if isinstance(api_key, str) else api_key
+        pairs = [(r, None) if isinstance(r, str) else (r[0], r[1]) for r in relayers]
+        if not pairs:
+            raise ValidationError("give at least one relayer (URL and registered address)")
+        timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
+        factory = http_factory or (
+            lambda url: httpx.Client(base_url=url.rstrip("/"), timeout=timeout)
+        )
+        self._clients = [
+            SessionRelayerClient(url, self.api_key, expected_relayer=address, http=factory(url))
+            for url, address in pairs
+        ]
+        self.urls = [url for url, _ in pairs]
+        self.cooldown_s = cooldown_s
+        self.clock = clock
+        self._failed_at: dict[int, float] = {}
+
+    def close(self) -> None:
+        """Close every connection pool."""
+        for client in self._clients:
+            client.close()
+
+    def _order(self) -> list[int]:
+        now = self.clock()
+        fresh = [i for i in range(len(self._clients))
+                 if now - self._failed_at.get(i, -1e18) >= self.cooldown_s]  # fmt: skip
+        return fresh + [i for i in range(len(self._clients)) if i not in fresh]
+
+    def predict(self, model_id: int, inputs: dict[str, Any]) -> Prediction:
+        """Sign, send to the first relayer that answers, verify; return the outputs.
+
+        Raises:
+            RequestRefusedError: A relayer refused (not an outage): raised at once.
+            ReceiptError: The receipt does not verify.
+            RelayerError: No relayer could answer (the message lists what each did).
+        """
+        failures: list[str] = []
+        for index in self._order():
+            client = self._clients[index]
+            try:
+                prediction = client.predict(model_id, inputs)
+            except RequestRefusedError as exc:
+                if exc.status != 503 and exc.code not in _FAILOVER_CODES:
+                    raise
+                failures.append(f"{self.urls[index]}: {exc.code}")
+            except ReceiptError:
+                raise
+            except RelayerError as exc:
+                failures.append(f"{self.urls[index]}: {exc}")
+            else:
+                self._failed_at.pop(index, None)
+                return prediction
+            self._failed_at[index] = self.clock()
+        raise RelayerError("no relayer answered: " + "; ".join(failures))
+
+
+def authorised_relayers(
+    rpc_url: str, relayer_registry: str, model_id: int, *, timeout_s: float = 5.0
+) -> list[tuple[str, str]]:
+    """``(endpoint, address)`` of every relayer authorised for ``model_id`` now, in chain order.
+
+    Args:
+        rpc_url: A JSON-RPC endpoint of the chain.
+        relayer_registry: The RelayerRegistry's address.
+        model_id: The model.
+        timeout_s: Timeout of each RPC call, in seconds.
+
+    Raises:
+        ChainUnavailableError: The chain cannot be read.
+    """
+    from web3 import HTTPProvider, Web3
+
+    from daimm.errors import ChainUnavailableError
+
+    relayer_struct = [
+        {"name": "operator", "type": "address"},
+        {"name": "x25519PublicKey", "type": "bytes32"},
+        {"name": "endpoint", "type": "string"},
+        {"name": "active", "type": "bool"},
+    ]
+
+    def fn(name: str, inputs: list[dict[str, str]], outputs: list[dict[str, Any]]) -> dict:
+        return {"type": "function", "name": name, "stateMutability": "view",
+                "inputs": inputs, "outputs": outputs}  # fmt: skip
+
+    abi = [
+        fn("relayersOf", [{"name": "modelId", "type": "uint256"}],
+           [{"name": "", "type": "address[]"}]),
+        fn("isAuthorised", [{"name": "modelId", "type": "uint256"},
+                            {"name": "relayer", "type": "address"}],
+           [{"name": "", "type": "bool"}]),
+        fn("relayerOf", [{"name": "relayer", "type": "address"}],
+           [{"name": "", "type": "tuple", "components": relayer_struct}]),
+    ]  # fmt: skip
+    w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
+    registry = w3.eth.contract(address=to_checksum_address(relayer_registry), abi=abi)
+    try:
+        found: list[tuple[str, str]] = []
+        for address in registry.functions.relayersOf(model_id).call():
+            if registry.functions.isAuthorised(model_id, address).call():
+                record = registry.functions.relayerOf(address).call()
+                found.append((str(record[2]), to_checksum_address(address)))
+    except Exception as exc:  # noqa: BLE001 - any failure to read is an outage
+        raise ChainUnavailableError(
+            f"cannot list the relayers of model {model_id}: {exc}"
+        ) from None
+    return found

@@ -57,6 +57,7 @@ CONTRACT_NAMES: tuple[str, ...] = (
     "RelayerRegistry",
     "CreditEscrow",
     "ReviewRegistry",
+    "SessionRegistry",
 )
 
 

@@ -13,12 +13,19 @@ Pure functions over ``eth_account``: no chain, no network, no files. Three messa
     uint256 chainId,address relayer)`` in the domain ``{name: "daimm Relayer", version: "1",
     chainId, verifyingContract: RelayerRegistry}``; ``deadline`` is a Unix time in seconds.
 
+``Session`` (a licence holder's bounded, revocable delegation to a session key)
+    ``Session(address holder,address key,uint256 modelId,address relayer,uint64 expiresAt,
+    uint64 maxCalls,uint128 spendCap,uint256 nonce)`` in the domain ``{name: "daimm Sessions",
+    version: "1", chainId, verifyingContract: SessionRegistry}``; ``modelId`` 0 means any model,
+    ``relayer`` the zero address any relayer; ``expiresAt`` is a Unix time in seconds;
+    ``spendCap`` is in the currency's smallest unit. Rules and the API key: :mod:`daimm.sessions`.
+
 ``Receipt`` (the relayer's signed answer)
     ``Receipt(uint256 modelId,string weightsCid,bytes32 inputsHash,bytes32 outputsHash,
     uint256 timestamp)`` in the same ``"daimm Relayer"`` domain; ``timestamp`` is a Unix time in
     seconds. Anyone verifies it against the relayer's registered address.
 
-For each type ``X`` in ``voucher``, ``predict_request`` and ``receipt``:
+For each type ``X`` in ``voucher``, ``predict_request``, ``receipt`` and ``session``:
 
 - ``X_typed_data(...) -> dict``: the full EIP-712 document (``types``, ``primaryType``,
   ``domain``, ``message``), ready for ``encode_typed_data(full_message=...)`` or a wallet's
@@ -33,10 +40,12 @@ For each type ``X`` in ``voucher``, ``predict_request`` and ``receipt``:
   :class:`~daimm.errors.SignatureError` for a malformed signature, a high-``s`` twin, or ``v``
   outside {27, 28} (the contracts refuse the same);
 - ``verify_X(..., signature, expected_signer)``: raises :class:`~daimm.errors.SignatureError`
-  unless ``expected_signer`` signed.
+  unless ``expected_signer`` signed (``verify_session(session, signature)`` checks the session's
+  own ``holder``).
 
-The leading arguments are ``(voucher)``, ``(request, registry)`` and
-``(receipt, chain_id, registry)``, where ``registry`` is the RelayerRegistry's address. Each message
+The leading arguments are ``(voucher)``, ``(request, registry)``,
+``(receipt, chain_id, registry)`` and ``(session)`` (which names its own chain and registry), where
+``registry`` is the RelayerRegistry's address. Each message
 type is a frozen dataclass with ``message()`` (the EIP-712 message dict) and ``from_message(dict)``
 (which accepts ``0x`` hex for ``bytes32`` fields, as received over HTTP). :func:`keccak256` hashes
 bodies, inputs and outputs for the ``bytes32`` fields.
@@ -66,10 +75,13 @@ __all__ = [
     "CREATOR_KEY_PURPOSE",
     "RELAYER_DOMAIN_NAME",
     "SECP256K1_N",
+    "SESSION_DOMAIN_NAME",
     "UPLOAD_DOMAIN_NAME",
     "VOUCHER_DOMAIN_NAME",
+    "ZERO_ADDRESS",
     "PredictRequest",
     "Receipt",
+    "Session",
     "UploadRequest",
     "Voucher",
     "creator_key_typed_data",
@@ -82,20 +94,26 @@ __all__ = [
     "receipt_typed_data",
     "recover_predict_request_signer",
     "recover_receipt_signer",
+    "recover_session_signer",
     "recover_voucher_signer",
+    "session_digest",
+    "session_typed_data",
     "sign_predict_request",
     "sign_receipt",
+    "sign_session",
     "sign_upload",
-    "signable_creator_key",
     "sign_voucher",
+    "signable_creator_key",
     "signable_predict_request",
     "signable_receipt",
+    "signable_session",
     "signable_voucher",
     "split_signature",
     "upload_typed_data",
     "verify_creator_key",
     "verify_predict_request",
     "verify_receipt",
+    "verify_session",
     "verify_upload",
     "verify_voucher",
     "voucher_digest",
@@ -104,6 +122,9 @@ __all__ = [
 
 VOUCHER_DOMAIN_NAME = "daimm CreditEscrow"
 RELAYER_DOMAIN_NAME = "daimm Relayer"
+SESSION_DOMAIN_NAME = "daimm Sessions"
+#: ``Session.relayer`` for "any relayer".
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 DOMAIN_VERSION = "1"
 
 #: Order of the secp256k1 group; a signature's ``s`` must be at most half of it.
@@ -131,6 +152,16 @@ _PREDICT_REQUEST_TYPE = [
     {"name": "chainId", "type": "uint256"},
     {"name": "relayer", "type": "address"},
 ]
+_SESSION_TYPE = [
+    {"name": "holder", "type": "address"},
+    {"name": "key", "type": "address"},
+    {"name": "modelId", "type": "uint256"},
+    {"name": "relayer", "type": "address"},
+    {"name": "expiresAt", "type": "uint64"},
+    {"name": "maxCalls", "type": "uint64"},
+    {"name": "spendCap", "type": "uint128"},
+    {"name": "nonce", "type": "uint256"},
+]
 _RECEIPT_TYPE = [
     {"name": "modelId", "type": "uint256"},
     {"name": "weightsCid", "type": "string"},
@@ -144,6 +175,12 @@ _RECEIPT_TYPE = [
 def _uint(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _UINT256_MAX:
         raise ValidationError(f"{name} must be an integer in 0..2**256-1, got {value!r}")
+    return value
+
+
+def _bounded(name: str, value: int, bits: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**bits:
+        raise ValidationError(f"{name} must be an integer in 0..2**{bits}-1, got {value!r}")
     return value
 
 
@@ -323,6 +360,85 @@ class Receipt:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValidationError(f"not a Receipt message: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Session:
+    """A holder's signed delegation: ``key`` may sign requests for ``holder``, within bounds.
+
+    Args:
+        holder: The wallet that holds the licence, rental or credit, and signs the session.
+        key: The session key's address (signs the requests).
+        model_id: The one model the session covers, or 0 for any model.
+        relayer: The one relayer the session covers, or :data:`ZERO_ADDRESS` for any.
+        expires_at: Unix time in seconds from which the session is refused.
+        max_calls: Most calls a relayer serves on the session (counted by each relayer).
+        spend_cap: Most pay-per-use value the session may spend, in the currency's smallest unit
+            (0: no pay-per-use).
+        nonce: The holder's ``SessionRegistry.nonceOf`` when signing; ``revokeAll`` bumps it.
+        chain_id: The chain's EIP-155 id (the domain's ``chainId``).
+        registry: The SessionRegistry's address (the domain's ``verifyingContract``).
+    """
+
+    holder: str
+    key: str
+    model_id: int
+    relayer: str
+    expires_at: int
+    max_calls: int
+    spend_cap: int
+    nonce: int
+    chain_id: int
+    registry: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "holder", _address("holder", self.holder))
+        object.__setattr__(self, "key", _address("key", self.key))
+        _uint("model_id", self.model_id)
+        object.__setattr__(self, "relayer", _address("relayer", self.relayer))
+        _bounded("expires_at", self.expires_at, 64)
+        _bounded("max_calls", self.max_calls, 64)
+        _bounded("spend_cap", self.spend_cap, 128)
+        _uint("nonce", self.nonce)
+        _uint("chain_id", self.chain_id)
+        object.__setattr__(self, "registry", _address("registry", self.registry))
+
+    def message(self) -> dict[str, Any]:
+        """The EIP-712 ``message`` (camelCase keys); chain and registry are the domain's."""
+        return {
+            "holder": self.holder,
+            "key": self.key,
+            "modelId": self.model_id,
+            "relayer": self.relayer,
+            "expiresAt": self.expires_at,
+            "maxCalls": self.max_calls,
+            "spendCap": self.spend_cap,
+            "nonce": self.nonce,
+        }
+
+    def as_tuple(self) -> tuple[str, str, int, str, int, int, int, int]:
+        """The session as the contract's ``Session`` struct (a tuple in field order)."""
+        return (self.holder, self.key, self.model_id, self.relayer, self.expires_at,
+                self.max_calls, self.spend_cap, self.nonce)  # fmt: skip
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any], chain_id: int, registry: str) -> Session:
+        """Build a session from its ``message`` dict and its domain's chain and registry."""
+        try:
+            return cls(
+                holder=message["holder"],
+                key=message["key"],
+                model_id=int(message["modelId"]),
+                relayer=message["relayer"],
+                expires_at=int(message["expiresAt"]),
+                max_calls=int(message["maxCalls"]),
+                spend_cap=int(message["spendCap"]),
+                nonce=int(message["nonce"]),
+                chain_id=int(chain_id),
+                registry=registry,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError(f"not a Session message: {exc}") from None
 
 
 # ------------------------------------------------------------------ generic machinery
@@ -731,3 +847,46 @@ __all__ += [
     "sign_proof_claim",
     "verify_proof_claim",
 ]
+
+
+# ------------------------------------------------------------------ Session
+def session_typed_data(session: Session) -> dict[str, Any]:
+    """The full EIP-712 document of ``session`` in the SessionRegistry domain it names."""
+    return _document(
+        SESSION_DOMAIN_NAME,
+        session.chain_id,
+        session.registry,
+        "Session",
+        _SESSION_TYPE,
+        session.message(),
+    )
+
+
+def session_digest(session: Session) -> bytes:
+    """The 32-byte digest a holder signs: the session's hash (``SessionRegistry.revoke`` takes it,
+    and ``SessionRegistry.sessionDigest`` computes it on chain)."""
+    return _digest(session_typed_data(session))
+
+
+def signable_session(session: Session) -> SignableMessage:
+    """``session`` as a message for an account that signs itself (a wallet, an ape account)."""
+    return _signable(session_typed_data(session))
+
+
+def sign_session(session: Session, private_key: bytes | str) -> bytes:
+    """Sign ``session`` with the holder's ``private_key``; 65 bytes ``r || s || v`` (low ``s``)."""
+    return _sign(session_typed_data(session), private_key)
+
+
+def recover_session_signer(session: Session, signature: bytes | str) -> str:
+    """The checksummed address that signed ``session``.
+
+    Raises:
+        SignatureError: The signature is malformed or in the high-``s`` form.
+    """
+    return _recover(session_typed_data(session), signature)
+
+
+def verify_session(session: Session, signature: bytes | str) -> None:
+    """Raise :class:`SignatureError` unless ``session.holder`` signed ``session``."""
+    _verify(session_typed_data(session), signature, session.holder)

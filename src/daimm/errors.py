@@ -180,3 +180,25 @@ class CircuitTooLargeError(ValidationError):
 
 
 __all__ += ["CircuitTooLargeError", "ProofError", "SrsError"]
+
+
+# ------------------------------------------------------------------ sessions (daimm.sessions)
+class SessionError(ValidationError):
+    """A session (or an API key holding one) breaks a rule; ``code`` names which.
+
+    Args:
+        code: Short machine-readable code, e.g. ``session_expired`` (the relayer answers with it).
+        detail: One sentence saying what happened and what to do.
+    """
+
+    def __init__(self, code: str, detail: str) -> None:
+        self.code = code
+        self.detail = detail
+        super().__init__(detail)
+
+
+class ApiKeyError(SessionError):
+    """A pasted ``daimm_sk_...`` API key is malformed, mangled or inconsistent: make a new one."""
+
+
+__all__ += ["ApiKeyError", "SessionError"]

@@ -28,6 +28,7 @@ SHIPPED: tuple[str, ...] = (
     "CreditEscrow",
     "ReviewRegistry",
     "ProofChallenges",
+    "SessionRegistry",
 )
 
 #: ContractType fields kept in the shipped files. NOTE: source maps and pc maps are left out: they

@@ -1,10 +1,11 @@
-"""Deploy the extension contracts (RelayerRegistry, CreditEscrow, ReviewRegistry) onto a core.
+"""Deploy the extension contracts (RelayerRegistry, CreditEscrow, ReviewRegistry, SessionRegistry).
 
 The core (AIModelToken, ModelRegistry, LicenseNFT, RentalEscrow) is the
 :class:`~daimm.market.deploy.Deployment` returned by :func:`daimm.market.deploy.deploy_all`; this
-module adds the three contracts that build on it and grants CreditEscrow the RentalEscrow's
-``REVENUE_SOURCE_ROLE``, so redeemed vouchers are booked as revenue (fee, split and dispute window
-apply). The deployer must hold the RentalEscrow's ``DEFAULT_ADMIN_ROLE``.
+module adds the contracts that build on it (and SessionRegistry, which needs nothing) and grants
+CreditEscrow the RentalEscrow's ``REVENUE_SOURCE_ROLE``, so redeemed vouchers are booked as revenue
+(fee, split and dispute window apply). The deployer must hold the RentalEscrow's
+``DEFAULT_ADMIN_ROLE``.
 
 Example:
     >>> core = deploy_all(project, deployer, ...)
@@ -43,12 +44,14 @@ class Extensions:
         relayer_registry: RelayerRegistry, reading model owners from the core ModelRegistry.
         credit_escrow: CreditEscrow, paying redeemed vouchers into the core RentalEscrow.
         review_registry: ReviewRegistry, reading licence holders from the core LicenseNFT.
+        session_registry: SessionRegistry, where holders revoke session keys (stands alone).
         gas_used: Gas used by the deployment and wiring transactions, in gas units.
     """
 
     relayer_registry: ContractInstance
     credit_escrow: ContractInstance
     review_registry: ContractInstance
+    session_registry: ContractInstance
     gas_used: int = 0
 
     def addresses(self) -> dict[str, str]:
@@ -57,6 +60,7 @@ class Extensions:
             "RelayerRegistry": str(self.relayer_registry.address),
             "CreditEscrow": str(self.credit_escrow.address),
             "ReviewRegistry": str(self.review_registry.address),
+            "SessionRegistry": str(self.session_registry.address),
         }
 
 
@@ -67,7 +71,7 @@ def deploy_extensions(
     *,
     credit_timeout: int = DEFAULT_CREDIT_TIMEOUT,
 ) -> Extensions:
-    """Deploy RelayerRegistry, CreditEscrow and ReviewRegistry against ``core`` and wire them.
+    """Deploy RelayerRegistry, CreditEscrow, ReviewRegistry and SessionRegistry; wire them.
 
     Args:
         project: ape's project manager (``ape.project``), holding the compiled contract types.
@@ -76,7 +80,7 @@ def deploy_extensions(
         credit_timeout: Seconds a pay-per-use channel stays redeemable after its last deposit.
 
     Returns:
-        The three deployed contracts.
+        The deployed contracts.
 
     Raises:
         ConfigError: ``credit_timeout`` is out of range, the deployer cannot grant the role, or the
@@ -103,6 +107,7 @@ def deploy_extensions(
         project.CreditEscrow, escrow.address, relayer_registry.address, credit_timeout
     )
     review_registry = deploy(project.ReviewRegistry, core.licences.address)
+    session_registry = deploy(project.SessionRegistry)
     receipts.append(
         escrow.grantRole(escrow.REVENUE_SOURCE_ROLE(), credit_escrow.address, sender=deployer)
     )
@@ -111,6 +116,7 @@ def deploy_extensions(
         relayer_registry=relayer_registry,
         credit_escrow=credit_escrow,
         review_registry=review_registry,
+        session_registry=session_registry,
         gas_used=sum(int(r.gas_used) for r in receipts),
     )
     verify_extensions(core, ext)

@@ -17,6 +17,7 @@ from daimm.market.licences import Licences
 from daimm.market.registry import Models
 from daimm.market.relayers import Relayers
 from daimm.market.reviews import Reviews
+from daimm.market.sessions import Sessions
 from daimm.market.token import Token
 from daimm.market.types import ETH_ADDRESS, Currency
 from daimm.units import Amount, parse_amount
@@ -119,6 +120,11 @@ class Marketplace:
     def reviews(self) -> Reviews:
         """Reviews and ratings."""
         return Reviews(self._instance("ReviewRegistry"), licences=self.licences)
+
+    @cached_property
+    def sessions(self) -> Sessions:
+        """Session keys and their revocation."""
+        return Sessions(self._instance("SessionRegistry"), chain_id=self.deployment.chain_id)
 
     # ------------------------------------------------------------------ currencies and amounts
     def erc20(self, address: str) -> Token:

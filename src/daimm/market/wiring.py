@@ -251,6 +251,7 @@ def deploy_marketplace(
         "RelayerRegistry": ext.relayer_registry,
         "CreditEscrow": ext.credit_escrow,
         "ReviewRegistry": ext.review_registry,
+        "SessionRegistry": ext.session_registry,
     }
     verify_wiring(instances, config, deployer)
     deployment = Deployment(

@@ -15,6 +15,9 @@ that costs a signature recovery or a chain call before the per-IP limit):
    is missing); no licence and no voucher: 403 ``no_licence``. A chain that cannot be read: 503,
    never a refusal on stale belief and never an outage reported as "no licence". The 503 says what
    failed and nothing of the RPC endpoint (hosted URLs carry API keys): see :func:`chain_refusal`.
+
+A request signed by a session key (``X-Daimm-Session``) is checked by ``relayer/sessions.py`` before
+step 3, and step 3 then asks about the session's holder.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from daimm import eip712
 from daimm.errors import ChainError, ChainUnavailableError, RequestRefusedError, SignatureError
 from daimm.relayer.chain import ChainReader
 from daimm.relayer.models import ModelRef
+from daimm.relayer.sessions import HEADER_SESSION, SessionGate, SessionGrant
 from daimm.relayer.signing import DigestBuilder, SignatureVerifier, checksum_address
 from daimm.relayer.vouchers import VoucherStore
 
@@ -132,6 +136,7 @@ class SignedHeaders:
         relayer: The relayer the caller signed for, if it said.
         voucher_amount: Cumulative amount of an attached voucher, if any.
         voucher_signature: Its signature.
+        session: The ``X-Daimm-Session`` value when a session key signed the request.
     """
 
     address: str
@@ -142,6 +147,7 @@ class SignedHeaders:
     relayer: str | None = None
     voucher_amount: int | None = None
     voucher_signature: bytes | None = None
+    session: str | None = None
 
 
 def _uint(headers: Mapping[str, str], name: str) -> int:
@@ -207,6 +213,7 @@ def parse_signed_headers(headers: Mapping[str, str]) -> SignedHeaders:
         relayer=relayer,
         voucher_amount=voucher_amount,
         voucher_signature=voucher_signature,
+        session=headers.get(HEADER_SESSION) or None,
     )
 
 
@@ -219,11 +226,13 @@ class Decision:
         ref: The model version to serve.
         paid_by: ``"licence"`` or ``"voucher"``.
         price: Value of the call charged to the voucher (0 for a licence).
+        session: The session the request came under, if a session key signed it.
     """
 
     ref: ModelRef
     paid_by: str
     price: int = 0
+    session: SessionGrant | None = None
 
 
 class AccessPolicy:
@@ -239,6 +248,7 @@ class AccessPolicy:
         max_deadline_s: Furthest a deadline may lie in the future, in seconds.
         voucher_min_remaining_s: Refuse vouchers on channels expiring sooner than this.
         clock: Wall clock in seconds.
+        sessions: The session checks (None: session-signed requests are refused).
     """
 
     def __init__(
@@ -253,8 +263,10 @@ class AccessPolicy:
         max_deadline_s: int = 3600,
         voucher_min_remaining_s: int = 600,
         clock: Callable[[], float] = time.time,
+        sessions: SessionGate | None = None,
     ) -> None:
         self.reader, self.store = reader, store
+        self.sessions = sessions
         self.relayer = to_checksum_address(relayer)
         self.chain_id = chain_id
         self.registry = to_checksum_address(registry)
@@ -350,15 +362,36 @@ class AccessPolicy:
         )
 
     def decide(self, model_id: int, signed: SignedHeaders) -> Decision:
-        """Whether the (verified) signer may have an answer from ``model_id`` now.
+        """Whether the (verified) signer, or the holder of its session, may have an answer now.
 
         Raises:
-            RequestRefusedError: 403 no licence, 402 voucher problems, 503 chain down.
+            RequestRefusedError: 403 no licence, 402 voucher problems, 401/403 session problems,
+                503 chain down.
         """
+        grant = None
+        if signed.session is not None:
+            if self.sessions is None:
+                raise _refuse(
+                    401,
+                    "sessions_unsupported",
+                    "this relayer serves no session-signed requests: sign with the wallet itself",
+                )
+            grant = self.sessions.check(signed.session, model_id, signed.address)
         ref = self.model_ref(model_id)
+        account = signed.address if grant is None else grant.holder
         try:
-            if self.reader.has_access(model_id, signed.address):
-                return Decision(ref, "licence")
+            if grant is not None:
+                assert self.sessions is not None
+                self.sessions.check_live(grant)
+            if self.reader.has_access(model_id, account):
+                return Decision(ref, "licence", session=grant)
+            if grant is not None and signed.voucher_amount is not None:
+                raise _refuse(
+                    402,
+                    "session_no_pay_per_use",
+                    "pay-per-use through a session key is not served yet: the holder signs"
+                    " vouchers with the wallet, or takes a licence",
+                )
             if signed.voucher_amount is None:
                 hint = ""
                 try:
@@ -369,13 +402,36 @@ class AccessPolicy:
                         )
                 except ChainError:
                     pass
+                whose = "" if grant is None else " (the holder of this session)"
                 raise _refuse(
                     403,
                     "no_licence",
-                    f"{signed.address} holds no live licence for model {model_id}{hint}",
+                    f"{account}{whose} holds no live licence for model {model_id}{hint}",
                 )
             return self._voucher_decision(ref, signed)
         except ChainError as exc:  # ChainUnavailableError, or a read that reverted
+            raise chain_refusal(exc) from None
+
+    def use_session_call(self, decision: Decision) -> None:
+        """Count a session's call (committed before the answer); nothing for plain requests.
+
+        Raises:
+            RequestRefusedError: 403 ``session_call_cap``.
+        """
+        if decision.session is not None and self.sessions is not None:
+            self.sessions.use_call(decision.session)
+
+    def recheck_session(self, decision: Decision) -> None:
+        """Ask again, just before answering, whether the session was revoked meanwhile.
+
+        Raises:
+            RequestRefusedError: 401 ``session_revoked``/``session_revoked_all``, 503 chain down.
+        """
+        if decision.session is None or self.sessions is None:
+            return
+        try:
+            self.sessions.check_live(decision.session)
+        except ChainError as exc:
             raise chain_refusal(exc) from None
 
     def _voucher_decision(self, ref: ModelRef, signed: SignedHeaders) -> Decision:

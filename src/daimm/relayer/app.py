@@ -196,6 +196,8 @@ def create_app(services: RelayerServices) -> FastAPI:
                 await asyncio.to_thread(services.proofs.stop)
             services.models.close()
             services.store.close()
+            if policy.sessions is not None:
+                policy.sessions.store.close()
             log.info("relayer stopped")
 
     app = FastAPI(
@@ -247,7 +249,15 @@ def create_app(services: RelayerServices) -> FastAPI:
             "status": "ok" if watcher is None or watcher.healthy else "chain_unavailable",
             "relayer": policy.relayer,
             "chain_id": policy.chain_id,
-            "contracts": {"RelayerRegistry": policy.registry, "CreditEscrow": policy.escrow},
+            "contracts": {
+                "RelayerRegistry": policy.registry,
+                "CreditEscrow": policy.escrow,
+                **(
+                    {"SessionRegistry": policy.sessions.registry}
+                    if policy.sessions is not None and policy.sessions.registry is not None
+                    else {}
+                ),
+            },
             "block": services.reader.latest_block,
             "block_hash": services.reader.latest_block_hash,
             "models_loaded": len(services.models.loaded()),
@@ -352,7 +362,11 @@ def create_app(services: RelayerServices) -> FastAPI:
         prepared = prepare_request(model.card, model.schema, document)
         # 4. Spend the nonce (exactly one of two identical requests passes), run, charge, sign.
         policy.use_nonce(signed)
+        policy.use_session_call(decision)
         answer = await services.models.answer(model, prepared)
+        if decision.session is not None:
+            # A revocation seen while the model ran stops the answer (cached read when warm).
+            await _cached_or_thread(services, policy.recheck_session, decision)
         policy.charge(decision, signed)
         timestamp = int(time.time())
         outputs_hash = keccak(answer.data)
@@ -388,7 +402,7 @@ def create_app(services: RelayerServices) -> FastAPI:
         log.info(
             "served",
             extra={"model_id": model_id, "address": signed.address, "paid_by": decision.paid_by,
-                   "ms": round(elapsed * 1000, 2)},
+                   "session": decision.session is not None, "ms": round(elapsed * 1000, 2)},
         )  # fmt: skip
         return Response(content, media_type="application/json")
 
@@ -439,11 +453,15 @@ def _check_model_id(model_id: int) -> None:
 async def _decide(services: RelayerServices, model_id: int, signed: Any) -> Any:
     """Decide on the event loop when every chain answer is cached (microseconds); otherwise in a
     thread, where a chain read may block for up to the RPC timeout."""
+    return await _cached_or_thread(services, services.policy.decide, model_id, signed)
+
+
+async def _cached_or_thread(services: RelayerServices, fn: Any, *args: Any) -> Any:
     try:
         with services.reader.cache_only():
-            return services.policy.decide(model_id, signed)
+            return fn(*args)
     except CacheMiss:
-        return await asyncio.to_thread(services.policy.decide, model_id, signed)
+        return await asyncio.to_thread(fn, *args)
 
 
 async def _proof_claim(

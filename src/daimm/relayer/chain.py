@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 from eth_utils import keccak, to_checksum_address
 
 from daimm.errors import ChainError, ChainUnavailableError, TransactionError
+from daimm.relayer.signing import checksum_address
 
 __all__ = [
     "BlockRef",
@@ -88,6 +89,10 @@ ABIS: dict[str, list[dict[str, Any]]] = {
                    ("maxPeriods", "uint16"), ("active", "bool"),
                    ("perpetualPrice", "uint128"), ("pricePerCall", "uint128")])]),
     ],
+    "SessionRegistry": [
+        _fn("sessionState", [("holder", "address"), ("sessionHash", "bytes32")],
+            [("revoked", "bool"), ("nonce", "uint256")]),
+    ],
     "CreditEscrow": [
         _fn("channelOf", [("payer", "address"), ("modelId", "uint256"), ("relayer", "address")],
             [("", [("currency", "address"), ("deposited", "uint128"), ("redeemed", "uint128"),
@@ -135,6 +140,8 @@ _MODEL_EVENTS: dict[bytes, tuple[str, int]] = {
     _topic("CreditReclaimed(address,uint256,address,uint256)"): ("credit", 2),
 }
 _TRANSFER = _topic("Transfer(address,address,uint256)")
+_SESSION_REVOKED = _topic("SessionRevoked(address,bytes32)")
+_SESSIONS_REVOKED_ALL = _topic("SessionsRevokedAll(address,uint256)")
 _RELAYER_CHANGED = {
     _topic("RelayerUpdated(address,bytes32,string)"),
     _topic("RelayerRetiredEvent(address)"),
@@ -440,6 +447,20 @@ class ChainReader:
 
         return self._cached(("credit", model_id, payer, relayer), read)
 
+    def session_state(self, holder: str, session_hash: bytes) -> tuple[bool, int]:
+        """``SessionRegistry.sessionState(holder, sessionHash)``: (revoked, holder's nonce)."""
+        holder = checksum_address(holder) or holder  # cached EIP-55 (a Keccak per call otherwise)
+
+        def read() -> tuple[bool, int]:
+            raw = self._call("SessionRegistry", "sessionState", holder, session_hash)
+            try:
+                revoked, nonce = raw
+            except (TypeError, ValueError):
+                raise ChainUnavailableError("sessionState returned a malformed answer") from None
+            return _typed(revoked, bool, "revoked"), _typed(nonce, int, "nonce")
+
+        return self._cached(("session", holder, bytes(session_hash)), read)
+
     # ------------------------------------------------------------------ logs
     def poll(self, from_block: int) -> int:
         """Read logs from ``from_block`` to the latest block, drop what they touch; return latest.
@@ -501,6 +522,14 @@ class ChainReader:
             self.drop(lambda key: key[0] == "relayer")
         elif head in _RELAYER_CHANGED:
             self.drop(lambda key: key[0] == "relayer")
+        elif head in (_SESSION_REVOKED, _SESSIONS_REVOKED_ALL) and len(topics) >= 2:
+            holder = to_checksum_address("0x" + topics[1][-20:].hex())
+            one = topics[2] if head == _SESSION_REVOKED and len(topics) >= 3 else None
+            dropped = self.drop(
+                lambda key: key[0] == "session" and key[1] == holder and one in (None, key[2])
+            )
+            log.info("chain event dropped cache", extra={"event_kind": "session",
+                                                         "dropped": dropped})  # fmt: skip
 
 
 def _typed(value: Any, kind: type, what: str) -> Any:

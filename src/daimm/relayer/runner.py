@@ -19,6 +19,7 @@ from daimm.relayer.access import AccessPolicy, RateLimiter
 from daimm.relayer.app import RelayerServices, create_app
 from daimm.relayer.chain import ChainReader, LogWatcher, TransactionSender
 from daimm.relayer.models import EncryptedStorageSource, ModelManager, ModelSource
+from daimm.relayer.sessions import SessionGate, SessionStore
 from daimm.relayer.settings import RelayerSettings
 from daimm.relayer.vouchers import Redeemer, VoucherStore
 from daimm.relayer.worker import WorkerLimits
@@ -124,6 +125,14 @@ def build_services(
         source = EncryptedStorageSource(_storage_backend(settings), x25519)
     store = VoucherStore(settings.state_location())
     store.prune_nonces(int(time.time()))
+    sessions = SessionGate(
+        reader,
+        SessionStore(settings.db_path),
+        relayer=relayer,
+        chain_id=chain_id,
+        registry=contracts.get("SessionRegistry"),
+        clock=time.time,
+    )
     policy = AccessPolicy(
         reader,
         store,
@@ -133,6 +142,7 @@ def build_services(
         escrow=contracts["CreditEscrow"],
         max_deadline_s=settings.max_deadline_s,
         voucher_min_remaining_s=settings.voucher_min_remaining_s,
+        sessions=sessions,
     )
     models = ModelManager(
         source,

@@ -23,12 +23,21 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from daimm.errors import ConfigError
 
-__all__ = ["CONTRACT_NAMES", "ENV_PREFIX", "RelayerSettings", "load_settings"]
+__all__ = [
+    "CONTRACT_NAMES",
+    "ENV_PREFIX",
+    "OPTIONAL_CONTRACT_NAMES",
+    "RelayerSettings",
+    "load_settings",
+]
 
 ENV_PREFIX = "DAIMM_RELAYER_"
 
 #: The contracts the relayer reads, by the names the deployments file records them under.
 CONTRACT_NAMES = ("ModelRegistry", "LicenseNFT", "RelayerRegistry", "RentalEscrow", "CreditEscrow")
+#: Contracts read when the deployment has them (older deployments have no SessionRegistry: the
+#: relayer then refuses session-signed requests with ``sessions_unsupported``).
+OPTIONAL_CONTRACT_NAMES = ("SessionRegistry",)
 
 
 class RelayerSettings(BaseModel):
@@ -164,7 +173,9 @@ class RelayerSettings(BaseModel):
                 f"no address for {', '.join(missing)}: set deployments_file (and network) or"
                 " list them under [contracts] in the relayer config"
             )
-        return {name: found[name] for name in CONTRACT_NAMES}
+        return {
+            name: found[name] for name in CONTRACT_NAMES + OPTIONAL_CONTRACT_NAMES if name in found
+        }
 
     def private_key(self) -> bytes:
         """The relayer's Ethereum private key (32 bytes), from the first configured source.

@@ -590,3 +590,41 @@ def test_creditDepositThenReclaim(run, cli_relayer, offered, market, creator_key
     assert "0.5 AIMT" in shown and format_time(deposit["expires_at"]) in shown
     assert f"live until {format_time(deposit['expires_at'])} (in " in early
     assert reclaimed["amount"] == AIMT // 2
+
+
+# ------------------------------------------------------------------ sessions (API keys)
+def test_session_new_then_revoke__api_key_parses_then_is_revoked_on_chain(run, market, renter):
+    from daimm.sessions import parse_api_key
+
+    made = _json(_ok(run("session", "new", "1", "--ttl", "1h", "--max-calls", "5", "--json",
+                         account=RENTER)))  # fmt: skip
+    api_key = parse_api_key(made["api_key"])
+    assert api_key.session.holder == renter.address
+    assert (api_key.session.model_id, api_key.session.max_calls) == (1, 5)
+    assert market.sessions.is_live(api_key.session) is True
+
+    _ok(run("session", "revoke", made["api_key"], "--yes", account=RENTER))
+
+    assert market.sessions.is_revoked(renter.address, api_key.hash) is True
+    assert "revoked already" in _error(
+        run("session", "revoke", made["session_hash"], "--yes", account=RENTER)
+    )
+
+
+def test_session_revoke_all__bumps_the_nonce(run, market, renter):
+    _ok(run("session", "revoke-all", "--yes", account=RENTER))
+
+    assert market.sessions.nonce_of(renter.address) == 1
+
+
+def test_session_new__neither_model_nor_any_model__usage_error(run):
+    result = run("session", "new", account=RENTER)
+
+    assert result.exit_code == 2
+    assert "--any-model" in result.output
+
+
+def test_session_revoke__mangled_api_key__one_error_line(run):
+    line = _error(run("session", "revoke", "daimm_sk_AAAA", "--yes", account=RENTER))
+
+    assert "API key" in line

@@ -1,4 +1,4 @@
-"""Fixtures for the extension contracts (RelayerRegistry, CreditEscrow, ReviewRegistry).
+"""Fixtures for the extension contracts (RelayerRegistry, CreditEscrow, ReviewRegistry, Sessions).
 
 Built on the core deployment (``contracts``, ``registry``, ``licences``, ``escrow``, ``token``) and
 the role-named accounts of ``tests/conftest.py``. The extensions are deployed once per session with
@@ -70,6 +70,11 @@ def credit_escrow(ext: Any) -> Any:
 @pytest.fixture(scope="session")
 def review_registry(ext: Any) -> Any:
     return ext.review_registry
+
+
+@pytest.fixture(scope="session")
+def session_registry(ext: Any) -> Any:
+    return ext.session_registry
 
 
 @pytest.fixture(scope="session")

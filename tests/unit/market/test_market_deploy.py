@@ -74,6 +74,7 @@ def test_deployScript_deploysVerifiesAndRecords(chain, config_file, tmp_path, ar
         "RelayerRegistry",
         "CreditEscrow",
         "ReviewRegistry",
+        "SessionRegistry",
     }
     market = Marketplace(recorded)
     assert market.escrow.fee_bps() == 400  # the ethereum:local override

@@ -23,11 +23,13 @@ from daimm.relayer.access import AccessPolicy, RateLimiter
 from daimm.relayer.app import RelayerServices, create_app
 from daimm.relayer.chain import Channel, ModelVersion
 from daimm.relayer.models import ModelManager, StaticSource
+from daimm.relayer.sessions import SessionGate, SessionStore
 from daimm.relayer.vouchers import VoucherStore
 
 CHAIN_ID = 31337
 REGISTRY = "0x" + "12" * 20
 ESCROW = "0x" + "34" * 20
+SESSION_REGISTRY = "0x" + "56" * 20
 
 
 def _load_helper() -> Any:
@@ -54,6 +56,8 @@ class ChainDouble:
         self.channels: dict[tuple[str, int], Channel] = {}
         self.now = int(time.time())
         self.down = False
+        self.revoked: set[tuple[str, bytes]] = set()
+        self.session_nonces: dict[str, int] = {}
         self.latest_block: int | None = 1
         self.latest_block_hash: str | None = "0x" + "ab" * 32
         self.calls = 0
@@ -86,6 +90,10 @@ class ChainDouble:
     def channel_of(self, payer: str, model_id: int, relayer: str) -> Channel:
         self._read()
         return self.channels.get((payer, model_id), Channel("0x" + "00" * 20, 0, 0, 0))
+
+    def session_state(self, holder: str, session_hash: bytes) -> tuple[bool, int]:
+        self._read()
+        return (holder, session_hash) in self.revoked, self.session_nonces.get(holder, 0)
 
     def chain_time(self) -> int:
         self._read()
@@ -129,6 +137,14 @@ def create_services(
     made: list[RelayerServices] = []
 
     def create(models: dict[int, bytes] | None = None, **kwargs: Any) -> RelayerServices:
+        sessions = SessionGate(
+            chain,  # type: ignore[arg-type]
+            SessionStore(tmp_path / "relayer.sqlite3"),
+            relayer=relayer_account.address,
+            chain_id=CHAIN_ID,
+            registry=kwargs.pop("session_registry", SESSION_REGISTRY),
+            clock=lambda: chain.now,
+        )
         policy = AccessPolicy(
             chain,  # type: ignore[arg-type]
             store,
@@ -137,6 +153,7 @@ def create_services(
             registry=REGISTRY,
             escrow=ESCROW,
             clock=lambda: chain.now,
+            sessions=sessions,
         )
         manager = ModelManager(
             StaticSource(

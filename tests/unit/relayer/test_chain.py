@@ -28,7 +28,9 @@ CONTRACTS = {
     "RelayerRegistry": "0x" + "03" * 20,
     "RentalEscrow": "0x" + "04" * 20,
     "CreditEscrow": "0x" + "05" * 20,
+    "SessionRegistry": "0x" + "06" * 20,
 }
+SESSION_STATE = "0x" + keccak(text="sessionState(address,bytes32)")[:4].hex()
 ACCOUNT = "0x" + "aa" * 20
 
 
@@ -69,6 +71,9 @@ def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
             result: Any
             if method == "eth_chainId":
                 result = "0x7a69"
+            elif method == "eth_call" and request["params"][0]["data"].startswith(SESSION_STATE):
+                state.calls += 1  # (revoked, nonce): revoked when access is off, nonce 0
+                result = "0x" + "00" * 31 + ("00" if state.access else "01") + "00" * 32
             elif method == "eth_call":
                 state.calls += 1
                 result = (
@@ -158,6 +163,33 @@ def _cached_then_revoked(node: Any, block: int = 10) -> tuple[StandIn, ChainRead
     assert reader.has_access(1, ACCOUNT) is True
     state.access = False
     return state, reader, watcher
+
+
+def _session_log(holder: str, session_hash: bytes, block: int) -> dict[str, Any]:
+    topic0 = "0x" + keccak(text="SessionRevoked(address,bytes32)").hex()
+    return {
+        "address": CONTRACTS["SessionRegistry"],
+        "topics": [topic0, "0x" + "00" * 12 + holder[2:].lower(), "0x" + session_hash.hex()],
+        "data": "0x", "blockNumber": hex(block), "transactionHash": "0x" + "11" * 32,
+        "transactionIndex": "0x0", "blockHash": "0x" + "22" * 32, "logIndex": "0x0",
+        "removed": False,
+    }  # fmt: skip
+
+
+def test_session_revoked_event__drops_that_sessions_cached_state_at_once(node: Any) -> None:
+    state, url = node
+    reader = _reader(url)
+    LogWatcher(reader).poll_once()
+    revoked, other = b"\x01" * 32, b"\x02" * 32
+    assert reader.session_state(ACCOUNT, revoked) == (False, 0)
+    assert reader.session_state(ACCOUNT, other) == (False, 0)
+    state.access = False  # the node now answers "revoked" for every session
+    state.logs = [_session_log(ACCOUNT, revoked, block=10)]
+
+    reader.poll(10)  # same block number: only the event can drop the entry
+
+    assert reader.session_state(ACCOUNT, revoked) == (True, 0)
+    assert reader.session_state(ACCOUNT, other) == (False, 0)  # still cached: not named
 
 
 def test_has_access_reads_the_licence_and_caches_it(node: Any) -> None:
