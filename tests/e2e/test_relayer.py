@@ -287,6 +287,21 @@ def test_a_voucher_beyond_the_deposit_is_refused_402(stack: Any, buyer: Any, cha
     )
 
     assert (response.status_code, response.json()["error"]) == (402, "voucher_above_deposit")
+    # Amounts in the channel's currency, not in wei (10**30 wei and 10**13 wei).
+    assert "for 1000000000000 ETH but only 0.00001 ETH was deposited" in response.json()["detail"]
+
+
+def test_currency_units__an_erc20_and_eth__read_from_the_chain(
+    node_url: str, contracts: Any
+) -> None:
+    from daimm.relayer.chain import ChainReader
+
+    reader = ChainReader(node_url, {})
+
+    assert reader.currency_units(str(contracts.token.address)) == ("AIMT", 18)
+    assert reader.currency_units("0x" + "00" * 20) == ("ETH", 18)
+    # An address with no token behind it: the amount stays in the smallest unit, never an error.
+    assert reader.currency_units("0x" + "11" * 20)[1] == 0
 
 
 # ------------------------------------------------------------------ faults

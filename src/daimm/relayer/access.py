@@ -36,6 +36,7 @@ from daimm.relayer.models import ModelRef
 from daimm.relayer.sessions import HEADER_SESSION, SessionGate, SessionGrant
 from daimm.relayer.signing import DigestBuilder, SignatureVerifier, checksum_address
 from daimm.relayer.vouchers import VoucherStore
+from daimm.units import format_amount, format_duration, format_time
 
 __all__ = [
     "HEADER_ADDRESS",
@@ -467,20 +468,27 @@ class AccessPolicy:
                 f"{signed.address} has no credit for model {model_id} with this relayer: deposit"
                 " first",
             )
+
+        def amount(value: int) -> str:
+            # NOTE: read only to word a refusal (cached per token), never on a served call.
+            symbol, decimals = self.reader.currency_units(channel.currency)
+            return format_amount(value, decimals, symbol)
+
         if signed.voucher_amount > channel.deposited:
             raise _refuse(
                 402,
                 "voucher_above_deposit",
-                f"the voucher is for {signed.voucher_amount} but only {channel.deposited} was"
-                " deposited: deposit more",
+                f"the voucher is for {amount(signed.voucher_amount)} but only"
+                f" {amount(channel.deposited)} was deposited: deposit more",
             )
         remaining = channel.expires_at - self.reader.chain_time()
         if remaining < self.voucher_min_remaining_s:
             raise _refuse(
                 402,
                 "channel_expiring",
-                f"the credit channel expires in {remaining} s, too soon to redeem: deposit again"
-                " to extend it",
+                f"the credit channel expires in {format_duration(remaining)} (at"
+                f" {format_time(channel.expires_at)}), too soon to redeem: deposit again to"
+                " extend it",
             )
         stored = self.store.get(signed.address, model_id)
         spent = stored.spent if stored else 0
@@ -488,8 +496,9 @@ class AccessPolicy:
             raise _refuse(
                 402,
                 "insufficient_voucher",
-                f"the voucher covers {signed.voucher_amount} but {spent} was spent and a call"
-                f" costs {price}; sign one for at least {spent + price}",
+                f"the voucher covers {amount(signed.voucher_amount)} but {amount(spent)} was"
+                f" spent and a call costs {amount(price)}; sign one for at least"
+                f" {amount(spent + price)} ({spent + price} in the smallest unit)",
             )
         return Decision(ref, "voucher", price)
 

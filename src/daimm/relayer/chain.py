@@ -139,6 +139,12 @@ _MODEL_EVENTS: dict[bytes, tuple[str, int]] = {
     _topic("VoucherRedeemed(address,uint256,address,uint256,uint256)"): ("credit", 2),
     _topic("CreditReclaimed(address,uint256,address,uint256)"): ("credit", 2),
 }
+#: ERC-20's optional metadata, read only to word messages (``currency_units``).
+_ERC20_UNITS_ABI = [
+    {"type": "function", "name": name, "stateMutability": "view", "inputs": [],
+     "outputs": [{"name": "", "type": kind}]}
+    for name, kind in (("symbol", "string"), ("decimals", "uint8"))
+]  # fmt: skip
 _TRANSFER = _topic("Transfer(address,address,uint256)")
 _SESSION_REVOKED = _topic("SessionRevoked(address,bytes32)")
 _SESSIONS_REVOKED_ALL = _topic("SessionsRevokedAll(address,uint256)")
@@ -264,6 +270,7 @@ class ChainReader:
             if name in self.addresses
         }
         self._cache: dict[tuple[Hashable, ...], _Entry] = {}
+        self._units: dict[str, tuple[str, int]] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
         #: Latest block the watcher has seen (None when no watcher runs: TTL alone applies).
@@ -433,6 +440,36 @@ class ChainReader:
                 raise ChainUnavailableError("offerOf returned a malformed offer") from None
 
         return self._cached(("offer", model_id), read)
+
+    def currency_units(self, currency: str) -> tuple[str, int]:
+        """Symbol and decimals of a payment currency, for messages people read (ETH for the zero
+        address). Read once per token and kept: neither changes.
+
+        Falls back to the token's address and 0 decimals (amounts then stay in the smallest unit)
+        when the token does not answer, so a refusal's wording never turns it into an outage.
+
+        Raises:
+            CacheMiss: Inside :meth:`cache_only`, on a token not read yet.
+        """
+        if int(currency, 16) == 0:
+            return "ETH", 18
+        currency = to_checksum_address(currency)
+        known = self._units.get(currency)
+        if known is not None:
+            return known
+        if getattr(self._local, "cache_only", False):
+            raise CacheMiss(f"units of {currency}")
+        token = self.w3.eth.contract(address=currency, abi=_ERC20_UNITS_ABI)
+        try:
+            symbol = self._guard(f"{currency}.symbol", lambda: token.functions.symbol().call())
+            decimals = self._guard(
+                f"{currency}.decimals", lambda: token.functions.decimals().call()
+            )
+            units = (str(symbol)[:16], int(decimals))
+        except (ChainError, TypeError, ValueError):
+            return f"(smallest units of {currency})", 0
+        self._units[currency] = units
+        return units
 
     def channel_of(self, payer: str, model_id: int, relayer: str) -> Channel:
         """The credit channel (payer, model, relayer)."""

@@ -91,6 +91,10 @@ class ChainDouble:
         self._read()
         return self.channels.get((payer, model_id), Channel("0x" + "00" * 20, 0, 0, 0))
 
+    def currency_units(self, currency: str) -> tuple[str, int]:
+        self._read()
+        return ("ETH", 18) if int(currency, 16) == 0 else ("AIMT", 18)
+
     def session_state(self, holder: str, session_hash: bytes) -> tuple[bool, int]:
         self._read()
         return (holder, session_hash) in self.revoked, self.session_nonces.get(holder, 0)

@@ -295,6 +295,9 @@ def test_voucher_beyond_the_deposit_is_refused_402(pay_per_use: Any) -> None:
         client.predict(1, {"input": [[1, 2, 3, 4]]}, pay_per_use=True)
 
     assert (refused.value.status, refused.value.code) == (402, "voucher_above_deposit")
+    # In the currency's own units, not wei (ETH here: the channel's currency is the zero address).
+    assert "the voucher is for 0.0000000000000003 ETH" in refused.value.detail
+    assert "only 0.00000000000000025 ETH was deposited" in refused.value.detail
 
 
 def test_voucher_that_does_not_cover_the_call_is_refused_402(pay_per_use: Any) -> None:
@@ -308,7 +311,7 @@ def test_voucher_that_does_not_cover_the_call_is_refused_402(pay_per_use: Any) -
 
     assert response.status_code == 402
     assert response.json()["error"] == "insufficient_voucher"
-    assert "at least 200" in response.json()["detail"]
+    assert "at least 0.0000000000000002 ETH (200 in the smallest unit)" in response.json()["detail"]
 
 
 def test_voucher_without_deposit_or_on_expiring_channel_is_refused_402(
@@ -323,6 +326,7 @@ def test_voucher_without_deposit_or_on_expiring_channel_is_refused_402(
         client.predict(1, {"input": [[1, 2, 3, 4]]}, pay_per_use=True)
 
     assert (expiring.value.status, expiring.value.code) == (402, "channel_expiring")
+    assert "expires in 1 min (at " in expiring.value.detail
     assert (empty.value.status, empty.value.code) == (402, "no_credit")
 
 
