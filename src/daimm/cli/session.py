@@ -33,7 +33,9 @@ def session() -> None:
 @market_command(session, "new")
 @click.argument("model_id", type=click.IntRange(1), required=False)
 @click.option("--any-model", is_flag=True, help="Cover every model you hold access to.")
-@click.option("--relayer", default=None, help="Only this relayer (default: any relayer).")
+@click.option(
+    "--relayer", default=None, help="Only the relayer at this address (default: any relayer)."
+)
 @click.option("--ttl", default="24h", show_default=True, help="Lifetime (e.g. 3600, 12h, 7d).")
 @click.option(
     "--max-calls", type=click.IntRange(1), default=10_000, show_default=True,

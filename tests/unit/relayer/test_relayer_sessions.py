@@ -145,14 +145,14 @@ def test_session__revoked_while_the_model_runs__401_and_no_answer(
     api_key = make_key(user, chain.now)
     client = client_for(api_key)
     client.predict(1, INPUTS)  # warm: the model is loaded and the session check cached
-    run = services.models.run
+    answer = services.models.answer
 
-    async def run_then_revoke(*args: Any) -> Any:
-        outputs = await run(*args)
+    async def answer_then_revoke(*args: Any) -> Any:
+        outputs = await answer(*args)
         chain.revoked.add((user.address, api_key.hash))  # the watcher saw SessionRevoked
         return outputs
 
-    services.models.run = run_then_revoke  # type: ignore[method-assign]
+    services.models.answer = answer_then_revoke  # type: ignore[method-assign]
 
     assert refusal(client) == (401, "session_revoked")
 
