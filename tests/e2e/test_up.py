@@ -590,7 +590,10 @@ def test_on_an_existing_chain_up_deploys_once_then_reuses_the_deployment_and_mod
 
     assert status == 0, second.output()
     printed = "".join(first.lines)
-    assert "7 contracts from block" in printed
+    # The seven core and extension contracts plus SessionRegistry.
+    assert "SessionRegistry" in first.info["contracts"]
+    assert f"{len(first.info['contracts'])} contracts from block" in printed
+    assert len(first.info["contracts"]) == 8
     assert "TEST::3-9 hold 1,000 AIMT or more each" in printed
     assert "TEST::4  0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65" in printed
     assert f"daimm rent {first.info['model_id']} --periods 1 --approve --account TEST::4" in printed
