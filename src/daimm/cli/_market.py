@@ -122,6 +122,7 @@ def connected(choice: str | None) -> Iterator[Any]:
     from ape import networks
     from ape.exceptions import NetworkError, ProviderNotFoundError
 
+    ape_logs_to_stderr()
     active = networks.active_provider
     if (
         active is not None
@@ -136,6 +137,20 @@ def connected(choice: str | None) -> Iterator[Any]:
         raise click.BadParameter(str(exc), param_hint="--network") from exc
     with context as provider:
         yield provider
+
+
+def ape_logs_to_stderr() -> None:
+    """Send ape's log lines ("Connecting to a 'anvil' node.") to stderr, where our notes go.
+
+    NOTE: ape's click handler echoes to stdout, which broke ``--json`` output for scripts
+    (``daimm session new --json | jq``); stdout carries only the command's result.
+    """
+    from ape.logging import ClickHandler, logger
+
+    for handler in logger._logger.handlers:
+        if isinstance(handler, ClickHandler):
+            for level in ("debug", "info", "success", "warning", "error"):
+                handler.echo_kwargs[level] = {**(handler.echo_kwargs.get(level) or {}), "err": True}
 
 
 def market_command(group: click.Group | None = None, name: str | None = None, **kwargs: Any) -> Any:

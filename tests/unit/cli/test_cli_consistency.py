@@ -106,3 +106,16 @@ def test_catalog_sync__foundry_not_installed__is_one_error_line(capsys, tmp_path
     assert "Traceback" not in err and err.count("\n") == 1, err
     assert err.startswith("Error: cannot connect to ethereum:local:foundry: ")
     assert "ethereum:local:http://127.0.0.1:8545" in err
+
+
+def test_connected__ape_logs_a_line__it_goes_to_stderr_not_stdout(capsys):
+    from ape.logging import logger
+
+    from daimm.cli._market import ape_logs_to_stderr
+
+    ape_logs_to_stderr()
+    logger.warning("Connecting to a 'anvil' node.")
+
+    captured = capsys.readouterr()
+    assert "Connecting" not in captured.out
+    assert "Connecting" in captured.err
