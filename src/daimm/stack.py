@@ -187,6 +187,8 @@ class StackInfo:
     accounts: list[tuple[str, str]]
     state_dir: str
     store: str = ""
+    #: The sample models in :data:`daimm.samples.SAMPLE_KEYS` order (tabular, image, text).
+    model_ids: list[int] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
 
@@ -413,6 +415,7 @@ class _OnChain:
     relayer_address: str
     relayer_env: dict[str, str]
     accounts: list[tuple[str, str]]
+    model_ids: list[int]
 
 
 class Stack:
@@ -482,6 +485,7 @@ class Stack:
             accounts=chain.accounts,
             state_dir=str(self.state),
             store=str(self.store),
+            model_ids=chain.model_ids,
             env=self._client_env(choice, chain, catalog_url),
             pids={child.name: child.pid for child in self.children},
         )
@@ -612,6 +616,7 @@ class Stack:
                 relayer_address=str(relayer.address),
                 relayer_env=self._relayer_secret(relayer),
                 accounts=keys,
+                model_ids=model_ids,
             )
         finally:
             context.__exit__(None, None, None)

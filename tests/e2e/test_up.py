@@ -382,6 +382,15 @@ def test_up_prints_every_variable_a_second_terminal_needs(stack: Up) -> None:
     assert {"DAIMM_CATALOG_URL", "DAIMM_RELAYER_URL"} <= set(exports)
 
 
+def test_up_names_each_sample_model_it_published(stack: Up) -> None:
+    printed = "".join(stack.lines)
+    tabular, image, text = stack.info["model_ids"]
+
+    assert f"Model    #{tabular} breast-cancer classifier" in printed
+    assert f"Model    #{image} digit images" in printed
+    assert f"Model    #{text} review sentiment" in printed
+
+
 def test_a_second_terminal_with_the_printed_variables_publishes_a_model_the_relayer_serves(
     stack: Up, sample_files: tuple[Path, Path], tmp_path: Path
 ) -> None:

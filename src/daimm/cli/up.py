@@ -71,7 +71,7 @@ def _default_state_dir() -> str:
     " state folder has no deployment for it. Needs --account.",
 )
 @account_option(required=False)
-@click.option("--no-sample", is_flag=True, help="Do not publish the sample model.")
+@click.option("--no-sample", is_flag=True, help="Do not publish the sample models.")
 @click.option(
     "--sync-interval",
     type=click.FloatRange(min=0.1),
@@ -99,10 +99,11 @@ def up(
     sync_interval: float,
     stop_timeout: float,
 ) -> None:
-    """Start a local marketplace: chain, contracts, a sample model, a relayer, catalog and web.
+    """Start a local marketplace: chain, contracts, sample models, a relayer, catalog and web.
 
-    Starts anvil (or uses --network), deploys every contract, publishes a small encrypted
-    breast-cancer classifier with an AIMT offer, registers and authorises a relayer and runs it,
+    Starts anvil (or uses --network), deploys every contract, publishes three small encrypted
+    sample models with AIMT offers (a breast-cancer classifier on named features, a digit-image
+    classifier and a review-sentiment classifier), registers and authorises a relayer and runs it,
     keeps a catalog in sync and serves the web pages. Prints the URLs and anvil's dev accounts.
     Ctrl-C (or SIGTERM) stops everything it started.
 
@@ -201,11 +202,13 @@ def _show_info(info: StackInfo) -> None:
         echo(f"  Web      {info.web_url}")
     echo(f"  Relayer  {info.relayer_url}  ({info.relayer_address})")
     echo(f"  RPC      {info.rpc_url}  (chain id {info.chain_id})")
+    kinds = ("breast-cancer classifier (30 named features)", "digit images (drop a picture)",
+             "review sentiment (type a sentence)")  # fmt: skip
+    for model_id, kind in zip(info.model_ids or [info.model_id], kinds, strict=False):
+        if model_id:
+            echo(f"  Model    #{model_id} {kind}")
     if info.model_id:
-        echo(
-            f"  Model    #{info.model_id} breast-cancer classifier: 2 AIMT an hour, 100 AIMT"
-            " perpetual, 0.1 AIMT a call"
-        )
+        echo("           each: 2 AIMT an hour, 100 AIMT perpetual, 0.1 AIMT a call")
     echo(f"  AIMT     {info.aimt}")
     echo(f"  State    {info.state_dir} (deployments.json, keys, *.log)")
     if info.accounts:
