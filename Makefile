@@ -92,9 +92,11 @@ bench: compile ## Benchmarks; results in bench/results/*.json, table in bench/RE
 	$(BIN)/python bench/storage_bench.py
 	$(BIN)/python bench/relayer_bench.py
 	$(BIN)/python bench/model_bench.py
+	$(BIN)/python bench/replica_bench.py
 	$(BIN)/python bench/catalog_bench.py
 	$(BIN)/python bench/web_bench.py
 	$(BIN)/python bench/chains_bench.py
+	$(BIN)/python bench/zk_bench.py
 
 fuzz: compile ## The long property, fuzz, load (60 s) and 1 GiB runs.
 	DAIMM_FUZZ=long $(APE) test tests $(PYTEST_ARGS)
