@@ -187,7 +187,11 @@ def test_a_reorganisation_deeper_than_the_window_rebuilds_from_the_start_block(
 def test_unfetchable_metadata_is_marked_and_fetched_on_a_later_retry(
     creator, publish, set_offer, make_indexer, store, blockstore, tmp_path
 ):
-    doc = json.dumps({"name": "Late fraud detector", "task": "fraud-detection"}).encode()
+    # NOTE: a document of its own per run: the block store is shared by the SQLite and the
+    # PostgreSQL run, and the first run's added copy would make the second one's fetch succeed.
+    doc = json.dumps(
+        {"name": "Late fraud detector", "task": "fraud-detection", "run": tmp_path.name}
+    ).encode()
     elsewhere = LocalBlockstore(tmp_path / "elsewhere")  # the CID exists, but not in our store
     cid = str(add_file(io.BytesIO(doc), elsewhere).cid)
     model_id = publish(creator, cid=cid)
