@@ -72,6 +72,18 @@ def review_registry(ext: Any) -> Any:
     return ext.review_registry
 
 
+@pytest.fixture
+def fresh_deployer(accounts: Any, deployer: Any) -> Any:
+    """A new funded account for a deployment that must revert.
+
+    NOTE: ape remembers the contract type of every address it deployed to; a reverting deployment
+    from `deployer` after a rollback lands on an address a session fixture (the zk verifier,
+    ProofChallenges) once held, and ape decodes the revert with that contract's ABI
+    (``InvalidPointer``). A new account's first deployment address was never used.
+    """
+    return _funded_account(accounts, deployer)
+
+
 @pytest.fixture(scope="session")
 def session_registry(ext: Any) -> Any:
     return ext.session_registry

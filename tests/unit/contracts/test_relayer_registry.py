@@ -442,9 +442,9 @@ def test_model_registry__is_the_core_model_registry(relayer_registry, registry):
     assert relayer_registry.modelRegistry() == registry.address
 
 
-def test_constructor__zero_model_registry__reverts(project, deployer):
+def test_constructor__zero_model_registry__reverts(project, fresh_deployer):
     with ape.reverts(project.RelayerRegistry.ZeroAddress):
-        project.RelayerRegistry.deploy(ZERO_ADDRESS, sender=deployer)
+        project.RelayerRegistry.deploy(ZERO_ADDRESS, sender=fresh_deployer)
 
 
 @pytest.mark.parametrize("count", [1, 16])

@@ -122,6 +122,6 @@ def test_licence_nft__is_the_core_licence_nft(review_registry, licences):
     assert review_registry.licenceNFT() == licences.address
 
 
-def test_constructor__zero_licence_nft__reverts(project, deployer):
+def test_constructor__zero_licence_nft__reverts(project, fresh_deployer):
     with ape.reverts(project.ReviewRegistry.ZeroAddress):
-        project.ReviewRegistry.deploy(ZERO_ADDRESS, sender=deployer)
+        project.ReviewRegistry.deploy(ZERO_ADDRESS, sender=fresh_deployer)

@@ -23,9 +23,9 @@ def test_constructor__mints_the_whole_supply_to_the_treasury(token, treasury):
     assert token.balanceOf(treasury) == DEFAULT_TOKEN_SUPPLY - 2 * FUNDS
 
 
-def test_constructor__zero_treasury__reverts(project, deployer):
+def test_constructor__zero_treasury__reverts(project, fresh_deployer):
     with ape.reverts(project.AIModelToken.ZeroTreasury):
-        project.AIModelToken.deploy(ZERO_ADDRESS, 1, sender=deployer)
+        project.AIModelToken.deploy(ZERO_ADDRESS, 1, sender=fresh_deployer)
 
 
 def test_permit__a_signed_approval_sets_the_allowance(token, chain, stranger, escrow):
