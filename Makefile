@@ -20,13 +20,18 @@ SOLC := $(SOLCX_BINARY_PATH)/solc-v$(SOLC_VERSION)
 WEB_JS := src/daimm/web/static/daimm.js
 # The creator's module (encryption, key envelopes, CIDs, uploads): loaded only by publishing pages.
 CREATOR_JS := src/daimm/web/static/daimm-creator.js
+# Session keys for applications (Node and the browser): the same module the pages use, as one ES module.
+SESSION_JS := src/daimm/web/static/daimm-session.mjs
+# ONNX Runtime Web (npm onnxruntime-web, pinned): the publish page validates a model with it, its
+# WebAssembly served by `daimm web` itself from /static, never from a CDN.
+ORT_WEB := $(addprefix src/daimm/web/static/,ort.wasm.min.js ort-wasm-simd-threaded.mjs ort-wasm-simd-threaded.wasm)
 
 .PHONY: help setup web compile contract-types slither test test-foundry lint demo bench fuzz console clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed node_modules/.installed $(SOLC) $(WEB_JS) $(CREATOR_JS) ## Install Python, npm and compiler tooling (idempotent).
+setup: $(VENV)/.installed node_modules/.installed $(SOLC) $(WEB_JS) $(CREATOR_JS) $(SESSION_JS) $(ORT_WEB) ## Install Python, npm and compiler tooling (idempotent).
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,7 +51,14 @@ $(CREATOR_JS): node_modules/.installed $(wildcard src/daimm/web/js/*.js)
 	esbuild src/daimm/web/js/creator.js --bundle --minify --format=iife --target=es2020 \
 		--log-level=warning --outfile=$@
 
-web: $(WEB_JS) $(CREATOR_JS) ## Build the browser module of `daimm web` (src/daimm/web/static/daimm.js).
+$(SESSION_JS): node_modules/.installed $(wildcard src/daimm/web/js/*.js)
+	esbuild src/daimm/web/js/session.js --bundle --minify --format=esm --platform=browser \
+		--target=es2022 --log-level=warning --outfile=$@
+
+src/daimm/web/static/ort%: node_modules/.installed
+	cp node_modules/onnxruntime-web/dist/ort$* $@
+
+web: $(WEB_JS) $(CREATOR_JS) $(SESSION_JS) $(ORT_WEB) ## Build the browser module of `daimm web` (src/daimm/web/static/daimm.js).
 
 $(SOLC): scripts/solc-bridge.mjs
 	mkdir -p $(SOLCX_BINARY_PATH)
@@ -81,7 +93,10 @@ ISOLATED_TESTS := tests/e2e/test_chains.py tests/property
 ANVIL_ONLY_TESTS := tests/e2e/test_relayer.py tests/e2e/test_relayer_replicas.py \
 	tests/e2e/test_sessions.py tests/trust/test_faults_on_anvil.py \
 	tests/trust/test_catalog_kill_on_anvil.py tests/e2e/test_web.py tests/e2e/test_web_widgets.py \
-	tests/e2e/test_tasks.py tests/e2e/test_browser_crypto.py
+	tests/e2e/test_tasks.py tests/e2e/test_browser_crypto.py \
+	tests/e2e/test_session_js.py tests/e2e/test_web_sessions.py tests/e2e/test_web_publish.py \
+	tests/e2e/test_web_credit.py tests/e2e/test_web_proofs.py tests/e2e/test_web_licences.py \
+	tests/e2e/test_zk_story.py
 
 test-foundry: compile ## Run the contract tests and the node-only tests against anvil (ape-foundry).
 	$(APE) test tests/unit/contracts $(ANVIL_ONLY_TESTS) --network ethereum:local:foundry $(PYTEST_ARGS)
@@ -90,6 +105,9 @@ lint: setup ## ruff and mypy on the Python package.
 	$(BIN)/ruff check src tests scripts bench
 	$(BIN)/ruff format --check src tests scripts bench
 	$(BIN)/mypy src
+	@# pytest runs without __init__.py files in tests/: two test files of one name cannot both load.
+	@dups="$$(find tests -name 'test_*.py' -printf '%f\n' | sort | uniq -d)"; \
+	test -z "$$dups" || { echo "test files share a name (rename one): $$dups"; exit 1; }
 
 demo: compile ## The end-to-end marketplace story on a local chain and the embedded store.
 	$(APE) run demo --network ethereum:local:foundry
@@ -105,6 +123,7 @@ bench: compile ## Benchmarks; results in bench/results/*.json, table in bench/RE
 	$(BIN)/python bench/web_bench.py
 	$(BIN)/python bench/chains_bench.py
 	$(BIN)/python bench/zk_bench.py
+	$(BIN)/python bench/zk_image_bench.py
 
 fuzz: compile ## The long property, fuzz, load (60 s) and 1 GiB runs.
 	DAIMM_FUZZ=long $(APE) test tests --ignore=tests/e2e/test_chains.py --ignore=tests/property $(PYTEST_ARGS)

@@ -17,10 +17,12 @@ Page latency of `daimm web` over a catalog of 10,000 models (``--models``), on l
 And the creator's encryption, the browser against Python in the same run
 (``--only-encrypt`` runs just this part and updates those keys of web.json):
 ``browser_encrypt_mb_s`` is ``daimm-creator.js``'s ``encryptBlob`` in headless Chromium (a File-like
-Blob in, the sealed segments gathered as Blob parts, as the publish page does) and
-``python_encrypt_mb_s`` is ``daimm.crypto.encrypt_stream`` from a file to a file (what
-`daimm pack encrypt` does), both over the same size of random plaintext with 1 MiB segments, best
-of three runs each.
+Blob in, the ciphertext gathered by ``aead.blobSink`` as the publish page does),
+``browser_seal_only_mb_s`` the same with the sealed segments dropped, and ``python_encrypt_mb_s``
+``daimm.crypto.encrypt_stream`` from a file to a file (what `daimm pack encrypt` does), over the
+same size of plaintext with 1 MiB segments, runs alternating, best of three each (MB = 10^6 bytes).
+``browser_js_heap_*`` is the page's JS heap (CDP ``Performance.getMetrics`` ``JSHeapUsedSize``,
+sampled every 50 ms) while it encrypts a 200 MB file with a progress callback.
 """
 
 from __future__ import annotations
@@ -59,30 +61,120 @@ ETH = "0x" + "00" * 20
 
 # ---------------------------------------------------------------------------- encryption
 ENCRYPT_MB = 256
-_BROWSER_ENCRYPT_JS = """
+MEMORY_MB = 200
+RUNS = 3
+_BROWSER_SETUP_JS = """
 async (megabytes) => {
-  const { aead } = window.daimmCreator;
   const chunk = crypto.getRandomValues(new Uint8Array(65536));
-  const mb = new Blob(Array.from({ length: 16 }, () => chunk));
-  const plain = new Blob(Array.from({ length: megabytes }, () => mb));
+  window.__plain = new Blob(Array.from({ length: megabytes * 16 }, () => chunk));
+  await window.__plain.slice(0, 1).arrayBuffer();  // registered with the blob store
+}
+"""
+# One timed run in the page: `collect` gathers the ciphertext as the publish page does
+# (aead.blobSink: Blob parts of 16 MiB), otherwise the sealed segments are dropped (sealing only).
+_BROWSER_ENCRYPT_JS = """
+async ({ megabytes, collect }) => {
+  const { aead } = window.daimmCreator;
   const key = aead.generateContentKey();
   const ad = aead.modelAssociatedData(7n, 1n);
-  const rates = [];
-  for (let run = 0; run < 3; run++) {
-    const parts = [];
-    const t0 = performance.now();
-    await aead.encryptBlob(plain, async (bytes) => parts.push(new Blob([bytes])), key, ad);
-    const sealed = new Blob(parts);
-    rates.push(megabytes / ((performance.now() - t0) / 1000));
-    if (sealed.size !== aead.ciphertextSize(megabytes << 20)) throw new Error("wrong size");
-  }
-  return Math.max(...rates);
+  const gathered = aead.blobSink();
+  const t0 = performance.now();
+  await aead.encryptBlob(window.__plain, collect ? gathered.sink : async () => {}, key, ad);
+  const sealed = gathered.blob();
+  const seconds = (performance.now() - t0) / 1000;
+  const expected = aead.ciphertextSize(megabytes << 20);
+  if (collect && sealed.size !== expected) throw new Error("wrong size");
+  return megabytes * 1.048576 / seconds;
+}
+"""
+# The memory run: started without waiting, sampled from outside through CDP while it runs.
+_BROWSER_MEMORY_JS = """
+(megabytes) => {
+  const { aead } = window.daimmCreator;
+  window.__progress = [];
+  const gathered = aead.blobSink();
+  const onProgress = (done, total) => window.__progress.push(done / total);
+  window.__memoryRun = aead.encryptBlob(window.__plain, gathered.sink, aead.generateContentKey(),
+      aead.modelAssociatedData(7n, 1n), { onProgress })
+    .then(() => { window.__sealedSize = gathered.blob().size; });
 }
 """
 
 
+def _chromium_rss_mib() -> tuple[float, float]:
+    """(the largest renderer's RSS, all Chromium processes' RSS) in MiB: every Chromium process
+    descends from this one, through Playwright's driver. (0, 0) without psutil."""
+    try:
+        import psutil
+    except ImportError:
+        return 0.0, 0.0
+    renderer = total = 0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "chromium" not in child.name():
+                continue
+            rss = child.memory_info().rss
+            total += rss
+            if "--type=renderer" in child.cmdline():
+                renderer = max(renderer, rss)
+        except psutil.Error:
+            continue
+    return renderer / (1 << 20), total / (1 << 20)
+
+
+def _heap_mib(cdp: Any) -> float:
+    metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    return float(metrics["JSHeapUsedSize"]) / (1 << 20)
+
+
+def browser_memory(page: Any, url: str, megabytes: int = MEMORY_MB) -> dict[str, Any]:
+    """JSHeapUsedSize (CDP Performance.getMetrics) while a fresh page encrypts ``megabytes``."""
+    page.set_default_timeout(600_000)
+    page.goto(url)
+    page.wait_for_function("() => window.daimmCreator !== undefined")
+    page.evaluate(_BROWSER_SETUP_JS, megabytes)  # the file the user picked, before the baseline
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Performance.enable")
+    cdp.send("HeapProfiler.collectGarbage")
+    before = _heap_mib(cdp)
+    rss_before = _chromium_rss_mib()
+    page.evaluate(_BROWSER_MEMORY_JS, megabytes)
+    samples: list[float] = []
+    rss: list[tuple[float, float]] = []
+    progress_seen: set[float] = set()
+    while True:
+        samples.append(_heap_mib(cdp))
+        rss.append(_chromium_rss_mib())
+        state = page.evaluate("() => [window.__sealedSize, window.__progress.at(-1) ?? 0]")
+        progress_seen.add(state[1])
+        if state[0] is not None:
+            break
+        time.sleep(0.02)
+    cdp.send("HeapProfiler.collectGarbage")
+    after = _heap_mib(cdp)
+    time.sleep(1)
+    rss_after = _chromium_rss_mib()
+    return {
+        "browser_memory_test_mb": megabytes,
+        "browser_js_heap_before_mib": round(before, 1),
+        "browser_js_heap_peak_mib": round(max(samples), 1),
+        "browser_js_heap_after_gc_mib": round(after, 1),
+        "browser_renderer_rss_before_mib": round(rss_before[0], 1),
+        "browser_renderer_rss_peak_mib": round(max(r for r, _ in rss), 1),
+        "browser_renderer_rss_after_gc_mib": round(rss_after[0], 1),
+        "browser_all_processes_rss_before_mib": round(rss_before[1], 1),
+        "browser_all_processes_rss_peak_mib": round(max(t for _, t in rss), 1),
+        "browser_memory_samples": len(samples),
+        "browser_progress_values_seen": len(progress_seen),
+    }
+
+
 def encrypt_throughput(megabytes: int = ENCRYPT_MB) -> dict[str, Any]:
-    """MB/s of the browser module's and the Python package's encryption, same machine, same run."""
+    """MB/s of the browser module's and the Python package's encryption, same machine, same run.
+
+    The runs alternate (browser, Python, browser, ...) so both see the same load on the shared
+    cores; best of ``RUNS`` each.
+    """
     import shutil
     import threading
 
@@ -97,9 +189,23 @@ def encrypt_throughput(megabytes: int = ENCRYPT_MB) -> dict[str, Any]:
         folder = Path(tmp)
         shutil.copy(bundle, folder / "daimm-creator.js")
         (folder / "index.html").write_text('<script src="/daimm-creator.js"></script>')
+        source, target = folder / "plain.bin", folder / "plain.bin.enc"
+        with source.open("wb") as fh:
+            for _ in range(megabytes):
+                fh.write(os.urandom(1 << 20))
+        key, ad = generate_content_key(), model_associated_data(7, 1)
+
+        def python_run() -> float:
+            start = time.perf_counter()
+            with source.open("rb") as src, target.open("wb") as dst:
+                encrypt_stream(src, dst, key, ad)
+            return megabytes * 1.048576 / (time.perf_counter() - start)
+
         handler = functools.partial(_QuietHandler, directory=str(folder))
         httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        rates: dict[str, list[float]] = {"browser": [], "seal": [], "python": []}
+        load_before = os.getloadavg()[0]
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(
@@ -107,30 +213,34 @@ def encrypt_throughput(megabytes: int = ENCRYPT_MB) -> dict[str, Any]:
                 )
                 page = browser.new_page()
                 page.set_default_timeout(600_000)
-                page.goto(f"http://127.0.0.1:{httpd.server_port}/index.html")
+                url = f"http://127.0.0.1:{httpd.server_port}/index.html"
+                page.goto(url)
                 page.wait_for_function("() => window.daimmCreator !== undefined")
-                browser_rate = float(page.evaluate(_BROWSER_ENCRYPT_JS, megabytes))
+                page.evaluate(_BROWSER_SETUP_JS, megabytes)
+                for _ in range(RUNS):
+                    args = {"megabytes": megabytes, "collect": True}
+                    rates["browser"].append(float(page.evaluate(_BROWSER_ENCRYPT_JS, args)))
+                    rates["python"].append(python_run())
+                    args["collect"] = False
+                    rates["seal"].append(float(page.evaluate(_BROWSER_ENCRYPT_JS, args)))
+                page.close()
+                memory = browser_memory(browser.new_page(), url)
                 version = browser.version
                 browser.close()
         finally:
             httpd.shutdown()
-        source, target = folder / "plain.bin", folder / "plain.bin.enc"
-        with source.open("wb") as fh:
-            for _ in range(megabytes):
-                fh.write(os.urandom(1 << 20))
-        key, ad = generate_content_key(), model_associated_data(7, 1)
-        python_rate = 0.0
-        for _ in range(3):
-            start = time.perf_counter()
-            with source.open("rb") as src, target.open("wb") as dst:
-                encrypt_stream(src, dst, key, ad)
-            python_rate = max(python_rate, megabytes / (time.perf_counter() - start))
+    best = {k: max(v) for k, v in rates.items()}
     return {
-        "browser_encrypt_mb_s": round(browser_rate, 1),
-        "python_encrypt_mb_s": round(python_rate, 1),
-        "browser_to_python_ratio": round(browser_rate / python_rate, 3),
-        "encrypt_bench": f"{megabytes} MiB, 1 MiB segments, best of 3; Chromium {version}"
-        " (WebCrypto, Blob in, Blob parts out) vs daimm.crypto.encrypt_stream file to file",
+        "browser_encrypt_mb_s": round(best["browser"], 1),
+        "python_encrypt_mb_s": round(best["python"], 1),
+        "browser_to_python_ratio": round(best["browser"] / best["python"], 3),
+        "browser_seal_only_mb_s": round(best["seal"], 1),
+        "encrypt_runs_mb_s": {k: [round(x, 1) for x in v] for k, v in rates.items()},
+        "encrypt_load_average_1m": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+        "encrypt_bench": f"{megabytes} MiB, 1 MiB segments, best of {RUNS}, runs alternating;"
+        f" Chromium {version} (WebCrypto, Blob in, ciphertext gathered by aead.blobSink) vs"
+        " daimm.crypto.encrypt_stream file to file; seal only: the same without gathering",
+        **memory,
     }
 
 
@@ -142,17 +252,13 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 # ---------------------------------------------------------------------------- the catalog
 def catalog_file(n_models: int, seed: int, folder: Path) -> Path:
     """A SQLite catalog of ``n_models`` synthetic models, built once and reused."""
-    from sqlalchemy import func, select
-
     from daimm.catalog import CatalogStore
-    from daimm.catalog import store as tables
+    from daimm.catalog.queries import catalog_status
 
     path = folder / f"daimm-web-bench-{n_models}-{seed}.sqlite"
     url = f"sqlite:///{path}"
     if path.exists():
-        with CatalogStore(url).connect() as conn:
-            count = conn.execute(select(func.count()).select_from(tables.models)).scalar_one()
-        if count == n_models:
+        if catalog_status(CatalogStore(url)).models == n_models:
             return path
         for stale in folder.glob(path.name + "*"):
             stale.unlink()
@@ -358,7 +464,7 @@ def main() -> None:
         out = json.loads(args.out.read_text()) if args.out.exists() else {}
         out.update(encrypt_throughput())
         args.out.write_text(json.dumps(out, indent=2) + "\n")
-        print({k: out[k] for k in ("browser_encrypt_mb_s", "python_encrypt_mb_s")})
+        print(json.dumps({k: v for k, v in out.items() if k.startswith(("browser", "python"))}))
         return
 
     catalog = catalog_file(args.models, args.seed, args.cache_dir)

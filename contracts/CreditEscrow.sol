@@ -11,6 +11,7 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 import {ICreditEscrow} from "./interfaces/ICreditEscrow.sol";
 import {IRelayerRegistry} from "./interfaces/IRelayerRegistry.sol";
 import {IRentalEscrow} from "./interfaces/IRentalEscrow.sol";
+import {ISessionRegistry} from "./interfaces/ISessionRegistry.sol";
 
 /// @title CreditEscrow
 /// @notice Pay-per-use payment channels, one per (payer, model, relayer), in the currency of the
@@ -29,6 +30,11 @@ import {IRentalEscrow} from "./interfaces/IRentalEscrow.sol";
 /// a fee-on-transfer token credits the channel with what arrived (the payer bears the fee of their
 /// deposit), and a redemption books at the RentalEscrow what arrived there (the payees bear that fee).
 /// Every wei booked was received; `CreditDeposited.amount` is the credited amount.
+/// - a session never has more redeemed under it than its `spendCap`, whatever the batches.
+/// NOTE: a voucher signed by a session key is paid from its holder's channel; only the relayer the
+/// session names redeems it. Revocation and expiry of the session are not checked at redemption:
+/// they bound the calls a relayer serves (it checks them before each call), and a call served stays
+/// payable, or a holder could revoke after being served and never pay.
 /// NOTE: signatures are checked with OpenZeppelin's SignatureChecker: ECDSA (refusing high-s and
 /// malformed signatures) for accounts without code, ERC-1271 for contract wallets.
 contract CreditEscrow is ICreditEscrow, EIP712, ReentrancyGuardTransient {
@@ -45,6 +51,7 @@ contract CreditEscrow is ICreditEscrow, EIP712, ReentrancyGuardTransient {
     IRentalEscrow private immutable _escrow;
     IRelayerRegistry private immutable _relayers;
     uint64 private immutable _timeout;
+    ISessionRegistry private immutable _sessions;
 
     /// @dev Credit a channel holds at most: amounts are stored as uint96 (2**96 - 1 base units,
     /// about 7.9e10 tokens of 18 decimals).
@@ -66,18 +73,24 @@ contract CreditEscrow is ICreditEscrow, EIP712, ReentrancyGuardTransient {
 
     mapping(address payer => mapping(uint256 modelId => mapping(address relayer => StoredChannel))) private
         _channels;
+    /// @dev Value redeemed under each session (by its SessionRegistry digest), at most its `spendCap`.
+    mapping(bytes32 sessionHash => uint256) private _sessionSpent;
 
     // ---------------------------------------------------------------- constructor
 
     /// @param escrow The RentalEscrow that receives redeemed amounts as revenue.
     /// @param relayers The RelayerRegistry that says which relayers serve a model.
+    /// @param sessions The SessionRegistry whose sessions' keys may sign vouchers.
     /// @param timeout_ Seconds a channel stays redeemable after its last deposit (1 to 2**32 - 1).
-    constructor(address escrow, address relayers, uint64 timeout_) EIP712("daimm CreditEscrow", "1") {
-        if (escrow == address(0) || relayers == address(0)) revert ZeroAddress();
+    constructor(address escrow, address relayers, address sessions, uint64 timeout_)
+        EIP712("daimm CreditEscrow", "1")
+    {
+        if (escrow == address(0) || relayers == address(0) || sessions == address(0)) revert ZeroAddress();
         if (timeout_ == 0 || timeout_ > MAX_TIMEOUT) revert InvalidTimeout(timeout_);
         _escrow = IRentalEscrow(escrow);
         _relayers = IRelayerRegistry(relayers);
         _timeout = timeout_;
+        _sessions = ISessionRegistry(sessions);
     }
 
     // ---------------------------------------------------------------- external
@@ -117,7 +130,7 @@ contract CreditEscrow is ICreditEscrow, EIP712, ReentrancyGuardTransient {
         nonReentrant
         returns (uint256 paid)
     {
-        return _redeem(payer, voucher, signature);
+        return _redeem(payer, voucher, payer, signature, 0, 0);
     }
 
     /// @inheritdoc ICreditEscrow
@@ -135,7 +148,34 @@ contract CreditEscrow is ICreditEscrow, EIP712, ReentrancyGuardTransient {
         }
         if (n == 0) revert EmptyBatch();
         for (uint256 i; i < n; ++i) {
-            paid += _redeem(payers[i], vouchers[i], signatures[i]);
+            paid += _redeem(payers[i], vouchers[i], payers[i], signatures[i], 0, 0);
+        }
+    }
+
+    /// @inheritdoc ICreditEscrow
+    function redeemSessionBatch(
+        ISessionRegistry.Session[] calldata sessions,
+        bytes[] calldata sessionSignatures,
+        Voucher[] calldata vouchers,
+        bytes[] calldata signatures
+    ) external nonReentrant returns (uint256 paid) {
+        uint256 n = vouchers.length;
+        if (sessions.length != n || signatures.length != n || sessionSignatures.length != n) {
+            revert BatchLengthMismatch(sessions.length, n, signatures.length);
+        }
+        if (n == 0) revert EmptyBatch();
+        for (uint256 i; i < n; ++i) {
+            ISessionRegistry.Session calldata session = sessions[i];
+            Voucher calldata voucher = vouchers[i];
+            if (session.relayer != voucher.relayer) revert SessionWrongRelayer(session.relayer, voucher.relayer);
+            if (session.modelId != 0 && session.modelId != voucher.modelId) {
+                revert SessionWrongModel(session.modelId, voucher.modelId);
+            }
+            bytes32 sessionHash = _sessions.sessionDigest(session);
+            if (!SignatureChecker.isValidSignatureNow(session.holder, sessionHash, sessionSignatures[i])) {
+                revert InvalidSessionSignature(sessionHash);
+            }
+            paid += _redeem(session.holder, voucher, session.key, signatures[i], sessionHash, session.spendCap);
         }
     }
 
@@ -190,38 +230,73 @@ contract CreditEscrow is ICreditEscrow, EIP712, ReentrancyGuardTransient {
         return address(_relayers);
     }
 
+    /// @inheritdoc ICreditEscrow
+    function sessionRegistry() external view returns (address) {
+        return address(_sessions);
+    }
+
+    /// @inheritdoc ICreditEscrow
+    function sessionSpent(bytes32 sessionHash) external view returns (uint256) {
+        return _sessionSpent[sessionHash];
+    }
+
     // ---------------------------------------------------------------- internal
 
-    /// @dev Checks, then effects (the channel's `redeemed`), then the payment to the RentalEscrow.
-    function _redeem(address payer, Voucher calldata voucher, bytes calldata signature)
+    /// @dev Checks, then effects (the session's spend, the channel's `redeemed`), then the payment to
+    /// the RentalEscrow. `signer` signed the voucher: the payer, or the key of the session
+    /// `sessionHash` (0 for none) whose cap is `spendCap`.
+    function _redeem(
+        address payer,
+        Voucher calldata voucher,
+        address signer,
+        bytes calldata signature,
+        bytes32 sessionHash,
+        uint256 spendCap
+    ) internal returns (uint256 paid) {
+        StoredChannel storage channel;
+        (channel, paid) = _checkVoucher(payer, voucher, signer, signature);
+        if (sessionHash != 0) {
+            // NOTE: cannot overflow: both terms are at most a uint96 (a channel's deposit).
+            uint256 spent = _sessionSpent[sessionHash] + paid;
+            if (spent > spendCap) revert SessionCapExceeded(sessionHash, spent, spendCap);
+            _sessionSpent[sessionHash] = spent;
+            emit SessionSpent(sessionHash, paid, spent);
+        }
+        // NOTE: the cast cannot truncate: cumulativeAmount <= deposited, which is a uint96.
+        channel.redeemed = uint96(voucher.cumulativeAmount);
+        emit VoucherRedeemed(payer, voucher.modelId, voucher.relayer, voucher.cumulativeAmount, paid);
+        _payOut(payer, voucher.modelId, _escrow.currencyAt(channel.currencyId), paid);
+    }
+
+    /// @dev The checks of a redemption; returns the channel and the amount it pays.
+    function _checkVoucher(address payer, Voucher calldata voucher, address signer, bytes calldata signature)
         internal
-        returns (uint256 paid)
+        view
+        returns (StoredChannel storage channel, uint256 paid)
     {
         if (voucher.chainId != block.chainid || voucher.escrow != address(this)) {
             revert WrongDomain(voucher.chainId, voucher.escrow);
         }
         if (msg.sender != voucher.relayer) revert NotRelayer(voucher.relayer, msg.sender);
-        StoredChannel storage channel = _channels[payer][voucher.modelId][voucher.relayer];
+        channel = _channels[payer][voucher.modelId][voucher.relayer];
         if (block.timestamp >= channel.expiresAt) revert ChannelExpired(channel.expiresAt);
         uint256 redeemed = channel.redeemed;
         uint256 deposited = channel.deposited;
         if (voucher.cumulativeAmount <= redeemed) revert VoucherNotMonotonic(voucher.cumulativeAmount, redeemed);
         if (voucher.cumulativeAmount > deposited) revert VoucherAboveDeposit(voucher.cumulativeAmount, deposited);
-        if (!SignatureChecker.isValidSignatureNow(payer, _voucherDigest(voucher), signature)) {
+        if (!SignatureChecker.isValidSignatureNow(signer, _voucherDigest(voucher), signature)) {
             revert InvalidSignature();
         }
-
-        // NOTE: the cast cannot truncate: cumulativeAmount <= deposited, which is a uint96.
-        channel.redeemed = uint96(voucher.cumulativeAmount);
         unchecked {
             // Cannot underflow: cumulativeAmount > redeemed was checked above.
             paid = voucher.cumulativeAmount - redeemed;
         }
-        address currency = _escrow.currencyAt(channel.currencyId);
-        emit VoucherRedeemed(payer, voucher.modelId, voucher.relayer, voucher.cumulativeAmount, paid);
+    }
 
+    /// @dev Sends `paid` to the RentalEscrow, booked as revenue of `modelId` from `payer`.
+    function _payOut(address payer, uint256 modelId, address currency, uint256 paid) internal {
         if (currency == address(0)) {
-            _escrow.depositRevenue{value: paid}(voucher.modelId, payer, currency, paid);
+            _escrow.depositRevenue{value: paid}(modelId, payer, currency, paid);
         } else {
             // The RentalEscrow books what it actually received (less than `paid` for a
             // fee-on-transfer token: the token's fee costs the payees, as in the RentalEscrow).
@@ -229,7 +304,7 @@ contract CreditEscrow is ICreditEscrow, EIP712, ReentrancyGuardTransient {
             uint256 before = token.balanceOf(address(_escrow));
             token.safeTransfer(address(_escrow), paid);
             uint256 received = token.balanceOf(address(_escrow)) - before;
-            _escrow.depositRevenue(voucher.modelId, payer, currency, received);
+            _escrow.depositRevenue(modelId, payer, currency, received);
         }
     }
 

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
+import {ISessionRegistry} from "./ISessionRegistry.sol";
+
 /// @title ICreditEscrow
 /// @notice Pay-per-use payment channels. A user deposits credit for one model and one relayer (in
 /// the currency of the model's offer); each request carries an EIP-712 voucher signed by the user for
@@ -77,6 +79,14 @@ interface ICreditEscrow {
     error EmptyBatch();
     /// @notice A channel holds at most `max` (2**96 - 1 base units) of credit at a time.
     error DepositTooLarge(uint256 deposited, uint256 max);
+    /// @notice The session does not name the voucher's relayer (a session that spends names one).
+    error SessionWrongRelayer(address sessionRelayer, address voucherRelayer);
+    /// @notice The session is for another model than the voucher's.
+    error SessionWrongModel(uint256 sessionModelId, uint256 voucherModelId);
+    /// @notice The session was not signed by its holder.
+    error InvalidSessionSignature(bytes32 sessionHash);
+    /// @notice Redeeming would take the session's pay-per-use spend to `spent`, past its `spendCap`.
+    error SessionCapExceeded(bytes32 sessionHash, uint256 spent, uint256 spendCap);
 
     /// @notice `payer` added `amount` (what arrived) of `currency` to its channel for `modelId` served
     /// by `relayer`, which now expires at `expiresAt` (seconds).
@@ -84,6 +94,9 @@ interface ICreditEscrow {
     /// @notice `relayer` redeemed `payer`'s voucher for `cumulativeAmount` on its `modelId` channel,
     /// paying `paid` (the part not redeemed before) into the RentalEscrow as revenue.
     event VoucherRedeemed(address indexed payer, uint256 indexed modelId, address indexed relayer, uint256 cumulativeAmount, uint256 paid);
+    /// @notice A voucher signed by a session key was redeemed: `paid` counted to the session,
+    /// `spent` in all (smallest unit).
+    event SessionSpent(bytes32 indexed sessionHash, uint256 paid, uint256 spent);
     /// @notice `payer` took back `amount` of unredeemed credit from its timed-out channel.
     event CreditReclaimed(address indexed payer, uint256 indexed modelId, address indexed relayer, uint256 amount);
 
@@ -99,6 +112,20 @@ interface ICreditEscrow {
     function redeemBatch(address[] calldata payers, Voucher[] calldata vouchers, bytes[] calldata signatures)
         external
         returns (uint256 paid);
+    /// @notice Redeem vouchers signed by session keys, each on its session's holder's channel and
+    /// checked as `redeem` checks it, the signature being the session key's; plus: the session names
+    /// the voucher's relayer (`SessionWrongRelayer`) and model or any model (`SessionWrongModel`), its
+    /// holder signed it (`InvalidSessionSignature`, digest from the SessionRegistry), and what the
+    /// session has redeemed, with this voucher's payment, stays within its `spendCap`
+    /// (`SessionCapExceeded`). Revocation and expiry are not checked here: they bound which calls a
+    /// relayer serves, and a call served stays payable (docs/CONTRACTS-EXT.md). Any bad voucher
+    /// reverts the whole batch. Returns the total paid out.
+    function redeemSessionBatch(
+        ISessionRegistry.Session[] calldata sessions,
+        bytes[] calldata sessionSignatures,
+        Voucher[] calldata vouchers,
+        bytes[] calldata signatures
+    ) external returns (uint256 paid);
     /// @notice Take back unredeemed credit once the channel has timed out.
     function reclaim(uint256 modelId, address relayer) external returns (uint256 amount);
 
@@ -112,4 +139,8 @@ interface ICreditEscrow {
     function rentalEscrow() external view returns (address);
     /// @notice The RelayerRegistry consulted at deposit.
     function relayerRegistry() external view returns (address);
+    /// @notice The SessionRegistry whose sessions may spend (it computes their digests).
+    function sessionRegistry() external view returns (address);
+    /// @notice Pay-per-use value redeemed so far under the session `sessionHash` (smallest unit).
+    function sessionSpent(bytes32 sessionHash) external view returns (uint256);
 }

@@ -143,12 +143,15 @@ class Prediction:
         charged: Value charged to the voucher for this call (0 under a licence).
         predictions: ``[{label, score}]`` per row, best first, for a classifier whose card has
             labels (None otherwise).
+        proof_claim: For a provable model, the relayer's signed ``ProofClaim`` (``receipt``,
+            ``instancesHash``, ``signature``; docs/ZK.md); None otherwise.
     """
 
     outputs: dict[str, Any]
     receipt: dict[str, Any]
     charged: int = 0
     predictions: list[list[dict[str, Any]]] | None = None
+    proof_claim: dict[str, Any] | None = None
 
 
 def verify_receipt_document(
@@ -359,7 +362,9 @@ class RelayerClient:
         )
         if verified.model_id != model_id:
             raise ReceiptError(f"receipt is for model {verified.model_id}, not {model_id}")
-        return Prediction(outputs, receipt, int(data.get("charged", 0)), predictions)
+        return Prediction(
+            outputs, receipt, int(data.get("charged", 0)), predictions, data.get("proofClaim")
+        )
 
 
 def _json_or_raise(response: httpx.Response) -> dict[str, Any]:
@@ -458,6 +463,13 @@ class SessionRelayerClient(RelayerClient):
         headers = super().signed_headers(model_id, body, nonce=nonce, deadline=deadline)
         headers["x-daimm-session"] = self.api_key.token
         return headers
+
+    def credit(self, model_id: int) -> tuple[int, int]:
+        """``(spent, price_per_call)`` of the session holder's channel (vouchers under a session
+        are signed by the session key and paid from the holder's credit)."""
+        holder = self.api_key.session.holder
+        data = self._get(f"/v1/models/{model_id}/credit/{holder}")
+        return int(data["spent"]), int(data["price_per_call"])
 
 
 #: Refusals after which the next relayer is tried (the others are answers about the request).

@@ -58,6 +58,7 @@ CONTRACT_NAMES: tuple[str, ...] = (
     "CreditEscrow",
     "ReviewRegistry",
     "SessionRegistry",
+    "ProofChallenges",
 )
 
 

@@ -83,6 +83,7 @@ __all__ = [
     "Receipt",
     "Session",
     "UploadRequest",
+    "UploadSessionRequest",
     "Voucher",
     "creator_key_typed_data",
     "encode_signature",
@@ -102,6 +103,7 @@ __all__ = [
     "sign_receipt",
     "sign_session",
     "sign_upload",
+    "sign_upload_session",
     "sign_voucher",
     "signable_creator_key",
     "signable_predict_request",
@@ -109,12 +111,14 @@ __all__ = [
     "signable_session",
     "signable_voucher",
     "split_signature",
+    "upload_session_typed_data",
     "upload_typed_data",
     "verify_creator_key",
     "verify_predict_request",
     "verify_receipt",
     "verify_session",
     "verify_upload",
+    "verify_upload_session",
     "verify_voucher",
     "voucher_digest",
     "voucher_typed_data",
@@ -779,6 +783,73 @@ def verify_upload(
 ) -> None:
     """Raises :class:`~daimm.errors.SignatureError` unless ``request.uploader`` signed it."""
     _verify(upload_typed_data(request, chain_id, registry), signature, request.uploader)
+
+
+_UPLOAD_SESSION_TYPE = [
+    {"name": "uploader", "type": "address"},
+    {"name": "piecesHash", "type": "bytes32"},
+    {"name": "pieces", "type": "uint256"},
+    {"name": "size", "type": "uint256"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+]
+
+
+@dataclass(frozen=True, slots=True)
+class UploadSessionRequest:
+    """A wallet's permission for one CAR uploaded in pieces (``POST /api/uploads/sessions``).
+
+    ``piecesHash`` is the SHA-256 of the pieces' SHA-256 digests concatenated in order,
+    ``pieces`` their number, ``size`` the CAR's total length; ``nonce`` and ``deadline`` as in
+    :class:`UploadRequest` (one nonce space for both).
+    """
+
+    uploader: str
+    pieces_hash: bytes
+    pieces: int
+    size: int
+    nonce: int
+    deadline: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "uploader", _address("uploader", self.uploader))
+        object.__setattr__(self, "pieces_hash", _bytes32("pieces_hash", self.pieces_hash))
+        for name in ("pieces", "size", "nonce", "deadline"):
+            _uint(name, getattr(self, name))
+
+    def message(self) -> dict[str, Any]:
+        return {
+            "uploader": self.uploader,
+            "piecesHash": self.pieces_hash,
+            "pieces": self.pieces,
+            "size": self.size,
+            "nonce": self.nonce,
+            "deadline": self.deadline,
+        }
+
+
+def upload_session_typed_data(
+    request: UploadSessionRequest, chain_id: int, registry: str
+) -> dict[str, Any]:
+    """``UploadSession(address uploader,bytes32 piecesHash,uint256 pieces,uint256 size,uint256
+    nonce,uint256 deadline)`` in the ``Upload`` domain (:func:`upload_typed_data`)."""
+    return _document(
+        UPLOAD_DOMAIN_NAME, chain_id, registry, "UploadSession", _UPLOAD_SESSION_TYPE,
+        request.message(),
+    )  # fmt: skip
+
+
+def sign_upload_session(
+    request: UploadSessionRequest, chain_id: int, registry: str, private_key: bytes | str
+) -> bytes:
+    return _sign(upload_session_typed_data(request, chain_id, registry), private_key)
+
+
+def verify_upload_session(
+    request: UploadSessionRequest, chain_id: int, registry: str, signature: bytes | str
+) -> None:
+    """Raises :class:`~daimm.errors.SignatureError` unless ``request.uploader`` signed it."""
+    _verify(upload_session_typed_data(request, chain_id, registry), signature, request.uploader)
 
 
 # ------------------------------------------------------------------ ProofClaim (docs/ZK.md)

@@ -101,6 +101,16 @@ class ModelValidationError(ValidationError):
     """An ONNX model failed validation against its metadata (load, schema, sample run)."""
 
 
+class PartialProvisionError(TransactionError):
+    """A model was minted but a later step of provisioning it (authorising a relayer, setting
+    its offer) failed; ``model_id`` names it and the message says how to finish. Its offer is
+    set last, so it is not for sale."""
+
+    def __init__(self, message: str, model_id: int) -> None:
+        super().__init__(message)
+        self.model_id = model_id
+
+
 __all__ += [
     "AllowanceError",
     "ContractRevertError",
@@ -110,6 +120,7 @@ __all__ += [
     "NoLicenceError",
     "NotOwnerError",
     "OfferError",
+    "PartialProvisionError",
     "PreflightError",
 ]
 

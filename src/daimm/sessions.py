@@ -28,11 +28,11 @@ Design decisions:
 - **Calls cap per relayer.** Each relayer counts a session's calls in its own state store
   (committed before the answer); a session for "any relayer" may make ``max_calls`` at each.
   Name one relayer for a global call cap.
-- **Spend cap.** Pay-per-use through a session needs vouchers the escrow accepts from the session
-  key, counted per session on chain so that no batch of any relayer can redeem past the cap (design
-  in ``docs/CONTRACTS-EXT.md``, "Sessions"); until then relayers refuse session-signed vouchers
-  (402 ``session_no_pay_per_use``). A spend cap already requires one named relayer, so the relayer
-  that serves the calls alone can redeem them.
+- **Spend cap.** Pay-per-use through a session: the session key signs vouchers on the holder's
+  channel; ``CreditEscrow.redeemSessionBatch`` counts each session's redeemed value on chain, so
+  no batch of any relayer can redeem past the cap, and the relayer counts the spend before it
+  serves (``docs/CONTRACTS-EXT.md``, "Sessions"). A spend cap requires one named relayer, so the
+  relayer that serves the calls alone can redeem them.
 
 The API key (``daimm_sk_...``, :class:`ApiKey`) is one string an application is given once: a
 version byte, the session key's private key, the session and the holder's signature, and a 4-byte

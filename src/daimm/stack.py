@@ -1,8 +1,9 @@
 """`daimm up`: a whole local marketplace from one command, and everything it starts stopped again.
 
 The stack is, in start order: a chain (anvil, or an existing network), the deployment (every
-contract, recorded in ``<state>/deployments.json``), the seeded sample models (published encrypted,
-offered in AIMT), one relayer (registered with its X25519 key, authorised for the models, run as
+contract, recorded in ``<state>/deployments.json``), one relayer's registration (with its X25519
+key), the seeded sample models (each published encrypted, authorised for that relayer and offered
+in AIMT by one :func:`daimm.market.provision.publish_model` call), the relayer itself (run as
 `daimm relayer serve`), the catalog indexer (`daimm catalog sync --follow`) and the web server
 (`daimm web`). Each daemon is a child process in its own process group, so the terminal's Ctrl-C
 reaches only `daimm up`, which then stops the children in reverse order: SIGTERM to the group, a
@@ -69,10 +70,7 @@ log = logging.getLogger(__name__)
 ANVIL_CHAIN_ID = 1337
 AIMT = 10**18
 HOUR = 3600
-#: The sample model's offer: rent by the hour, a perpetual licence, or pay per call (AIMT).
-RENT_PER_HOUR = 2 * AIMT
-PERPETUAL_PRICE = 100 * AIMT
-PRICE_PER_CALL = AIMT // 10
+#: Royalty of the sample models on licence resales (their offer: :func:`sample_offer`).
 ROYALTY_BPS = 500
 #: AIMT the treasury gives each user test account on anvil, so they can rent at once.
 USER_FUNDS = 1_000 * AIMT
@@ -82,8 +80,8 @@ ROLES = {0: "deployer, treasury, arbiter", 1: "creator of the sample model", 2: 
 STEPS = (
     "chain",
     "deploy",
-    "sample model",
     "relayer keys",
+    "sample model",
     "relayer",
     "catalog",
     "web",
@@ -189,6 +187,8 @@ class StackInfo:
     store: str = ""
     #: The sample models in :data:`daimm.samples.SAMPLE_KEYS` order (tabular, image, text).
     model_ids: list[int] = field(default_factory=list)
+    #: The provable sample (docs/ZK.md), 0 without one.
+    provable_model_id: int = 0
     env: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
 
@@ -416,6 +416,7 @@ class _OnChain:
     relayer_env: dict[str, str]
     accounts: list[tuple[str, str]]
     model_ids: list[int]
+    provable_model_id: int = 0
 
 
 class Stack:
@@ -486,6 +487,7 @@ class Stack:
             state_dir=str(self.state),
             store=str(self.store),
             model_ids=chain.model_ids,
+            provable_model_id=chain.provable_model_id,
             env=self._client_env(choice, chain, catalog_url),
             pids={child.name: child.pid for child in self.children},
         )
@@ -550,8 +552,8 @@ class Stack:
         return f"http://{self.config.host}:{self.config.relayer_port}"
 
     def _set_up_on_chain(self, choice: str, rpc_url: str) -> _OnChain:
-        """Connect ape to the chain for the steps that send transactions: deploy, sample model,
-        relayer registration."""
+        """Connect ape to the chain for the steps that send transactions: deploy, relayer
+        registration, sample models."""
         from ape import accounts
 
         from daimm.market import Marketplace
@@ -587,25 +589,28 @@ class Stack:
                 if users:
                     self._fund(market, deployer, users)
                     outcome.detail += f"; TEST::3-{len(test) - 1} hold 1,000 AIMT or more each"
+            with self._step("relayer keys") as outcome:
+                outcome.detail = self._register_relayer(market, relayer)
             with self._step("sample model") as outcome:
                 model_id = 0
                 model_ids: list[int] = []
+                provable_model_id = 0
                 if cfg.seed:
-                    model_ids, fresh = self._seed(market, creator)
+                    model_ids, fresh = self._seed(market, creator, relayer)
+                    provable_model_id, detail = self._seed_provable(market, creator, relayer)
                     model_id = model_ids[0]
                     listed = ", ".join(
                         f"{i} ({kind})"
                         for i, kind in zip(model_ids, ("tabular", "image", "text"), strict=False)
                     )
                     outcome.detail = (
-                        f"model {listed} published, each offered at 2 AIMT/h, 0.1 AIMT a call"
+                        f"model {listed} published for the relayer, each offered at 2 AIMT/h,"
+                        " 0.1 AIMT a call"
                         if fresh
                         else f"reusing model {listed}"
-                    )
+                    ) + detail
                 else:
                     outcome.state, outcome.detail = "skipped", "--no-sample"
-            with self._step("relayer keys") as outcome:
-                outcome.detail = self._register_relayer(market, relayer, creator, model_ids)
             return _OnChain(
                 rpc_url=rpc_url,
                 chain_id=int(provider.chain_id),
@@ -617,6 +622,7 @@ class Stack:
                 relayer_env=self._relayer_secret(relayer),
                 accounts=keys,
                 model_ids=model_ids,
+                provable_model_id=provable_model_id,
             )
         finally:
             context.__exit__(None, None, None)
@@ -804,116 +810,113 @@ class Stack:
             if short > 0:
                 market.token.transfer(user, short, sender=funder)
 
-    def _seed(self, market: Marketplace, creator: Any) -> tuple[list[int], bool]:
-        """Publish the shipped sample models (tabular, image, text), each with an offer, unless
-        this deployment already has them.
+    def _seed(self, market: Marketplace, creator: Any, relayer: Any) -> tuple[list[int], bool]:
+        """Publish the shipped sample models (tabular, image, text), each with its offer and
+        authorised for ``relayer``, unless this deployment already has them (then make sure the
+        relayer is authorised for them).
 
         Returns:
             The model ids (the tabular model's first) and whether they were published now.
         """
-        from daimm.crypto import generate_private_key, save_private_key
+        from daimm.crypto import generate_private_key, load_private_key, save_private_key
         from daimm.ipfs import LocalBlockstore
-        from daimm.market.publishing import check_minted_id, parse_metadata, plan_publish
-        from daimm.market.types import Offer
+        from daimm.market.provision import authorise_relayer_for, publish_model, sample_offer
+        from daimm.market.publishing import parse_metadata
         from daimm.samples import shipped_samples
 
         seeded = self.state / "seeded.json"
+        creator_file = self.state / "creator.x25519"
         escrow = str(market.escrow.address)
         samples = shipped_samples()
+        backend = LocalBlockstore(self.store)
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             record = json.loads(seeded.read_text())
             ids = [int(i) for i in record["model_ids"]]
-            if (
-                record["escrow"] == escrow
-                and len(ids) == len(samples)
-                and (self.state / "creator.x25519").exists()
-            ):
+            if record["escrow"] == escrow and len(ids) == len(samples) and creator_file.exists():
+                authorise_relayer_for(
+                    market,
+                    ids,
+                    relayer.address,
+                    backend=backend,
+                    creator_key=load_private_key(creator_file),
+                    sender=creator,
+                )
                 return ids, False
         creator_key = generate_private_key()
-        save_private_key(self.state / "creator.x25519", creator_key, overwrite=True)
-        offer = Offer(
-            currency=str(market.token.address),
-            price_per_period=RENT_PER_HOUR,
-            period_seconds=HOUR,
-            min_periods=1,
-            max_periods=720,
-            active=True,
-            perpetual_price=PERPETUAL_PRICE,
-            price_per_call=PRICE_PER_CALL,
-        )
-        ids = []
-        for sample in samples:
-            package, plan = plan_publish(
+        save_private_key(creator_file, creator_key, overwrite=True)
+        ids = [
+            publish_model(
                 market,
                 sample.path,
                 parse_metadata(sample.card),
-                backend=LocalBlockstore(self.store),
+                backend=backend,
                 creator_key=creator_key,
                 sender=creator,
                 royalty_bps=ROYALTY_BPS,
-            )
-            published = plan.execute()
-            check_minted_id(package, published)
-            market.escrow.set_offer(published.model_id, offer, sender=creator)
-            ids.append(published.model_id)
+                offer=sample_offer(market.token.address),
+                relayers=[relayer.address],
+            ).model_id
+            for sample in samples
+        ]
         sample_input = self.state / "sample-input.json"
         sample_input.write_text(json.dumps(samples[0].card["sample_input"]) + "\n")
         seeded.write_text(json.dumps({"escrow": escrow, "model_ids": ids}) + "\n")
         return ids, True
 
-    def _register_relayer(
-        self, market: Marketplace, relayer: Any, creator: Any, model_ids: list[int]
-    ) -> str:
-        """Give the relayer an X25519 key, register it, and authorise it for the sample models."""
-        from daimm.crypto import (
-            generate_private_key,
-            load_private_key,
-            public_key_of,
-            save_private_key,
-        )
-        from daimm.ipfs import LocalBlockstore
-        from daimm.market.publishing import plan_authorise_relayer
+    def _seed_provable(self, market: Marketplace, creator: Any, relayer: Any) -> tuple[int, str]:
+        """Publish the provable tabular sample (docs/ZK.md), with its offer and authorised for
+        ``relayer``, unless this deployment has it; its model id and the step's detail.
 
-        endpoint = self.relayer_url
-        key_file = self.state / "relayer.x25519"
-        registered = market.relayers.relayer(relayer.address)
-        if registered is not None and key_file.exists():
-            key = load_private_key(key_file)
-            if public_key_of(key).raw != registered.x25519_public_key:
-                raise ConfigError(
-                    f"relayer {relayer.address} is registered with another X25519 key than"
-                    f" {key_file}: restore that key file, or use a fresh --state-dir and account"
-                )
-            done = f"{relayer.address} already registered"
-        elif registered is not None:
-            raise ConfigError(
-                f"relayer {relayer.address} is registered but its X25519 key file {key_file} is"
-                " missing: restore it, or use another account"
-            )
-        else:
-            key = generate_private_key()
-            save_private_key(key_file, key, overwrite=True)
-            market.relayers.register(
-                relayer.address, public_key_of(key).raw, endpoint, sender=relayer
-            )
-            done = f"{relayer.address} registered at {endpoint}"
-        authorised = []
-        for model_id in model_ids:
-            if market.relayers.is_authorised(model_id, relayer.address):
-                continue
-            _, plan = plan_authorise_relayer(
-                market,
-                model_id,
-                relayer.address,
-                backend=LocalBlockstore(self.store),
-                creator_key=load_private_key(self.state / "creator.x25519"),
-                sender=creator,
-            )
-            plan.execute()
-            authorised.append(str(model_id))
-        if authorised:
-            done += f", authorised for model(s) {', '.join(authorised)}"
-        return done
+        NOTE: with an SRS generated here, marked as a test SRS: no ceremony SRS is pinned in this
+        build, and a local chain's proofs need no more (docs/ZK.md, "The SRS").
+        """
+        from daimm.crypto import load_private_key
+        from daimm.ipfs import LocalBlockstore
+        from daimm.market.provable import publish_provable_sample
+        from daimm.market.provision import authorise_relayer_for, sample_offer
+        from daimm.zk import generate_test_srs
+
+        record_file, escrow = self.state / "provable.json", str(market.escrow.address)
+        backend = LocalBlockstore(self.store)
+        creator_key = load_private_key(self.state / "creator.x25519")
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            record = json.loads(record_file.read_text())
+            if record["escrow"] == escrow:
+                authorise_relayer_for(
+                    market, [int(record["model_id"])], relayer.address, backend=backend,
+                    creator_key=creator_key, sender=creator,
+                )  # fmt: skip
+                return int(record["model_id"]), f"; provable model {record['model_id']}"
+        srs = self.state / "zk" / "test.srs"
+        if not srs.is_file():
+            srs.parent.mkdir(parents=True, exist_ok=True)
+            generate_test_srs(srs, 13)
+        done = publish_provable_sample(
+            market,
+            backend=backend,
+            creator_key=creator_key,
+            sender=creator,
+            folder=self.state / "zk" / "sample",
+            srs=srs,
+            allow_test_srs=True,
+        )
+        model_id = done.published.model_id
+        authorise_relayer_for(
+            market, [model_id], relayer.address, backend=backend, creator_key=creator_key,
+            sender=creator,
+        )  # fmt: skip
+        market.escrow.set_offer(model_id, sample_offer(market.token.address), sender=creator)
+        record_file.write_text(json.dumps({"escrow": escrow, "model_id": model_id}) + "\n")
+        return model_id, f"; provable model {model_id} (test SRS)"
+
+    def _register_relayer(self, market: Marketplace, relayer: Any) -> str:
+        """Register the relayer with an X25519 key of its own (kept in the state folder)."""
+        from daimm.market.provision import ensure_relayer
+
+        setup = ensure_relayer(market, relayer, self.relayer_url, self.state / "relayer.x25519")
+        if setup.registered_now:
+            return f"{setup.address} registered at {setup.endpoint}"
+        return f"{setup.address} already registered"
 
     def _relayer_secret(self, relayer: Any) -> dict[str, str]:
         """The environment that gives the relayer daemon its Ethereum key (never a file we write:
@@ -940,41 +943,43 @@ class Stack:
         )
 
     def _write_relayer_config(self, rpc_url: str, chain_id: int, network_key: str) -> Path:
+        from daimm.relayer.settings import write_settings
+
         cfg = self.config
-        settings = {
-            "rpc_url": rpc_url,
-            "chain_id": chain_id,
-            "deployments_file": str(self.deployments_file),
-            "network": network_key,
-            "x25519_key_file": str(self.state / "relayer.x25519"),
-            "storage": "local",
-            "storage_path": str(self.store),
-            "host": cfg.host,
-            "port": cfg.relayer_port,
-            "db_path": str(self.state / "relayer.sqlite3"),
-            "redeem_interval_s": 10.0,
-            "max_workers": 2,
-        }
-        path = self.state / "relayer.toml"
-        path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items()))
-        return path
+        zk: dict[str, Any] = {}
+        if (self.state / "zk" / "test.srs").is_file():  # the provable sample (_seed_provable)
+            zk = {
+                "zk_srs": self.state / "zk" / "test.srs",
+                "zk_allow_test_srs": True,
+                "zk_folder": self.state / "zk" / "relayer",
+            }
+        return write_settings(
+            self.state / "relayer.toml",
+            rpc_url=rpc_url,
+            chain_id=chain_id,
+            deployments_file=self.deployments_file,
+            network=network_key,
+            x25519_key_file=self.state / "relayer.x25519",
+            storage="local",
+            storage_path=self.store,
+            host=cfg.host,
+            port=cfg.relayer_port,
+            db_path=self.state / "relayer.sqlite3",
+            redeem_interval_s=10.0,
+            max_workers=2,
+            **zk,
+        )
 
     @staticmethod
     def _catalog_has(url: str, model_id: int) -> bool:
-        from sqlalchemy import select
-
         from daimm.catalog import CatalogStore
-        from daimm.catalog import store as tables
+        from daimm.catalog.queries import has_model
 
         try:
             store = CatalogStore(url)
             if model_id == 0:
                 return store.last_block() is not None
-            with store.connect() as conn:
-                row = conn.execute(
-                    select(tables.models.c.model_id).where(tables.models.c.model_id == model_id)
-                ).first()
-            return row is not None
+            return has_model(store, model_id)
         except Exception:  # noqa: BLE001 - the indexer may not have created its tables yet
             return False
 

@@ -1,14 +1,16 @@
 """The creator's browser module (``static/daimm-creator.js``) in Chromium, against the Python code.
 
 - A file encrypted in the page (both envelope schemes, sizes at segment boundaries) decrypts with
-  `daimm pack decrypt`; one encrypted by `daimm pack encrypt` decrypts in the page, and a flipped
-  bit fails there with the Python code's message.
+  `daimm pack decrypt`, and equals Python's byte for byte given the same key, salt and nonce;
+  one encrypted by `daimm pack encrypt` decrypts in the page, and a flipped bit fails there with
+  the Python code's message.
 - CIDs computed in the page equal `daimm ipfs add`'s (every profile), and the page's CAR reads
   with daimm's verifying CAR reader.
 - A 200 MB file generated in the page is encrypted with a moving progress bar and a bounded JS
   heap (the figure is printed), and the ciphertext decrypts in Python.
 - On anvil: the creator key the page derives from the wallet's signature equals `daimm keys
-  derive --account TEST::0`'s, and the page's signed CAR upload is stored by ``POST /api/uploads``.
+  derive --account TEST::0`'s, the page's signed CAR upload is stored by ``POST /api/uploads``,
+  and a 200 MB file is uploaded by the page in 16 MiB pieces (``/api/uploads/sessions``).
 
 The page is a bare HTML file loading the bundle, served with the upload endpoint by a small FastAPI
 app under uvicorn (``/sink/{name}`` receives what the page sends back). NOTE: the wallet is the
@@ -53,6 +55,8 @@ REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 ANVIL_ACCOUNT = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # TEST::0
 SEGMENT = 64 * 1024
 BIG_MB = 200
+PIECES_MB = 200
+PIECE_BYTES = 16 << 20
 
 WALLET_JS = """
 (() => {
@@ -108,7 +112,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         yield store
 
     app = FastAPI()
-    settings = UploadSettings(backend, work / "ledger.sqlite", 64 << 20, 256 << 20)
+    settings = UploadSettings(
+        backend, work / "ledger.sqlite", max_bytes=1 << 30, quota_bytes=2 << 30,
+        piece_bytes=PIECE_BYTES,
+    )  # fmt: skip
     mount_uploads(app, chain_id=31337, registry=REGISTRY, settings=settings)
 
     @app.post("/sink/{name}")
@@ -203,6 +210,49 @@ def test_page_encrypts__daimm_pack_decrypt__same_bytes(
     from daimm.crypto.envelope import KeyEnvelope
 
     assert KeyEnvelope.from_json(envelope.read_bytes()).to_json() == envelope.read_bytes()
+
+
+SAME_BYTES_JS = """
+async ({ name, key, salt, noncePrefix, segmentSize }) => {
+  const { aead } = window.daimmCreator;
+  const hex = (s) => Uint8Array.from(s.match(/../g) ?? [], (h) => parseInt(h, 16));
+  const plain = await (await fetch(`/${name}`)).blob();
+  const gathered = aead.blobSink();
+  await aead.encryptBlob(plain, gathered.sink, hex(key), aead.modelAssociatedData(7n, 1n),
+                         { segmentSize, salt: hex(salt), noncePrefix: hex(noncePrefix) });
+  const digest = await crypto.subtle.digest("SHA-256", await gathered.blob().arrayBuffer());
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("size", "segment"),
+    [(0, SEGMENT), (1, SEGMENT), (SEGMENT, SEGMENT), (3 * SEGMENT + 5, SEGMENT),
+     (2_500_000, 1 << 20)],
+    ids=["empty", "1B", "one-segment", "partial-last", "default-segments"],
+)  # fmt: skip
+def test_page_and_python_encrypt__same_key_salt_nonce__identical_bytes(
+    site: dict[str, Any], page: Any, monkeypatch: pytest.MonkeyPatch, size: int, segment: int
+) -> None:
+    from daimm.crypto import aead, encrypt_stream
+
+    name = f"same-{size}-{segment}.bin"
+    plaintext = os.urandom(size)
+    (site["public"] / name).write_bytes(plaintext)
+    key, salt, prefix = os.urandom(32), os.urandom(32), os.urandom(7)
+    # The file's salt and nonce prefix are its only random draws (os.urandom(32), then (7)).
+    monkeypatch.setattr(aead.os, "urandom", lambda n: {32: salt, 7: prefix}[n])
+    expected = io.BytesIO()
+    encrypt_stream(io.BytesIO(plaintext), expected, key, model_associated_data(7, 1),
+                   segment_size=segment)  # fmt: skip
+    monkeypatch.undo()
+    in_page = page.evaluate(
+        SAME_BYTES_JS,
+        {"name": name, "key": key.hex(), "salt": salt.hex(), "noncePrefix": prefix.hex(),
+         "segmentSize": segment},
+    )  # fmt: skip
+    assert in_page == hashlib.sha256(expected.getvalue()).hexdigest()
 
 
 DECRYPT_JS = """
@@ -433,19 +483,22 @@ async ({ account, recipient, registry, card }) => {
 """
 
 
+def _upload_args(private: Any, **more: Any) -> dict[str, Any]:
+    """What the upload scripts take: the account, the relayer's key, the registry, a card."""
+    return {
+        "account": ANVIL_ACCOUNT,
+        "recipient": str(public_key_of(private)),
+        "registry": REGISTRY,
+        "card": (ROOT / "src/daimm/samples/breast_cancer.card.json").read_text(),
+        **more,
+    }
+
+
 def test_page_uploads_signed_car__stored_and_verified(
     site: dict[str, Any], wallet_page: Any, relayer: tuple[Path, Any]
 ) -> None:
     _, private = relayer
-    result = wallet_page.evaluate(
-        UPLOAD_JS,
-        {
-            "account": ANVIL_ACCOUNT,
-            "recipient": str(public_key_of(private)),
-            "registry": REGISTRY,
-            "card": (ROOT / "src/daimm/samples/breast_cancer.card.json").read_text(),
-        },  # fmt: skip
-    )
+    result = wallet_page.evaluate(UPLOAD_JS, _upload_args(private))
     kinds = [r["kind"] for r in result["answer"]["roots"]]
     assert kinds == ["ciphertext", "envelope", "card"]
     assert [r["cid"] for r in result["answer"]["roots"]] == result["cids"]
@@ -454,3 +507,106 @@ def test_page_uploads_signed_car__stored_and_verified(
 
         assert site["store"].has_block(CID.parse(cid))
     assert result["truncated"].startswith("bad_car: not a CAR v1 file: truncated CAR section")
+
+
+PIECES_JS = """
+async ({ account, recipient, registry, card, megabytes }) => {
+  const { aead, envelope, ipfs } = window.daimmCreator;
+  const chunk = crypto.getRandomValues(new Uint8Array(65536));
+  let plain = new Blob(Array.from({ length: megabytes * 16 }, () => chunk));
+  const key = aead.generateContentKey();
+  let parts = [];
+  await aead.encryptBlob(plain, async (b) => parts.push(new Blob([b])), key,
+                         aead.modelAssociatedData(7n, 1n));
+  // NOTE: Chromium keeps a page's Blobs in memory (no disk in a fresh profile); each copy the
+  // page no longer needs is dropped before the next is made.
+  let cipher = new Blob(parts);
+  plain = parts = null;
+  window.gc();
+  const wrapped = envelope.envelopeToJson(await envelope.wrapKey(key, [recipient]));
+  const added = [await ipfs.addBlob(cipher, { cidVersion: 1 })];
+  cipher = null;
+  window.gc();
+  for (const file of [new Blob([wrapped]), new Blob([card])]) {
+    added.push(await ipfs.addBlob(file, { cidVersion: 1 }));
+  }
+  const config = { chain_id: 31337, contracts: { ModelRegistry: registry } };
+  const progress = [];
+  const limits = await (await fetch("/api/uploads/limits")).json();
+  const pieces = ipfs.carPieces(added, limits.piece_bytes).map((p) => p.size);
+  const onProgress = (sent, total) => progress.push(sent / total);
+  const options = { provider: window.ethereum, account, config, onProgress };
+  const answer = await ipfs.uploadInPieces(added, options);
+  return { answer, pieces, progress, cids: added.map((a) => a.cid.toString()) };
+}
+"""
+
+
+def test_page_uploads_200_mb_in_pieces__each_piece_bounded__stored_and_decrypts(
+    site: dict[str, Any], wallet_page: Any, relayer: tuple[Path, Any]
+) -> None:
+    from daimm.crypto import KeyEnvelope, unwrap_key
+    from daimm.ipfs.multiformats import CID
+
+    _, private = relayer
+    result = wallet_page.evaluate(PIECES_JS, _upload_args(private, megabytes=PIECES_MB))
+    # No request body was larger than the server's piece limit (it refuses larger ones).
+    assert len(result["pieces"]) >= PIECES_MB // 16 and max(result["pieces"]) <= PIECE_BYTES
+    assert result["progress"] == sorted(result["progress"]) and result["progress"][-1] == 1.0
+    assert [r["kind"] for r in result["answer"]["roots"]] == ["ciphertext", "envelope", "card"]
+    cipher_cid, envelope_cid, _ = (CID.parse(c) for c in result["cids"])
+    envelope = io.BytesIO()
+    fetch_file(envelope_cid, site["store"], envelope)
+    content_key = unwrap_key(KeyEnvelope.from_json(envelope.getvalue()), private)
+    ciphertext = site["work"] / "pieces.enc"
+    with ciphertext.open("wb") as fh:
+        fetch_file(cipher_cid, site["store"], fh)  # every block checked against its CID
+    with ciphertext.open("rb") as fh, open(os.devnull, "wb") as null:
+        written = decrypt_stream(fh, null, content_key, model_associated_data(7, 1))
+    assert written == PIECES_MB << 20
+    ciphertext.unlink()
+
+
+STREAM_MB = 400
+STREAM_JS = """
+async ({ account, recipient, registry, card, megabytes }) => {
+  const { aead, envelope, ipfs } = window.daimmCreator;
+  const chunk = crypto.getRandomValues(new Uint8Array(65536));
+  const plain = new Blob(Array.from({ length: megabytes * 16 }, () => chunk));
+  const key = aead.generateContentKey();
+  const wrapped = envelope.envelopeToJson(await envelope.wrapKey(key, [recipient]));
+  const config = { chain_id: 31337, contracts: { ModelRegistry: registry } };
+  const phases = [];
+  const onProgress = (phase, done, total) => phases.push([phase, done / total]);
+  const { answer, cids } = await ipfs.encryptAndUploadInPieces(
+    plain, key, aead.modelAssociatedData(7n, 1n), [new Blob([wrapped]), new Blob([card])],
+    { provider: window.ethereum, account, config, onProgress });
+  return { answer, cids, phases };
+}
+"""
+
+
+def test_page_encrypts_and_uploads_400_mb_in_two_passes__nothing_gathered__decrypts(
+    site: dict[str, Any], wallet_page: Any, relayer: tuple[Path, Any]
+) -> None:
+    from daimm.crypto import KeyEnvelope, unwrap_key
+    from daimm.ipfs.multiformats import CID
+
+    _, private = relayer
+    result = wallet_page.evaluate(STREAM_JS, _upload_args(private, megabytes=STREAM_MB))
+    assert [r["kind"] for r in result["answer"]["roots"]] == ["ciphertext", "envelope", "card"]
+    hashing = [p for phase, p in result["phases"] if phase == "hash"]
+    uploading = [p for phase, p in result["phases"] if phase == "upload"]
+    assert len(uploading) >= STREAM_MB // 16 and uploading == sorted(uploading)
+    assert hashing == sorted(hashing) and uploading[-1] == 1.0
+    cipher_cid, envelope_cid, _ = (CID.parse(c) for c in result["cids"])
+    envelope = io.BytesIO()
+    fetch_file(envelope_cid, site["store"], envelope)
+    content_key = unwrap_key(KeyEnvelope.from_json(envelope.getvalue()), private)
+    ciphertext = site["work"] / "stream.enc"
+    with ciphertext.open("wb") as fh:
+        fetch_file(cipher_cid, site["store"], fh)
+    with ciphertext.open("rb") as fh, open(os.devnull, "wb") as null:
+        written = decrypt_stream(fh, null, content_key, model_associated_data(7, 1))
+    assert written == STREAM_MB << 20
+    ciphertext.unlink()

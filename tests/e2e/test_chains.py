@@ -15,7 +15,6 @@ so the module runs in `make test`'s in-process pass (and is skipped nowhere).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -77,65 +76,46 @@ def _publish_offer_and_authorise(
     relayer: Any,
     url: str,
 ) -> int:
-    """The creator publishes the iris model encrypted and offers it by the hour in ETH; the relayer
-    registers at ``url`` with the X25519 key it keeps in ``work/relayer.x25519`` and is authorised.
-    Returns the model id."""
-    from daimm.crypto import generate_private_key, public_key_of, save_private_key
+    """The relayer registers at ``url`` with an X25519 key kept in ``work/relayer.x25519``; the
+    creator publishes the iris model encrypted, offered by the hour in ETH and authorised for the
+    relayer, in one call (the library's one provisioning path). Returns the model id."""
+    from daimm.crypto import generate_private_key
     from daimm.ipfs import LocalBlockstore
-    from daimm.market.publishing import (
-        check_minted_id,
-        parse_metadata,
-        plan_authorise_relayer,
-        plan_publish,
-    )
+    from daimm.market.provision import ensure_relayer, publish_model
+    from daimm.market.publishing import parse_metadata
     from daimm.market.types import ETH_ADDRESS, Offer
 
-    blocks = LocalBlockstore(work / "blocks")
-    creator_key, relayer_key = generate_private_key(), generate_private_key()
-    save_private_key(work / "relayer.x25519", relayer_key)
+    ensure_relayer(market, relayer, url, work / "relayer.x25519")
     model_path, metadata = model
-    package, plan = plan_publish(
+    return publish_model(
         market,
         model_path,
         parse_metadata(metadata),
-        backend=blocks,
-        creator_key=creator_key,
+        backend=LocalBlockstore(work / "blocks"),
+        creator_key=generate_private_key(),
         sender=creator,
-    )
-    published = plan.execute()
-    check_minted_id(package, published)
-    offer = Offer(ETH_ADDRESS, PRICE_PER_HOUR, 3600, 1, 24, True, 0, 0)
-    market.escrow.set_offer(published.model_id, offer, sender=creator)
-    market.relayers.register(relayer.address, public_key_of(relayer_key).raw, url, sender=relayer)
-    _, authorise = plan_authorise_relayer(
-        market,
-        published.model_id,
-        relayer.address,
-        backend=blocks,
-        creator_key=creator_key,
-        sender=creator,
-    )
-    authorise.execute()
-    return published.model_id
+        offer=Offer(ETH_ADDRESS, PRICE_PER_HOUR, 3600, 1, 24, True, 0, 0),
+        relayers=[relayer.address],
+    ).model_id
 
 
 def _relayer_config(work: Path, rpc_url: str, chain_id: int, network: str, port: int) -> Path:
     """`daimm relayer serve`'s config: the deployment from ``work/deployments.json``."""
-    settings = {
-        "rpc_url": rpc_url,
-        "chain_id": chain_id,
-        "deployments_file": str(work / "deployments.json"),
-        "network": network,
-        "x25519_key_file": str(work / "relayer.x25519"),
-        "storage": "local",
-        "storage_path": str(work / "blocks"),
-        "port": port,
-        "db_path": str(work / "relayer.sqlite3"),
-        "log_poll_s": 0.2,
-    }
-    path = work / "relayer.toml"
-    path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items()))
-    return path
+    from daimm.relayer.settings import write_settings
+
+    return write_settings(
+        work / "relayer.toml",
+        rpc_url=rpc_url,
+        chain_id=chain_id,
+        deployments_file=work / "deployments.json",
+        network=network,
+        x25519_key_file=work / "relayer.x25519",
+        storage="local",
+        storage_path=work / "blocks",
+        port=port,
+        db_path=work / "relayer.sqlite3",
+        log_poll_s=0.2,
+    )
 
 
 def test_story__on_arbitrum_with_its_chain_id__rent_predict_receipt_and_withdraw(

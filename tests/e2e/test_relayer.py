@@ -20,6 +20,7 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
+from tests.utils import load_by_path
 from tests.utils.relayer import (
     TcpProxy,
     free_port,
@@ -39,19 +40,10 @@ ETH = "0x0000000000000000000000000000000000000000"
 PERIOD = 3600
 PRICE_PER_PERIOD = 10**15
 PRICE_PER_CALL = 10**13
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _onnx_helpers() -> Any:
-    import importlib.util
-
-    # NOTE: by path: a site-packages `tests` package (from pymultihash) can shadow ours.
-    path = ROOT / "tests" / "utils" / "onnx_models.py"
-    spec = importlib.util.spec_from_file_location("daimm_test_onnx_models", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_by_path("tests/utils/onnx_models.py", "daimm_test_onnx_models")
 
 
 def _offer(price_per_call: int = PRICE_PER_CALL) -> tuple[Any, ...]:
@@ -76,6 +68,7 @@ def stack(
 ) -> Iterator[dict[str, Any]]:
     """Extensions deployed, an encrypted iris model published and authorised, a relayer running."""
     from daimm.market.deploy_extensions import deploy_extensions
+    from daimm.relayer.settings import write_settings
 
     work = tmp_path_factory.mktemp("relayer")
     ext = deploy_extensions(project, deployer, contracts)
@@ -98,26 +91,20 @@ def stack(
     proxy = TcpProxy(("127.0.0.1", int(node_url.rsplit(":", 1)[1].split("/")[0])))
     proxy.start()
     addresses = {**contracts.addresses(), **ext.addresses()}
-    config = work / "relayer.toml"
-    config.write_text(
-        "\n".join(
-            [
-                "[relayer]",
-                f'rpc_url = "{proxy.url}"',
-                "rpc_timeout_s = 1.0",
-                f'account_key_file = "{key_file}"',
-                f'x25519_key_file = "{work / "relayer.x25519"}"',
-                'storage = "local"',
-                f'storage_path = "{work / "blocks"}"',
-                f'db_path = "{work / "relayer.sqlite3"}"',
-                f"port = {port}",
-                "access_ttl_s = 2.0",
-                "log_poll_s = 0.2",
-                "redeem_interval_s = 1.0",
-                "[relayer.contracts]",
-                *(f'{name} = "{address}"' for name, address in addresses.items()),
-            ]
-        )
+    config = write_settings(
+        work / "relayer.toml",
+        rpc_url=proxy.url,
+        rpc_timeout_s=1.0,
+        account_key_file=key_file,
+        x25519_key_file=work / "relayer.x25519",
+        storage="local",
+        storage_path=work / "blocks",
+        db_path=work / "relayer.sqlite3",
+        port=port,
+        access_ttl_s=2.0,
+        log_poll_s=0.2,
+        redeem_interval_s=1.0,
+        contracts=addresses,
     )
     try:
         with relayer_daemon(config, port, work / "relayer.log") as url:

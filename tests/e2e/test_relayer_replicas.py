@@ -31,7 +31,9 @@ from tests.utils.relayer import (
     wait_until_current,
 )
 
-from daimm.client import ApeAccountSigner, RelayerClient
+from daimm.client import ApeAccountSigner, RelayerClient, SessionRelayerClient
+from daimm.errors import RequestRefusedError
+from daimm.market.sessions import Sessions
 
 pytestmark = [pytest.mark.chain]
 
@@ -50,6 +52,7 @@ class Replicas:
     model_id: int
     relayer: str
     credit: Any
+    sessions: Sessions
 
     @property
     def path(self) -> str:
@@ -131,7 +134,8 @@ def replicas(
     try:
         b = start_daemon(work, "b", settings, addresses)
         try:
-            yield Replicas(a, b, model_id, relayer_eth.address, ext.credit_escrow)
+            sessions = Sessions(ext.session_registry, chain_id=chain.chain_id)
+            yield Replicas(a, b, model_id, relayer_eth.address, ext.credit_escrow, sessions)
         finally:
             stop_daemon(b)
     finally:
@@ -204,6 +208,61 @@ def test_one_voucher_used_on_both_replicas__is_charged_once_and_redeemed_once(
         assert time.monotonic() < deadline, "the voucher was not redeemed"
         time.sleep(0.5)
     assert credit.channelOf(buyer, model_id, relayer).redeemed == 5 * PRICE_PER_CALL
+
+
+def test_session_call_cap__calls_at_both_replicas__counted_together(
+    replicas: Replicas, escrow: Any, accounts: Any, deployer: Any, chain: Any
+) -> None:
+    holder = accounts.generate_test_account()
+    deployer.transfer(holder, 10**18)
+    escrow.rent(replicas.model_id, 1, PRICE_PER_PERIOD, value=PRICE_PER_PERIOD, sender=holder)
+    replicas.current(chain)
+    api_key = replicas.sessions.create(holder, model_id=replicas.model_id, max_calls=4)
+    at = [SessionRelayerClient(replica.url, api_key, expected_relayer=replicas.relayer)
+          for replica in (replicas.a, replicas.b)]  # fmt: skip
+
+    for call in range(4):
+        assert at[call % 2].predict(replicas.model_id, json.loads(BODY)["inputs"]).outputs
+
+    for client in at:
+        with pytest.raises(RequestRefusedError) as refused:
+            client.predict(replicas.model_id, json.loads(BODY)["inputs"])
+        assert (refused.value.status, refused.value.code) == (403, "session_call_cap")
+
+
+def test_pay_per_call_under_a_session__at_both_replicas__redeemed_within_the_cap(
+    replicas: Replicas, accounts: Any, deployer: Any, chain: Any
+) -> None:
+    """Deposit credit, one session with a spend cap of 3 calls, pay per call with vouchers the
+    session key signs at either replica; the fourth is refused; the redeemers redeem on chain
+    with the session, and the chain counts the session's spend."""
+    from daimm.eip712 import session_digest
+
+    credit, model_id, relayer = replicas.credit, replicas.model_id, replicas.relayer
+    holder = accounts.generate_test_account()
+    deployer.transfer(holder, 10**18)
+    credit.deposit(model_id, relayer, 10 * PRICE_PER_CALL, value=10 * PRICE_PER_CALL, sender=holder)
+    replicas.current(chain)
+    api_key = replicas.sessions.create(
+        holder, model_id=model_id, relayer=relayer, spend_cap=3 * PRICE_PER_CALL
+    )
+    at = [SessionRelayerClient(replica.url, api_key, expected_relayer=relayer)
+          for replica in (replicas.a, replicas.b)]  # fmt: skip
+    inputs = json.loads(BODY)["inputs"]
+
+    charged = [at[call % 2].predict(model_id, inputs, pay_per_use=True).charged
+               for call in range(3)]  # fmt: skip
+    with pytest.raises(RequestRefusedError) as refused:
+        at[1].predict(model_id, inputs, pay_per_use=True)
+
+    assert charged == [PRICE_PER_CALL] * 3
+    assert (refused.value.status, refused.value.code) == (402, "session_spend_cap")
+    deadline = time.monotonic() + 30
+    while credit.channelOf(holder, model_id, relayer).redeemed < 3 * PRICE_PER_CALL:
+        assert time.monotonic() < deadline, "the session's vouchers were not redeemed"
+        time.sleep(0.5)
+    assert credit.channelOf(holder, model_id, relayer).redeemed == 3 * PRICE_PER_CALL
+    assert credit.sessionSpent(session_digest(api_key.session)) == 3 * PRICE_PER_CALL
 
 
 def test_a_replica_killed_mid_request__loses_nothing_the_other_serves_on(

@@ -168,6 +168,7 @@ def stack(
             "relayers": served,
             "daemons": daemons,
             "sessions": Sessions(ext.session_registry, chain_id=chain.chain_id),
+            "relayer_registry": str(relayers.address),
         }
     finally:
         for daemon in daemons:

@@ -10,15 +10,13 @@ labelled answer received. Runs only on a real local node: ``ape test tests/e2e/t
 
 from __future__ import annotations
 
-import importlib.util
-import io
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 import pytest
+from tests.utils import load_by_path
 from tests.utils.relayer import (
     free_port,
     new_relayer,
@@ -35,20 +33,9 @@ pytestmark = [pytest.mark.chain]
 ETH = "0x0000000000000000000000000000000000000000"
 PERIOD = 3600
 PRICE_PER_PERIOD = 10**15
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def _task_models() -> Any:
-    # NOTE: by path: a site-packages `tests` package (from pymultihash) can shadow ours.
-    path = ROOT / "tests" / "utils" / "task_models.py"
-    spec = importlib.util.spec_from_file_location("daimm_test_task_models", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-task_models = _task_models()
+task_models = load_by_path("tests/utils/task_models.py", "daimm_test_task_models")
 
 
 @pytest.fixture(scope="module")
@@ -66,16 +53,25 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, Any]]:
     """Three models (image, text, tabular) published with their cards; a relayer serving them."""
-    from daimm.crypto import generate_content_key, generate_private_key, public_key_of, wrap_key
-    from daimm.ipfs import LocalBlockstore, add_file
-    from daimm.market import publishing
+    from ape import chain
+
+    from daimm.crypto import generate_private_key
+    from daimm.deployments import Deployment, provider_key
+    from daimm.ipfs import LocalBlockstore
+    from daimm.market import Marketplace, Offer
     from daimm.market.deploy_extensions import deploy_extensions
+    from daimm.market.provision import publish_model
+    from daimm.market.publishing import parse_metadata
+    from daimm.relayer.settings import write_settings
 
     work = tmp_path_factory.mktemp("tasks")
     ext = deploy_extensions(project, deployer, contracts)
-    registry, relayers = contracts.registry, ext.relayer_registry
+    addresses = {**contracts.addresses(), **ext.addresses()}
+    market = Marketplace(
+        Deployment(provider_key(chain.provider), chain.chain_id, 0, addresses, {"ETH": ETH})
+    )
     port = free_port()
-    relayer_eth, x25519 = new_relayer(work, relayers, deployer, port)
+    relayer_eth, _ = new_relayer(work, ext.relayer_registry, deployer, port)
 
     blocks = LocalBlockstore(work / "blocks")
     creator_key = generate_private_key()
@@ -85,40 +81,27 @@ def stack(
         model_bytes, document = build()
         path = work / f"{task}.onnx"
         path.write_bytes(model_bytes)
-        card = publishing.parse_metadata(document)
-        publishing.validate_model(model_bytes, card)  # what `daimm model publish` checks first
-        model_id = int(registry.modelCount()) + 1
-        content_key = generate_content_key()
-        package = publishing.prepare_package(
-            path, card, backend=blocks, creator_key=creator_key, model_id=model_id, version=0,
-            content_key=content_key,
+        # What `daimm model publish --rent ... --authorise RELAYER` does, in one call.
+        model = publish_model(
+            market, path, parse_metadata(document), backend=blocks, creator_key=creator_key,
+            sender=creator, offer=Offer(ETH, PRICE_PER_PERIOD, PERIOD, 1, 30, True, 0, 0),
+            relayers=[relayer_eth.address],
         )  # fmt: skip
-        tx = registry.publishModel(package.weights_cid, package.metadata_cid, 0, sender=creator)
-        assert int(tx.events.filter(registry.ModelPublished)[0].modelId) == model_id
-        contracts.escrow.setOffer(
-            model_id, (ETH, PRICE_PER_PERIOD, PERIOD, 1, 30, True, 0, 0), sender=creator
-        )
-        envelope = wrap_key(content_key, [public_key_of(x25519)])
-        envelope_cid = str(add_file(io.BytesIO(envelope.to_json()), blocks).cid)
-        relayers.authorise(model_id, relayer_eth.address, envelope_cid, sender=creator)
-        models[task] = {"id": model_id, "bytes": model_bytes, "card": document}
+        models[task] = {"id": model.model_id, "bytes": model_bytes, "card": document}
 
-    addresses = {**contracts.addresses(), **ext.addresses()}
-    config = work / "relayer.toml"
-    config.write_text("\n".join([
-        "[relayer]",
-        f'rpc_url = "{node_url}"',
-        f'account_key_file = "{work / "relayer.eth"}"',
-        f'x25519_key_file = "{work / "relayer.x25519"}"',
-        'storage = "local"',
-        f'storage_path = "{work / "blocks"}"',
-        f'db_path = "{work / "relayer.sqlite3"}"',
-        f"port = {port}",
-        "access_ttl_s = 2.0",
-        "log_poll_s = 0.2",
-        "[relayer.contracts]",
-        *(f'{name} = "{address}"' for name, address in addresses.items()),
-    ]))  # fmt: skip
+    config = write_settings(
+        work / "relayer.toml",
+        rpc_url=node_url,
+        account_key_file=work / "relayer.eth",
+        x25519_key_file=work / "relayer.x25519",
+        storage="local",
+        storage_path=work / "blocks",
+        db_path=work / "relayer.sqlite3",
+        port=port,
+        access_ttl_s=2.0,
+        log_poll_s=0.2,
+        contracts=addresses,
+    )
     with relayer_daemon(config, port, work / "relayer.log") as url:
         yield {"url": url, "relayer": relayer_eth.address, "models": models}
 

@@ -234,8 +234,12 @@ def test_the_catalog_lists_the_seeded_model_with_its_relayer(stack: Up) -> None:
 
     hits = search(CatalogStore(stack.info["catalog_url"]), SearchQuery(text="breast cancer"))
 
-    assert [hit.model_id for hit in hits] == [stack.info["model_id"]]
-    assert hits[0].relayers == (stack.info["relayer_address"],)
+    # The tabular sample and the provable one (the same data set, re-expressed for proofs).
+    assert sorted(hit.model_id for hit in hits) == [
+        stack.info["model_id"],
+        stack.info["provable_model_id"],
+    ]
+    assert all(hit.relayers == (stack.info["relayer_address"],) for hit in hits)
 
 
 def test_a_test_account_rents_the_seeded_model_and_gets_predictions_from_the_relayer(
@@ -599,10 +603,10 @@ def test_on_an_existing_chain_up_deploys_once_then_reuses_the_deployment_and_mod
 
     assert status == 0, second.output()
     printed = "".join(first.lines)
-    # The seven core and extension contracts plus SessionRegistry.
-    assert "SessionRegistry" in first.info["contracts"]
+    # The seven core and extension contracts plus SessionRegistry and ProofChallenges.
+    assert {"SessionRegistry", "ProofChallenges"} <= set(first.info["contracts"])
     assert f"{len(first.info['contracts'])} contracts from block" in printed
-    assert len(first.info["contracts"]) == 8
+    assert len(first.info["contracts"]) == 9
     assert "TEST::3-9 hold 1,000 AIMT or more each" in printed
     assert "TEST::4  0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65" in printed
     assert f"daimm rent {first.info['model_id']} --periods 1 --approve --account TEST::4" in printed

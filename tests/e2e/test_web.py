@@ -20,7 +20,6 @@ Runs only on anvil: ``ape test tests/e2e/test_web.py --network ethereum:local:fo
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -33,8 +32,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import pytest
-from tests.utils.relayer import TcpProxy, node_url_or_skip
-from tests.utils.web import CHROMIUM, chromium, serve_in_thread
+from tests.utils.relayer import TcpProxy
+from tests.utils.web import chromium, demo_marketplace, serve_in_thread
 
 pytestmark = [pytest.mark.chain]
 
@@ -103,34 +102,13 @@ WALLET_JS = """
 """
 
 
-def _load_demo() -> Any:
-    # NOTE: by path: scripts/ is not a package (ape runs it with runpy).
-    spec = importlib.util.spec_from_file_location(
-        "daimm_demo_for_web", ROOT / "scripts" / "demo.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def site(chain: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The demo's marketplace on anvil, its relayer running, the catalog synced, `daimm web` up."""
-    node_url = node_url_or_skip(chain, "the web server and the browser read the chain over HTTP")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: `apt-get install chromium` (CI's .ci/run does)")
-    if not (ROOT / "src" / "daimm" / "web" / "static" / "daimm.js").exists():
-        pytest.skip("the browser module is not built: run `make web` (make setup does)")
     from daimm.web import WebConfig, create_app
 
-    demo_module = _load_demo()
     work = tmp_path_factory.mktemp("web")
-    demo = demo_module.Demo(demo_module.Story(echo=lambda _text: None), work)
-    demo.deploy()
-    demo.train()
-    demo.publish()
+    demo, node_url = demo_marketplace(chain, work)
     with contextlib.ExitStack() as stack:
         relayer = contextlib.ExitStack()
         stack.callback(relayer.close)
@@ -166,24 +144,40 @@ def browser(site: dict[str, Any]) -> Iterator[Any]:
 
 @pytest.fixture
 def open_page(site: dict[str, Any], browser: Any) -> Iterator[Any]:
-    """``open_page(account, path, fake_chain_id=None)``: a page with the stand-in wallet."""
+    """``open_page(account, path, fake_chain_id=None, **options)``: a page with the stand-in
+    wallet; ``options`` go to the browser context (``timezone_id``, ``locale``)."""
     contexts: list[Any] = []
 
-    def open_(account: Any, path: str, fake_chain_id: str | None = None) -> Any:
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        contexts.append(context)
+    def open_(account: Any, path: str, fake_chain_id: str | None = None, **options: Any) -> Any:
         wallet = {"rpc": site["node_url"], "account": str(account), "fakeChainId": fake_chain_id}
-        context.add_init_script(f"window.__wallet = {json.dumps(wallet)};")
-        context.add_init_script(WALLET_JS)
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        page.goto(site["url"] + path)
-        page.wait_for_selector("body[data-ready='1']")
-        return page
+        return wallet_page(browser, contexts, site["url"] + path, wallet, height=900, **options)
 
     yield open_
     for context in contexts:
         context.close()
+
+
+def wallet_page(
+    browser: Any,
+    contexts: list[Any],
+    url: str,
+    wallet: dict[str, Any],
+    *,
+    height: int,
+    **options: Any,
+) -> Any:
+    """A new page at ``url`` with the stand-in wallet ``wallet`` injected, once the page says it
+    is ready; its context (``options`` passed to it) is appended to ``contexts`` (the caller
+    closes them)."""
+    context = browser.new_context(viewport={"width": 1280, "height": height}, **options)
+    contexts.append(context)
+    context.add_init_script(f"window.__wallet = {json.dumps(wallet)};")
+    context.add_init_script(WALLET_JS)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url)
+    page.wait_for_selector("body[data-ready='1']")
+    return page
 
 
 def _connect(page: Any) -> None:

@@ -22,15 +22,12 @@ import contextlib
 import io
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from tests.e2e.test_web import ROOT, SCREENSHOTS, TIMEOUT_MS, WALLET_JS
-from tests.e2e.test_web import _load_demo as load_demo
-from tests.utils.relayer import node_url_or_skip
-from tests.utils.web import CHROMIUM, chromium, serve_in_thread
+from tests.e2e.test_web import ROOT, SCREENSHOTS, wallet_page
+from tests.utils.web import chromium, demo_marketplace, serve_in_thread
 
 pytestmark = [pytest.mark.chain]
 
@@ -39,19 +36,10 @@ pytestmark = [pytest.mark.chain]
 def site(chain: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The demo's three models served by its relayer, the catalog synced, `daimm web` up, and
     Alice holding a rental of each."""
-    node_url = node_url_or_skip(chain, "the web server and the browser read the chain over HTTP")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: `apt-get install chromium` (CI's .ci/run does)")
-    if not (ROOT / "src" / "daimm" / "web" / "static" / "daimm.js").exists():
-        pytest.skip("the browser module is not built: run `make web` (make setup does)")
     from daimm.web import WebConfig, create_app
 
-    demo_module = load_demo()
-    work = tmp_path_factory.mktemp("widgets")
-    demo = demo_module.Demo(demo_module.Story(echo=lambda _text: None), work)
-    demo.deploy()
-    demo.train()
-    demo.publish()
+    demo, node_url = demo_marketplace(chain, tmp_path_factory.mktemp("widgets"))
+    work = demo.workdir
     models = {"breast_cancer": demo.model_id, **demo.outcome.sample_models}
     for model_id in models.values():
         demo.market.escrow.rent(model_id, 1, sender=demo.alice, approve=True)
@@ -86,15 +74,9 @@ def model_page(site: dict[str, Any], browser: Any) -> Iterator[Any]:
     contexts: list[Any] = []
 
     def open_(key: str) -> Any:
-        context = browser.new_context(viewport={"width": 1280, "height": 1000})
-        contexts.append(context)
         wallet = {"rpc": site["node_url"], "account": str(site["demo"].alice)}
-        context.add_init_script(f"window.__wallet = {json.dumps(wallet)};")
-        context.add_init_script(WALLET_JS)
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        page.goto(f"{site['url']}/models/{site['models'][key]}")
-        page.wait_for_selector("body[data-ready='1']")
+        url = f"{site['url']}/models/{site['models'][key]}"
+        page = wallet_page(browser, contexts, url, wallet, height=1000)
         page.click("#wallet-connect")
         page.wait_for_selector("#wallet-connect:has-text('Connected')")
         return page

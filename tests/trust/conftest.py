@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import os
 import threading
 import time
@@ -34,6 +33,7 @@ from daimm.relayer.access import AccessPolicy, RateLimiter
 from daimm.relayer.app import RelayerServices, create_app
 from daimm.relayer.models import ModelManager, StaticSource
 from daimm.relayer.vouchers import VoucherStore
+from tests.utils import load_by_path
 from tests.utils.relayer import free_port
 
 #: Long runs: ``make fuzz`` sets ``DAIMM_FUZZ=long``.
@@ -42,19 +42,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CHAIN_ID = 31337
 REGISTRY = "0x" + "12" * 20
 ESCROW = "0x" + "34" * 20
-
-
-def load_by_path(relative: str, name: str) -> Any:
-    """Import a helper module from the repository by path.
-
-    NOTE: by path, as tests/unit/relayer does: a ``tests`` package installed in site-packages (by
-    pymultihash) can shadow this repository's ``tests`` package.
-    """
-    spec = importlib.util.spec_from_file_location(name, ROOT / relative)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 onnx_models = load_by_path("tests/utils/onnx_models.py", "daimm_trust_onnx_models")

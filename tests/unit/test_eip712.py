@@ -369,7 +369,9 @@ def credit_escrow_alone(request):
     accounts = request.getfixturevalue("accounts")
     project = request.getfixturevalue("project")
     chain = request.getfixturevalue("chain")
-    escrow = project.CreditEscrow.deploy(accounts[1], accounts[2], 3600, sender=accounts[0])
+    escrow = project.CreditEscrow.deploy(
+        accounts[1], accounts[2], accounts[3], 3600, sender=accounts[0]
+    )
     return escrow, chain.chain_id
 
 
@@ -387,3 +389,23 @@ def test_voucher_digest__equals_the_on_chain_voucher_digest(credit_escrow_alone)
     on_chain = bytes(escrow.voucherDigest(voucher.as_tuple()))
 
     assert on_chain == eip712.voucher_digest(voucher)
+
+
+def test_upload_session__signs_verifies_and_refuses_another_field_or_signer() -> None:
+    from dataclasses import replace
+
+    session = eip712.UploadSessionRequest(
+        uploader=PAYER.address, pieces_hash=b"\x11" * 32, pieces=3, size=1000, nonce=9,
+        deadline=2_000_000_000,
+    )  # fmt: skip
+    signature = eip712.sign_upload_session(session, CHAIN_ID, REGISTRY, PAYER.key)
+    eip712.verify_upload_session(session, CHAIN_ID, REGISTRY, signature)
+    document = eip712.upload_session_typed_data(session, CHAIN_ID, REGISTRY)
+    assert document["primaryType"] == "UploadSession"
+    assert document["domain"]["name"] == eip712.UPLOAD_DOMAIN_NAME
+    for changed in (replace(session, pieces=4), replace(session, pieces_hash=b"\x12" * 32)):
+        with pytest.raises(SignatureError):
+            eip712.verify_upload_session(changed, CHAIN_ID, REGISTRY, signature)
+    forged = eip712.sign_upload_session(session, CHAIN_ID, REGISTRY, RELAYER.key)
+    with pytest.raises(SignatureError):
+        eip712.verify_upload_session(session, CHAIN_ID, REGISTRY, forged)

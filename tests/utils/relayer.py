@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import select
 import signal
@@ -47,14 +46,13 @@ def start_daemon(
         settings: ``[relayer]`` keys (``port`` and ``db_path`` are set here).
         contracts: ``[relayer.contracts]``: contract name -> address.
     """
+    from daimm.relayer.settings import write_settings
+
     port = free_port()
-    lines = ["[relayer]"]
-    for key, value in {**settings, "port": port, "db_path": str(work / f"{name}.sqlite3")}.items():
-        lines.append(f"{key} = {json.dumps(value)}")
-    lines.append("[relayer.contracts]")
-    lines += [f'{k} = "{v}"' for k, v in contracts.items()]
-    config = work / f"{name}.toml"
-    config.write_text("\n".join(lines) + "\n")
+    config = write_settings(
+        work / f"{name}.toml",
+        **{**settings, "port": port, "db_path": work / f"{name}.sqlite3", "contracts": contracts},
+    )
     log = work / f"{name}.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(

@@ -103,13 +103,17 @@ class _Money:
     pay_per_use: int = 0
 
 
-def model_stats(store: CatalogStore, model_id: int) -> ModelStats:
+def model_stats(store: CatalogStore, model_id: int, *, model: ModelHit | None = None) -> ModelStats:
     """Fold the event log of ``model_id`` into its statistics.
+
+    Args:
+        model: The model, when the caller has read it already (it is not read again).
 
     Raises:
         CatalogError: The model is not in the catalog.
     """
-    model = get_model(store, model_id)
+    if model is None:
+        model = get_model(store, model_id)
     with store.connect() as conn:
         rows = conn.execute(
             select(

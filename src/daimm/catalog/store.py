@@ -563,8 +563,10 @@ class CatalogStore:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL: `daimm search` can read while `daimm catalog sync` writes; busy_timeout waits for a lock.
+    # busy_timeout waits for a lock, first: switching a new file to WAL takes one too (several
+    # processes opening one new catalog at once, as `daimm up` does, failed "database is locked"
+    # on a loaded machine). WAL: `daimm search` can read while `daimm catalog sync` writes.
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()

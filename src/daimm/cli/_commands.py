@@ -14,6 +14,7 @@ register("offer", "daimm.cli.offer:offer", "Set or show a model's prices (rent, 
 register("split", "daimm.cli.offer:split", "Split a model's revenue among payees.")
 register("rent", "daimm.cli.rent:rent", "Rent a model for some periods (or extend a rental).")
 register("buy", "daimm.cli.buy:buy", "Buy a perpetual licence for a model.")
+register("resale", "daimm.cli.resale:resale", "Resell a licence you hold, or buy a listed one.")
 register("withdraw", "daimm.cli.withdraw:withdraw", "Settle and withdraw what you are owed.")
 register("credit", "daimm.cli.credit:credit", "Pay-per-use credit: deposit, reclaim, show.")
 register("review", "daimm.cli.review:review", "Rate a model you hold a licence for.")

@@ -34,6 +34,7 @@ __all__ = [
     "market_command",
     "open_market",
     "parse_duration",
+    "payment_options",
     "yes_option",
 ]
 
@@ -92,6 +93,29 @@ deployments_option = click.option(
     help="Deployments file written by `ape run deploy`. [env: DAIMM_DEPLOYMENTS;"
     " default: ./deployments.json]",
 )
+
+
+def payment_options(example: str, *, note: str = "") -> Callable[[F], F]:
+    """``--max-price`` and ``--approve``, for the verbs that pay the escrow (rent, buy, resale).
+
+    Args:
+        example: A price for the help text, e.g. ``"50 AIMT"``.
+        note: More help for ``--max-price``.
+    """
+
+    def decorator(func: F) -> F:
+        func = click.option(
+            "--approve",
+            is_flag=True,
+            help="Approve the escrow for the price first if needed (ERC-20).",
+        )(func)
+        return click.option(
+            "--max-price",
+            help=f"Most you accept to pay, e.g. '{example}' (default: the price).{note}",
+        )(func)
+
+    return decorator
+
 
 yes_option = click.option(
     "--yes", "-y", is_flag=True, help="Send without asking (the cost is still printed)."

@@ -14,6 +14,7 @@ from daimm.cli._market import (
     json_option,
     market_command,
     open_market,
+    payment_options,
     yes_option,
 )
 from daimm.cli._reach import require_servable
@@ -23,10 +24,7 @@ __all__ = ["buy"]
 
 @market_command(None, "buy")
 @click.argument("model_id", type=click.IntRange(1))
-@click.option("--max-price", help="Most you accept to pay, e.g. '50 AIMT' (default: the price).")
-@click.option(
-    "--approve", is_flag=True, help="Approve the escrow for the price first if needed (ERC-20)."
-)
+@payment_options("50 AIMT")
 @account_option()
 @deployments_option
 @yes_option

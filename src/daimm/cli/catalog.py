@@ -349,35 +349,23 @@ def status(network: str, db_url: str | None, as_json: bool) -> None:
     Example:
       daimm catalog status --network ethereum:local:foundry
     """
-    from sqlalchemy import func, select
-
-    from daimm.catalog import store as t
+    from daimm.catalog.queries import catalog_status
 
     catalog_store = open_store(network, db_url)
-    with catalog_store.connect() as conn:
-        counts = {
-            "models": conn.execute(select(func.count()).select_from(t.models)).scalar_one(),
-            "events": conn.execute(select(func.count()).select_from(t.events)).scalar_one(),
-            "licences": conn.execute(select(func.count()).select_from(t.licences)).scalar_one(),
-            "reviews": conn.execute(select(func.count()).select_from(t.reviews)).scalar_one(),
-        }
-        metadata: dict[str, int] = {
-            str(status): int(count)
-            for status, count in conn.execute(
-                select(t.metadata_docs.c.status, func.count()).group_by(t.metadata_docs.c.status)
-            )
-        }
-        unavailable = conn.execute(
-            select(t.metadata_docs.c.cid, t.metadata_docs.c.error).where(
-                t.metadata_docs.c.status.in_(("unavailable", "invalid"))
-            )
-        ).all()
+    found = catalog_status(catalog_store)
+    counts = {
+        "models": found.models,
+        "events": found.events,
+        "licences": found.licences,
+        "reviews": found.reviews,
+    }
+    metadata = found.metadata
     out: dict[str, Any] = {
         "db_url": catalog_store.url,
-        "last_block": catalog_store.last_block(),
+        "last_block": found.last_block,
         **counts,
         "metadata": metadata,
-        "metadata_problems": [{"cid": c, "error": e} for c, e in unavailable],
+        "metadata_problems": [{"cid": c, "error": e} for c, e in found.metadata_problems],
     }
     if as_json:
         click.echo(json.dumps(out, indent=2))

@@ -93,6 +93,13 @@ def _address_only(ctx: click.Context, param: click.Parameter, value: str | None)
     type=click.Path(exists=True, dir_okay=False),
     help="File holding a hex private key (mode 0600) that signs the request.",
 )
+@click.option(
+    "--api-key",
+    default=None,
+    metavar="DAIMM_SK",
+    help="An API key (daimm_sk_..., from `daimm session new` or the /keys page) that signs the"
+    " request instead of an account.",
+)
 @click.option("--pay-per-use", is_flag=True, help="Pay with a voucher on deposited credit.")
 @click.option(
     "--receipt-out",
@@ -103,7 +110,7 @@ def _address_only(ctx: click.Context, param: click.Parameter, value: str | None)
 @click.option("--raw", is_flag=True, help="Print the raw outputs as JSON, even with labels.")
 def infer(model_id: int, input_file: object, image: Path | None, text: str | None,
           features: object, top_k: int | None, url: str, relayer_address: str | None,
-          account: str | None, key_file: str | None, pay_per_use: bool,
+          account: str | None, key_file: str | None, api_key: str | None, pay_per_use: bool,
           receipt_out: str | None, raw: bool) -> None:  # fmt: skip
     """Run MODEL_ID on an image, a text, a row of features or raw tensors; print the answer.
 
@@ -117,6 +124,7 @@ def infer(model_id: int, input_file: object, image: Path | None, text: str | Non
     Examples:
       daimm infer 7 --image cat.png --account TEST::1 --relayer 0xRelayer...
       daimm infer 3 --text "a wonderful film" --key-file me.key
+      daimm infer 1 --input request.json --api-key "$DAIMM_API_KEY" --relayer 0xRelayer...
       daimm infer 1 --features row.json --top-k 2 --account alice
       daimm infer 1 --input request.json --account user --relayer 0xRelayer... --pay-per-use \\
           --relayer-url http://127.0.0.1:8700 --receipt-out answer.json
@@ -144,7 +152,14 @@ def infer(model_id: int, input_file: object, image: Path | None, text: str | Non
         if not isinstance(rows, dict | list):
             raise ValidationError('the --features file must hold {"feature": number, ...}')
         request["features"] = rows
-    client = RelayerClient(url, _signer(key_file, account), expected_relayer=relayer_address)  # type: ignore[arg-type]
+    if api_key is not None:
+        from daimm.client import SessionRelayerClient
+
+        if account or key_file:
+            raise ValidationError("give --api-key or an account (--account, --key-file), not both")
+        client: RelayerClient = SessionRelayerClient(url, api_key, expected_relayer=relayer_address)
+    else:
+        client = RelayerClient(url, _signer(key_file, account), expected_relayer=relayer_address)  # type: ignore[arg-type]
     try:
         prediction = client.predict(
             model_id,

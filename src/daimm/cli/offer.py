@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -18,7 +19,112 @@ from daimm.cli._market import (
     yes_option,
 )
 
-__all__ = ["offer", "split"]
+if TYPE_CHECKING:
+    from daimm.market import Marketplace, Offer
+
+__all__ = ["offer", "offer_options", "offer_terms", "split"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def offer_options(*, with_inactive: bool) -> Callable[[F], F]:
+    """The terms of sale as options, shared by `daimm offer set` and `daimm model publish`:
+    ``--currency``, ``--rent``, ``--period``, ``--min-periods``, ``--max-periods``,
+    ``--perpetual``/``--buy``, ``--per-call`` (and ``--inactive`` with ``with_inactive``).
+    :func:`offer_terms` turns them into an :class:`~daimm.market.Offer`."""
+
+    def decorator(func: F) -> F:
+        options = [
+            click.option(
+                "--currency",
+                default="AIMT",
+                show_default=True,
+                help="ETH, AIMT, another allowed currency's symbol, or a token address.",
+            ),
+            click.option("--rent", "rent_price", help="Price of one rental period, e.g. '2 AIMT'."),
+            click.option(
+                "--period",
+                default="1d",
+                show_default=True,
+                help="Length of a rental period: 3600, 12h, 1d...",
+            ),
+            click.option(
+                "--min-periods",
+                type=click.IntRange(1, 65535),
+                default=1,
+                show_default=True,
+                help="Fewest periods one rental may buy.",
+            ),
+            click.option(
+                "--max-periods",
+                type=click.IntRange(1, 65535),
+                default=30,
+                show_default=True,
+                help="Most periods one rental may buy.",
+            ),
+            click.option(
+                "--perpetual",
+                "--buy",
+                "perpetual_price",
+                help="Price of a perpetual licence, e.g. '50 AIMT'.",
+            ),
+            click.option(
+                "--per-call", "call_price", help="Price of one relayer call, e.g. '0.01 AIMT'."
+            ),
+        ]
+        if with_inactive:
+            options.append(
+                click.option(
+                    "--inactive",
+                    is_flag=True,
+                    help="Stop taking new rentals, purchases and credit.",
+                )
+            )
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorator
+
+
+def offer_terms(
+    market: Marketplace,
+    *,
+    currency: str,
+    rent_price: str | None,
+    period: str,
+    min_periods: int,
+    max_periods: int,
+    perpetual_price: str | None,
+    call_price: str | None,
+    inactive: bool = False,
+) -> Offer | None:
+    """The offer the options of :func:`offer_options` describe, or None if they name no price.
+
+    Raises:
+        ValidationError: An unknown currency, or a price that does not parse or is in another
+            currency.
+        click.BadParameter: A period that is not a duration.
+    """
+    from daimm.market import Offer
+
+    if rent_price is None and perpetual_price is None and call_price is None:
+        return None
+    cur = market.currency(currency)
+
+    def price(text: str | None) -> int:
+        return 0 if text is None else market.amount(text, cur).value
+
+    return Offer(
+        currency=cur.address,
+        price_per_period=price(rent_price),
+        period_seconds=parse_duration(period),
+        min_periods=min_periods,
+        max_periods=max_periods,
+        active=not inactive,
+        perpetual_price=price(perpetual_price),
+        price_per_call=price(call_price),
+    )
 
 
 @click.group()
@@ -28,23 +134,7 @@ def offer() -> None:
 
 @market_command(offer, "set")
 @click.argument("model_id", type=click.IntRange(1))
-@click.option(
-    "--currency",
-    default="AIMT",
-    show_default=True,
-    help="ETH, AIMT, another allowed currency's symbol, or a token address.",
-)
-@click.option("--rent", "rent_price", help="Price of one rental period, e.g. '2 AIMT'.")
-@click.option(
-    "--period", default="1d", show_default=True, help="Length of a rental period: 3600, 12h, 1d..."
-)
-@click.option("--min-periods", type=click.IntRange(1, 65535), default=1, show_default=True)
-@click.option("--max-periods", type=click.IntRange(1, 65535), default=30, show_default=True)
-@click.option(
-    "--perpetual", "perpetual_price", help="Price of a perpetual licence, e.g. '50 AIMT'."
-)
-@click.option("--per-call", "call_price", help="Price of one relayer call, e.g. '0.01 AIMT'.")
-@click.option("--inactive", is_flag=True, help="Stop taking new rentals, purchases and credit.")
+@offer_options(with_inactive=True)
 @account_option()
 @deployments_option
 @yes_option
@@ -66,31 +156,30 @@ def set_offer(
 ) -> None:
     """Set the offer of MODEL_ID (replaces the previous one). Leave a price out to not offer it.
 
+    `daimm model publish` takes the same options, to publish and offer in one go.
+
     \b
     Example:
       daimm offer set 1 --currency AIMT --rent "2 AIMT" --period 1d --max-periods 30 \\
           --perpetual "50 AIMT" --per-call "0.01 AIMT" --account creator
     """
-    from daimm.market import Offer
-
     market = open_market(deployments)
-    cur = market.currency(currency)
-
-    def price(text: str | None) -> int:
-        return 0 if text is None else market.amount(text, cur).value
-
-    terms = Offer(
-        currency=cur.address,
-        price_per_period=price(rent_price),
-        period_seconds=parse_duration(period),
+    terms = offer_terms(
+        market,
+        currency=currency,
+        rent_price=rent_price,
+        period=period,
         min_periods=min_periods,
         max_periods=max_periods,
-        active=not inactive,
-        perpetual_price=price(perpetual_price),
-        price_per_call=price(call_price),
+        perpetual_price=perpetual_price,
+        call_price=call_price,
+        inactive=inactive,
     )
-    if not (terms.price_per_period or terms.perpetual_price or terms.price_per_call):
+    if terms is None or not (
+        terms.price_per_period or terms.perpetual_price or terms.price_per_call
+    ):
         raise click.UsageError("give at least one of --rent, --perpetual and --per-call")
+    cur = market.currency(terms.currency)
     result = confirm_and_execute(
         market.escrow.plan_set_offer(model_id, terms, sender=account), yes=yes
     )

@@ -14,6 +14,7 @@ from daimm.cli._market import (
     json_option,
     market_command,
     open_market,
+    payment_options,
     yes_option,
 )
 from daimm.cli._reach import require_servable
@@ -26,13 +27,10 @@ __all__ = ["rent"]
 @click.option(
     "--periods", type=click.IntRange(1), default=1, show_default=True, help="Periods to rent."
 )
-@click.option(
-    "--max-price",
-    help="Most you accept to pay, e.g. '10 AIMT' (default: the current price). If the owner"
-    " raises the price before your transaction lands, it reverts instead of charging more.",
-)
-@click.option(
-    "--approve", is_flag=True, help="Approve the escrow for the price first if needed (ERC-20)."
+@payment_options(
+    "10 AIMT",
+    note=" If the owner raises the price before your transaction lands, it reverts instead of"
+    " charging more.",
 )
 @account_option()
 @deployments_option

@@ -35,13 +35,9 @@ def _period(seconds: int) -> str:
 
 def _decimals_of(store: CatalogStore) -> dict[str, tuple[str, int]]:
     """Upper-case symbol -> (address, decimals) of the currencies the catalog has seen."""
-    from sqlalchemy import select
+    from daimm.catalog.queries import token_currencies
 
-    from daimm.catalog import store as t
-
-    with store.connect() as conn:
-        rows = conn.execute(select(t.tokens.c.address, t.tokens.c.symbol, t.tokens.c.decimals))
-        known = {symbol.upper(): (address, int(decimals)) for address, symbol, decimals in rows}
+    known = token_currencies(store)
     known.setdefault("ETH", (ETH, 18))
     return known
 

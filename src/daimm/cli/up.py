@@ -103,9 +103,10 @@ def up(
 
     Starts anvil (or uses --network), deploys every contract, publishes three small encrypted
     sample models with AIMT offers (a breast-cancer classifier on named features, a digit-image
-    classifier and a review-sentiment classifier), registers and authorises a relayer and runs it,
-    keeps a catalog in sync and serves the web pages. Prints the URLs and anvil's dev accounts.
-    Ctrl-C (or SIGTERM) stops everything it started.
+    classifier and a review-sentiment classifier) and a provable one (its answers can be proved
+    with a zero-knowledge proof: docs/ZK.md; made with a test SRS), registers and authorises a
+    relayer and runs it, keeps a catalog in sync and serves the web pages. Prints the URLs and
+    anvil's dev accounts. Ctrl-C (or SIGTERM) stops everything it started.
 
     \b
     Examples:
@@ -207,6 +208,9 @@ def _show_info(info: StackInfo) -> None:
     for model_id, kind in zip(info.model_ids or [info.model_id], kinds, strict=False):
         if model_id:
             echo(f"  Model    #{model_id} {kind}")
+    if info.provable_model_id:
+        echo(f"  Model    #{info.provable_model_id} provable breast-cancer classifier (Try it, then"
+             " Request proof; test SRS)")  # fmt: skip
     if info.model_id:
         echo("           each: 2 AIMT an hour, 100 AIMT perpetual, 0.1 AIMT a call")
     echo(f"  AIMT     {info.aimt}")

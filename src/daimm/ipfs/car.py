@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 from daimm.errors import ValidationError
 from daimm.ipfs.multiformats import CID, encode_varint, read_varint, verify_block
 
-__all__ = ["CarReader", "encode_header", "write_car"]
+__all__ = ["CarReader", "encode_header", "read_blocks", "write_car"]
 
 _MAX_HEADER = 1 << 16
 _MAX_SECTION = (1 << 22) + 128  # a block is at most a few MiB; refuse absurd lengths up front
@@ -134,15 +134,21 @@ class CarReader:
         self.roots: tuple[CID, ...] = tuple(roots)
 
     def blocks(self) -> Iterator[tuple[CID, bytes]]:
-        while True:
-            length = read_varint(self._src)
-            if length is None:
-                return
-            if not 0 < length <= _MAX_SECTION:
-                raise ValidationError(f"CAR section of {length} bytes is not plausible")
-            section = self._src.read(length)
-            if len(section) != length:
-                raise ValidationError("truncated CAR section: the file was cut short")
-            cid, offset = CID.decode_prefix(section)
-            data = section[offset:]
-            yield cid, verify_block(cid, data)
+        return read_blocks(self._src)
+
+
+def read_blocks(src: BinaryIO) -> Iterator[tuple[CID, bytes]]:
+    """The sections of a CAR v1 stream after its header, each block verified against its CID
+    (also what a headerless run of sections, one piece of a CAR, is read with)."""
+    while True:
+        length = read_varint(src)
+        if length is None:
+            return
+        if not 0 < length <= _MAX_SECTION:
+            raise ValidationError(f"CAR section of {length} bytes is not plausible")
+        section = src.read(length)
+        if len(section) != length:
+            raise ValidationError("truncated CAR section: the file was cut short")
+        cid, offset = CID.decode_prefix(section)
+        data = section[offset:]
+        yield cid, verify_block(cid, data)

@@ -1,11 +1,13 @@
-"""Deploy the extension contracts (RelayerRegistry, CreditEscrow, ReviewRegistry, SessionRegistry).
+"""Deploy the extension contracts (RelayerRegistry, CreditEscrow, ReviewRegistry, SessionRegistry,
+ProofChallenges).
 
 The core (AIModelToken, ModelRegistry, LicenseNFT, RentalEscrow) is the
 :class:`~daimm.market.deploy.Deployment` returned by :func:`daimm.market.deploy.deploy_all`; this
 module adds the contracts that build on it (and SessionRegistry, which needs nothing) and grants
 CreditEscrow the RentalEscrow's ``REVENUE_SOURCE_ROLE``, so redeemed vouchers are booked as revenue
-(fee, split and dispute window apply). The deployer must hold the RentalEscrow's
-``DEFAULT_ADMIN_ROLE``.
+(fee, split and dispute window apply), and ProofChallenges its ``ARBITER_ROLE``, so a challenge of a
+provable model's receipt resolves the dispute it names (docs/ZK.md). The deployer must hold the
+RentalEscrow's ``DEFAULT_ADMIN_ROLE``.
 
 Example:
     >>> core = deploy_all(project, deployer, ...)
@@ -28,12 +30,20 @@ if TYPE_CHECKING:
 
     from daimm.market.deploy import Deployment
 
-__all__ = ["DEFAULT_CREDIT_TIMEOUT", "Extensions", "deploy_extensions", "verify_extensions"]
+__all__ = [
+    "DEFAULT_ANSWER_WINDOW",
+    "DEFAULT_CREDIT_TIMEOUT",
+    "Extensions",
+    "deploy_extensions",
+    "verify_extensions",
+]
 
 log = logging.getLogger(__name__)
 
 #: Seconds a pay-per-use channel stays redeemable after its last deposit (7 days).
 DEFAULT_CREDIT_TIMEOUT = 7 * 24 * 3600
+#: Seconds a proof challenge may be answered after it opens (one day; a proof takes seconds).
+DEFAULT_ANSWER_WINDOW = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,8 @@ class Extensions:
         credit_escrow: CreditEscrow, paying redeemed vouchers into the core RentalEscrow.
         review_registry: ReviewRegistry, reading licence holders from the core LicenseNFT.
         session_registry: SessionRegistry, where holders revoke session keys (stands alone).
+        proof_challenges: ProofChallenges, resolving disputes answered (or not) by proofs; None
+            only for an Extensions built by hand from an older deployment.
         gas_used: Gas used by the deployment and wiring transactions, in gas units.
     """
 
@@ -53,6 +65,7 @@ class Extensions:
     review_registry: ContractInstance
     session_registry: ContractInstance
     gas_used: int = 0
+    proof_challenges: ContractInstance | None = None
 
     def addresses(self) -> dict[str, str]:
         """Contract name to address, as the deployments file records them."""
@@ -61,7 +74,11 @@ class Extensions:
             "CreditEscrow": str(self.credit_escrow.address),
             "ReviewRegistry": str(self.review_registry.address),
             "SessionRegistry": str(self.session_registry.address),
-        }
+        } | (
+            {"ProofChallenges": str(self.proof_challenges.address)}
+            if self.proof_challenges is not None
+            else {}
+        )
 
 
 def deploy_extensions(
@@ -70,24 +87,29 @@ def deploy_extensions(
     core: Deployment,
     *,
     credit_timeout: int = DEFAULT_CREDIT_TIMEOUT,
+    answer_window: int = DEFAULT_ANSWER_WINDOW,
 ) -> Extensions:
-    """Deploy RelayerRegistry, CreditEscrow, ReviewRegistry and SessionRegistry; wire them.
+    """Deploy RelayerRegistry, CreditEscrow, ReviewRegistry, SessionRegistry, ProofChallenges;
+    wire them.
 
     Args:
         project: ape's project manager (``ape.project``), holding the compiled contract types.
         deployer: The account that deploys; it must hold the RentalEscrow's ``DEFAULT_ADMIN_ROLE``.
         core: The core deployment returned by ``deploy_all``.
         credit_timeout: Seconds a pay-per-use channel stays redeemable after its last deposit.
+        answer_window: Seconds a proof challenge may be answered after it opens.
 
     Returns:
         The deployed contracts.
 
     Raises:
-        ConfigError: ``credit_timeout`` is out of range, the deployer cannot grant the role, or the
-            wiring check fails afterwards.
+        ConfigError: ``credit_timeout`` or ``answer_window`` is out of range, the deployer
+            cannot grant the roles, or the wiring check fails afterwards.
     """
     if not 0 < credit_timeout < 2**32:  # CreditEscrow stores expiries as uint40
         raise ConfigError(f"credit_timeout must be 1..2**32-1 seconds, got {credit_timeout}")
+    if not 0 < answer_window < 2**32:  # ProofChallenges stores it as uint64; a day by default
+        raise ConfigError(f"answer_window must be 1..2**32-1 seconds, got {answer_window}")
     escrow = core.escrow
     if not escrow.hasRole(escrow.DEFAULT_ADMIN_ROLE(), deployer):
         raise ConfigError(
@@ -103,13 +125,27 @@ def deploy_extensions(
         return instance
 
     relayer_registry = deploy(project.RelayerRegistry, core.registry.address)
+    session_registry = deploy(project.SessionRegistry)
     credit_escrow = deploy(
-        project.CreditEscrow, escrow.address, relayer_registry.address, credit_timeout
+        project.CreditEscrow,
+        escrow.address,
+        relayer_registry.address,
+        session_registry.address,
+        credit_timeout,
     )
     review_registry = deploy(project.ReviewRegistry, core.licences.address)
-    session_registry = deploy(project.SessionRegistry)
+    proof_challenges = deploy(
+        project.ProofChallenges,
+        escrow.address,
+        core.licences.address,
+        relayer_registry.address,
+        answer_window,
+    )
     receipts.append(
         escrow.grantRole(escrow.REVENUE_SOURCE_ROLE(), credit_escrow.address, sender=deployer)
+    )
+    receipts.append(
+        escrow.grantRole(escrow.ARBITER_ROLE(), proof_challenges.address, sender=deployer)
     )
 
     ext = Extensions(
@@ -117,6 +153,7 @@ def deploy_extensions(
         credit_escrow=credit_escrow,
         review_registry=review_registry,
         session_registry=session_registry,
+        proof_challenges=proof_challenges,
         gas_used=sum(int(r.gas_used) for r in receipts),
     )
     verify_extensions(core, ext)
@@ -125,14 +162,14 @@ def deploy_extensions(
 
 
 def verify_extensions(core: Deployment, ext: Extensions) -> None:
-    """Check that ``ext`` points at ``core`` and CreditEscrow holds its role.
+    """Check that ``ext`` points at ``core`` and CreditEscrow and ProofChallenges hold their roles.
 
     Args:
         core: The core deployment returned by ``deploy_all``.
         ext: The extension contracts.
 
     Raises:
-        ConfigError: A contract points elsewhere, or CreditEscrow lacks its role.
+        ConfigError: A contract points elsewhere, or CreditEscrow or ProofChallenges lacks its role.
     """
     escrow = core.escrow
     checks = [
@@ -147,8 +184,20 @@ def verify_extensions(core: Deployment, ext: Extensions) -> None:
             ext.credit_escrow.relayerRegistry(),
             ext.relayer_registry.address,
         ),
+        (
+            "CreditEscrow.sessionRegistry",
+            ext.credit_escrow.sessionRegistry(),
+            ext.session_registry.address,
+        ),
         ("ReviewRegistry.licenceNFT", ext.review_registry.licenceNFT(), core.licences.address),
     ]
+    proofs = ext.proof_challenges
+    if proofs is not None:
+        checks += [
+            ("ProofChallenges.escrow", proofs.escrow(), escrow.address),
+            ("ProofChallenges.relayers", proofs.relayers(), ext.relayer_registry.address),
+            ("ProofChallenges.licences", proofs.licences(), core.licences.address),
+        ]
     for what, actual, expected in checks:
         if str(actual).lower() != str(expected).lower():
             raise ConfigError(f"{what} is {actual}, expected {expected}: redeploy the extensions")
@@ -156,4 +205,9 @@ def verify_extensions(core: Deployment, ext: Extensions) -> None:
         raise ConfigError(
             f"CreditEscrow {ext.credit_escrow.address} lacks RentalEscrow's REVENUE_SOURCE_ROLE: "
             "grant it with the admin account, or every voucher redemption reverts"
+        )
+    if proofs is not None and not escrow.hasRole(escrow.ARBITER_ROLE(), proofs.address):
+        raise ConfigError(
+            f"ProofChallenges {proofs.address} lacks RentalEscrow's ARBITER_ROLE: grant it with"
+            " the admin account, or no proof challenge can resolve its dispute"
         )

@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from daimm.errors import (
+    AllowanceError,
     InsufficientBalanceError,
     NoLicenceError,
     NotOwnerError,
@@ -33,9 +34,11 @@ from daimm.market.types import (
     Currency,
     DisputeOpened,
     DisputeResolved,
+    Listing,
     Offer,
     Purchase,
     Rental,
+    Resale,
     Resolution,
     Settlement,
     Split,
@@ -173,6 +176,22 @@ class Escrow(ContractClient):
             OfferError: The currency is not allowed or the terms are inconsistent.
         """
         self.models.require_owner(model_id, sender)
+        self.check_offer(offer)
+        step = self._step(
+            f"set the offer of model {model_id}",
+            "setOffer",
+            model_id,
+            offer.as_tuple(),
+            sender=sender,
+        )
+        return Plan(step.label, (step,), lambda receipts: self.offer(model_id))
+
+    def check_offer(self, offer: Offer) -> None:
+        """Check an offer's terms as ``setOffer`` would, before any model or transaction exists.
+
+        Raises:
+            OfferError: The currency is not allowed or the terms are inconsistent.
+        """
         if not self.is_currency_allowed(offer.currency):
             raise OfferError(
                 f"currency {offer.currency} is not allowed by this marketplace: price the offer in"
@@ -186,14 +205,6 @@ class Escrow(ContractClient):
                     f"rental periods must satisfy 1 <= min ({offer.min_periods}) <= max"
                     f" ({offer.max_periods})"
                 )
-        step = self._step(
-            f"set the offer of model {model_id}",
-            "setOffer",
-            model_id,
-            offer.as_tuple(),
-            sender=sender,
-        )
-        return Plan(step.label, (step,), lambda receipts: self.offer(model_id))
 
     def set_offer(self, model_id: int, offer: Offer, *, sender: AccountAPI) -> Offer:
         """Set the offer; see :meth:`plan_set_offer`."""
@@ -297,7 +308,7 @@ class Escrow(ContractClient):
 
     def _payment_plan(
         self,
-        offer: Offer,
+        currency_address: str,
         price: int,
         label: str,
         method: str,
@@ -307,13 +318,13 @@ class Escrow(ContractClient):
         max_price: int | None,
         approve: bool,
     ) -> Plan[T]:
-        """Plan paying ``price`` (smallest unit of the offer's currency) into ``method``.
+        """Plan paying ``price`` (smallest unit of ``currency_address``) into ``method``.
 
         Checks ``max_price``, the sender's balance and allowance (adding an approval step if
-        ``approve``), then calls ``method(*args, ceiling)`` with the ETH value when the offer is in
+        ``approve``), then calls ``method(*args, ceiling)`` with the ETH value when the price is in
         ETH; ``ceiling`` is ``max_price`` if given, else ``price``.
         """
-        currency = self.currency_of(offer.currency)
+        currency = self.currency_of(currency_address)
         ceiling = self._check_max(price, max_price, currency)
         steps = self._payment_steps(currency, price, sender, approve=approve)
         action = self._step(
@@ -369,7 +380,7 @@ class Escrow(ContractClient):
             )
 
         return self._payment_plan(
-            offer,
+            offer.currency,
             offer.rental_price(periods),
             f"rent model {model_id} for {periods} period(s)",
             "rent",
@@ -428,7 +439,7 @@ class Escrow(ContractClient):
             )
 
         return self._payment_plan(
-            offer,
+            offer.currency,
             offer.perpetual_price,
             f"buy a perpetual licence for model {model_id}",
             "buy",
@@ -450,6 +461,191 @@ class Escrow(ContractClient):
         """Buy a perpetual licence; see :meth:`plan_buy`."""
         return self.plan_buy(
             model_id, sender=sender, max_price=max_price, approve=approve
+        ).execute()
+
+    # ------------------------------------------------------------------ resales
+    def listing(self, licence_id: int) -> Listing | None:
+        """The live listing of ``licence_id``, or None (never listed, delisted, sold, or stale:
+        the licence changed hands since it was listed)."""
+        raw = self._call("listingOf", licence_id)
+        seller = checksum(field_of(raw, "seller", 0))
+        if int(seller, 16) == 0:
+            return None
+        return Listing(
+            licence_id,
+            seller,
+            checksum(field_of(raw, "currency", 1)),
+            int(field_of(raw, "price", 2)),
+        )
+
+    def plan_list(
+        self,
+        licence_id: int,
+        price: int,
+        currency: str = ETH_ADDRESS,
+        *,
+        sender: AccountAPI,
+        approve: bool = False,
+    ) -> Plan[Listing]:
+        """Plan putting licence ``licence_id`` up for resale at ``price`` in ``currency``.
+
+        The buyer pays ``price``; the model owner's ERC-2981 royalty and the platform fee come
+        out of it, the rest is held for the seller like any payment.
+
+        Args:
+            licence_id: A licence ``sender`` holds.
+            price: Asked price, smallest unit of ``currency``.
+            currency: Currency address (``ETH_ADDRESS`` for ether); must be allowed.
+            sender: The holder.
+            approve: Let the escrow transfer the licence first if it may not yet.
+
+        Raises:
+            ValidationError: A price of 0 or above 2**128 - 1.
+            NoLicenceError: ``sender`` does not hold the licence.
+            OfferError: The currency is not allowed.
+            AllowanceError: The escrow may not transfer the licence and ``approve`` is not set.
+        """
+        if not 0 < price < 2**128:
+            raise ValidationError(
+                f"a listing needs a price above 0 (and below 2**128), not {price}"
+            )
+        self.licences.require_holder(licence_id, sender)
+        cur = self.currency_of(currency)
+        if not self.is_currency_allowed(cur.address):
+            raise OfferError(f"currency {cur.address} is not allowed by this marketplace")
+        steps = []
+        if not self.licences.is_approved(licence_id, self.address):
+            if not approve:
+                raise AllowanceError(
+                    f"the escrow may not transfer licence {licence_id} when it sells: approve it"
+                    " first (--approve, or approve=True)"
+                )
+            steps.append(
+                self.licences._step(
+                    f"let the escrow transfer licence {licence_id} when it sells",
+                    "approve",
+                    self.address,
+                    licence_id,
+                    sender=sender,
+                )
+            )
+        action = self._step(
+            f"list licence {licence_id} for {cur.format(price)}",
+            "list",
+            licence_id,
+            cur.address,
+            price,
+            sender=sender,
+        )
+
+        def parse(receipts: Sequence[ReceiptAPI]) -> Listing:
+            event = first_event(receipts[-1], self.contract, "Listed")
+            return Listing(
+                int(event.licenceId),
+                checksum(event.seller),
+                checksum(event.currency),
+                int(event.price),
+                tx_hash(receipts[-1]),
+            )
+
+        return Plan(action.label, (*steps, action), parse)
+
+    def list_licence(
+        self,
+        licence_id: int,
+        price: int,
+        currency: str = ETH_ADDRESS,
+        *,
+        sender: AccountAPI,
+        approve: bool = False,
+    ) -> Listing:
+        """List a licence for resale; see :meth:`plan_list`."""
+        return self.plan_list(licence_id, price, currency, sender=sender, approve=approve).execute()
+
+    def plan_delist(self, licence_id: int, *, sender: AccountAPI) -> Plan[None]:
+        """Plan withdrawing the listing of ``licence_id`` (its seller or current holder).
+
+        Raises:
+            PreflightError: It is not listed.
+            NoLicenceError: ``sender`` is neither the seller nor the holder.
+        """
+        listing = self.listing(licence_id)
+        if listing is None:
+            raise PreflightError(f"licence {licence_id} is not listed for sale")
+        if not same_address(listing.seller, sender):
+            self.licences.require_holder(licence_id, sender)
+        step = self._step(f"delist licence {licence_id}", "delist", licence_id, sender=sender)
+        return Plan(step.label, (step,), lambda receipts: None)
+
+    def delist(self, licence_id: int, *, sender: AccountAPI) -> None:
+        """Withdraw a listing; see :meth:`plan_delist`."""
+        self.plan_delist(licence_id, sender=sender).execute()
+
+    def plan_buy_listed(
+        self,
+        licence_id: int,
+        *,
+        sender: AccountAPI,
+        max_price: int | None = None,
+        approve: bool = False,
+    ) -> Plan[Resale]:
+        """Plan buying the listed licence ``licence_id`` at its asked price.
+
+        Args:
+            licence_id: The listed licence.
+            sender: The buyer.
+            max_price: Most the buyer accepts to pay, smallest unit; the listed price when None.
+            approve: Approve the escrow for the price first if the allowance is short.
+
+        Raises:
+            OfferError: Not listed (or the listing is stale), or priced above ``max_price``.
+            InsufficientBalanceError: The buyer holds too little.
+            AllowanceError: The allowance is short and ``approve`` is not set.
+        """
+        listing = self.listing(licence_id)
+        if listing is None:
+            raise OfferError(
+                f"licence {licence_id} is not for sale: it was never listed, was delisted or"
+                " sold, or changed hands since it was listed"
+            )
+
+        def parse(receipts: Sequence[ReceiptAPI]) -> Resale:
+            event = first_event(receipts[-1], self.contract, "Resold")
+            return Resale(
+                int(event.licenceId),
+                int(event.modelId),
+                checksum(event.buyer),
+                checksum(event.seller),
+                int(event.price),
+                int(event.royalty),
+                listing.currency,
+                tx_hash(receipts[-1]),
+            )
+
+        asked = self.currency_of(listing.currency).format(listing.price)
+        return self._payment_plan(
+            listing.currency,
+            listing.price,
+            f"buy licence {licence_id} for {asked}",
+            "buyListed",
+            licence_id,
+            parse=parse,
+            sender=sender,
+            max_price=max_price,
+            approve=approve,
+        )
+
+    def buy_listed(
+        self,
+        licence_id: int,
+        *,
+        sender: AccountAPI,
+        max_price: int | None = None,
+        approve: bool = False,
+    ) -> Resale:
+        """Buy a listed licence; see :meth:`plan_buy_listed`."""
+        return self.plan_buy_listed(
+            licence_id, sender=sender, max_price=max_price, approve=approve
         ).execute()
 
     # ------------------------------------------------------------------ disputes

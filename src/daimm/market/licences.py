@@ -58,6 +58,14 @@ class Licences(ContractClient):
             int(field_of(raw, "expires", 1)),
         )
 
+    def is_approved(self, licence_id: int, operator: Any) -> bool:
+        """Whether ``operator`` may transfer licence ``licence_id`` for its holder (approved for
+        that licence, or for all of the holder's)."""
+        holder = self.holder(licence_id)
+        return same_address(self._call("getApproved", licence_id), operator) or bool(
+            self._call("isApprovedForAll", holder, checksum(operator))
+        )
+
     def rental_of(self, model_id: int, account: Any) -> int:
         """The rental licence id ``account`` holds for ``model_id``, or 0."""
         return int(self._call("rentalOf", model_id, checksum(account)))

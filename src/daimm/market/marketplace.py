@@ -14,6 +14,7 @@ from daimm.market._tx import checksum
 from daimm.market.credit import Credit
 from daimm.market.escrow import Escrow
 from daimm.market.licences import Licences
+from daimm.market.proofs import ProofChallenges
 from daimm.market.registry import Models
 from daimm.market.relayers import Relayers
 from daimm.market.reviews import Reviews
@@ -125,6 +126,15 @@ class Marketplace:
     def sessions(self) -> Sessions:
         """Session keys and their revocation."""
         return Sessions(self._instance("SessionRegistry"), chain_id=self.deployment.chain_id)
+
+    @cached_property
+    def proofs(self) -> ProofChallenges:
+        """Provable model versions and proof challenges (docs/ZK.md).
+
+        Raises:
+            DeploymentNotFoundError: The deployment has no ProofChallenges (older than it).
+        """
+        return ProofChallenges(self._instance("ProofChallenges"), registry=self.models)
 
     # ------------------------------------------------------------------ currencies and amounts
     def erc20(self, address: str) -> Token:

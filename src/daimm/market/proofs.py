@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from daimm.errors import ConfigError, PreflightError
 from daimm.market._base import ContractClient
 from daimm.market._tx import Plan, checksum, first_event, tx_hash
+from daimm.market.deploy_extensions import DEFAULT_ANSWER_WINDOW
 from daimm.market.registry import Models
 
 if TYPE_CHECKING:
@@ -42,9 +43,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: Seconds a challenge may be answered after it opens (one day: a proof takes about a minute).
-DEFAULT_ANSWER_WINDOW = 24 * 3600
 
 
 class ChallengeStatus(IntEnum):

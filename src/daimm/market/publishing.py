@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daimm.errors import ValidationError
-from daimm.modelformat import PLACEHOLDER, CardError, ModelCard, load_card, parse_card
+from daimm.modelformat import ModelCard, load_card, parse_card
 from daimm.modelformat.model import check_model
 
 if TYPE_CHECKING:
@@ -90,13 +90,7 @@ def validate_model(model_bytes: bytes, metadata: ModelCard) -> dict[str, Any]:
         ModelValidationError: It does not load, a tensor's name, dtype or shape disagrees with the
             card, the sample or a widget example fails, or the labels do not match the scores.
     """
-    left = metadata.placeholders()
-    if left:
-        raise CardError(
-            left[0],
-            f"still holds `daimm model init`'s {PLACEHOLDER!r} marker; write the real value"
-            + (f" (and in {len(left) - 1} more field(s))" if len(left) > 1 else ""),
-        )
+    metadata.require_filled()
     return check_model(model_bytes, metadata)
 
 
@@ -152,6 +146,7 @@ def prepare_package(
     model_id: int,
     version: int,
     content_key: bytes | None = None,
+    circuit_cid: str | None = None,
 ) -> PreparedPackage:
     """Encrypt the model, store ciphertext, creator envelope and metadata; nothing on chain yet.
 
@@ -163,6 +158,8 @@ def prepare_package(
         model_id: The id the model will have (bound into the ciphertext).
         version: The version index it will have.
         content_key: The model's content key for a new version; a fresh one for a new model.
+        circuit_cid: A provable model's circuit description (``daimm.market.provable``), named
+            in the metadata's ``daimm.circuit``.
     """
     from daimm.crypto import (
         encrypt_stream,
@@ -188,6 +185,8 @@ def prepare_package(
         "weights": {"cid": weights_cid, "size": size, "format": "daimm-aead-v1"},
         "key_envelope": envelope_cid,
     }
+    if circuit_cid is not None:
+        document["daimm"]["circuit"] = circuit_cid
     text = json.dumps(document, indent=2, sort_keys=True).encode() + b"\n"
     metadata_cid = _store_bytes(text, backend)
     return PreparedPackage(model_id, version, weights_cid, envelope_cid, metadata_cid, size)
@@ -242,6 +241,7 @@ def plan_publish(
     creator_key: X25519PrivateKey,
     sender: AccountAPI,
     royalty_bps: int = 0,
+    circuit_cid: str | None = None,
 ) -> tuple[PreparedPackage, Plan[PublishedModel]]:
     """Validate, encrypt and store a new model, and plan its mint.
 
@@ -251,7 +251,13 @@ def plan_publish(
     validate_model(read_model_bytes(model_path), metadata)
     model_id = market.models.count() + 1
     package = prepare_package(
-        model_path, metadata, backend=backend, creator_key=creator_key, model_id=model_id, version=0
+        model_path,
+        metadata,
+        backend=backend,
+        creator_key=creator_key,
+        model_id=model_id,
+        version=0,
+        circuit_cid=circuit_cid,
     )
     plan = market.models.plan_publish(
         package.weights_cid, package.metadata_cid, royalty_bps=royalty_bps, sender=sender

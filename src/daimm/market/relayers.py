@@ -16,9 +16,37 @@ if TYPE_CHECKING:
     from ape.api.transactions import ReceiptAPI
     from ape.contracts import ContractInstance
 
-__all__ = ["Relayers"]
+__all__ = ["Relayers", "parse_address"]
 
 _ZERO = "0x" + "00" * 20
+
+
+def parse_address(value: Any, what: str = "address") -> str:
+    """A checksummed address from an account, a contract or a 0x string.
+
+    Raises:
+        ValidationError: ``value`` is not a 20-byte 0x address (saying what was expected).
+    """
+    if not isinstance(value, str):
+        return checksum(value)
+    text = value.strip()
+    if len(text) != 42 or not text.startswith(("0x", "0X")):
+        raise ValidationError(
+            f"{what} {value!r} is not an Ethereum address: give its 0x address (40 hex digits)"
+        )
+    try:
+        address = checksum(text)
+    except ValueError as exc:
+        raise ValidationError(
+            f"{what} {value!r} is not an Ethereum address (not hex): check it for a typo"
+        ) from exc
+    digits = text[2:]
+    if digits != digits.lower() and digits != digits.upper() and address[2:] != digits:
+        raise ValidationError(
+            f"{what} {value!r} fails its checksum (mixed case that is not {address}): check it"
+            " for a typo"
+        )
+    return address
 
 
 class Relayers(ContractClient):
@@ -63,6 +91,29 @@ class Relayers(ContractClient):
             )
         if not info.active:
             raise PreflightError(f"relayer {checksum(relayer)} is retired and serves no model")
+        return info
+
+    def require_servable(self, relayer: Any) -> RelayerInfo:
+        """The registration of ``relayer`` if a model's key can be wrapped for it now: a
+        well-formed address, registered, not retired, with a valid X25519 key.
+
+        Raises:
+            ValidationError: ``relayer`` is not an Ethereum address.
+            PreflightError: Unknown or retired relayer, or its registered key is malformed.
+        """
+        from daimm.crypto import PublicKey
+        from daimm.errors import CryptoError
+
+        address = parse_address(relayer, "relayer")
+        info = self.require_active(address)
+        try:
+            PublicKey(info.x25519_public_key)
+        except CryptoError as exc:
+            raise PreflightError(
+                f"relayer {address} is registered with a malformed X25519 key"
+                f" (0x{info.x25519_public_key.hex()}: {exc}); no key can be wrapped for it: its"
+                " operator must update the registration (`daimm keys new`, then update)"
+            ) from exc
         return info
 
     def approved_operator_of(self, relayer: Any) -> str:

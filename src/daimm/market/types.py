@@ -255,6 +255,50 @@ class Purchase:
 
 
 @dataclass(frozen=True)
+class Listing:
+    """A licence put up for resale (``IRentalEscrow.Listing``, or the ``Listed`` event).
+
+    Attributes:
+        licence_id: The licence.
+        seller: The holder who listed it.
+        currency: Currency address of the price (``ETH_ADDRESS`` for ether).
+        price: Asked price, smallest unit, royalty and fee included.
+        tx_hash: The listing transaction ("" when read from the contract's state).
+    """
+
+    licence_id: int
+    seller: str
+    currency: str
+    price: int
+    tx_hash: str = ""
+
+
+@dataclass(frozen=True)
+class Resale:
+    """A listed licence bought (from ``Resold``); amounts in the currency's smallest unit.
+
+    Attributes:
+        licence_id: The licence, now the buyer's.
+        model_id: Its model.
+        buyer: Who bought it.
+        seller: Who sold it.
+        price: What the buyer paid (royalty and fee included).
+        royalty: The part held for the model owner's ERC-2981 royalty.
+        currency: The currency paid in.
+        tx_hash: The purchase transaction.
+    """
+
+    licence_id: int
+    model_id: int
+    buyer: str
+    seller: str
+    price: int
+    royalty: int
+    currency: str
+    tx_hash: str
+
+
+@dataclass(frozen=True)
 class Approval:
     """An ERC-20 approval (from ``Approval``); ``amount`` in the token's smallest unit."""
 

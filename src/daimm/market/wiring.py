@@ -252,6 +252,7 @@ def deploy_marketplace(
         "CreditEscrow": ext.credit_escrow,
         "ReviewRegistry": ext.review_registry,
         "SessionRegistry": ext.session_registry,
+        "ProofChallenges": ext.proof_challenges,
     }
     verify_wiring(instances, config, deployer)
     deployment = Deployment(

@@ -220,6 +220,20 @@ class ModelCard:
         walk(dict(self.document), "")
         return found
 
+    def require_filled(self) -> None:
+        """Refuse a card that still holds ``daimm model init``'s :data:`PLACEHOLDER` marker.
+
+        Raises:
+            CardError: Naming the first such field (and how many more there are).
+        """
+        left = self.placeholders()
+        if left:
+            raise CardError(
+                left[0],
+                f"still holds `daimm model init`'s {PLACEHOLDER!r} marker; write the real value"
+                + (f" (and in {len(left) - 1} more field(s))" if len(left) > 1 else ""),
+            )
+
     def summary(self) -> dict[str, Any]:
         """What a page or the catalog shows: task, labels, features, widget, metrics, inputs."""
         return {

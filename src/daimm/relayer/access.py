@@ -35,7 +35,7 @@ from daimm.relayer.chain import ChainReader
 from daimm.relayer.models import ModelRef
 from daimm.relayer.sessions import HEADER_SESSION, SessionGate, SessionGrant
 from daimm.relayer.signing import DigestBuilder, SignatureVerifier, checksum_address
-from daimm.relayer.vouchers import VoucherStore
+from daimm.relayer.vouchers import SessionCharge, VoucherStore
 from daimm.units import format_amount, format_duration, format_time
 
 __all__ = [
@@ -387,12 +387,7 @@ class AccessPolicy:
             if self.reader.has_access(model_id, account):
                 return Decision(ref, "licence", session=grant)
             if grant is not None and signed.voucher_amount is not None:
-                raise _refuse(
-                    402,
-                    "session_no_pay_per_use",
-                    "pay-per-use through a session key is not served yet: the holder signs"
-                    " vouchers with the wallet, or takes a licence",
-                )
+                return self._voucher_decision(ref, signed, grant)
             if signed.voucher_amount is None:
                 hint = ""
                 try:
@@ -435,9 +430,25 @@ class AccessPolicy:
         except ChainError as exc:
             raise chain_refusal(exc) from None
 
-    def _voucher_decision(self, ref: ModelRef, signed: SignedHeaders) -> Decision:
+    def _session_charge(self, grant: SessionGrant, signed: SignedHeaders) -> SessionCharge:
+        assert signed.session is not None
+        return SessionCharge(grant.hash, grant.session.spend_cap, signed.session)
+
+    def _voucher_decision(
+        self, ref: ModelRef, signed: SignedHeaders, grant: SessionGrant | None = None
+    ) -> Decision:
+        """A voucher-paid call: by the signer, or under ``grant`` (signed by its key, paid from its
+        holder's channel, within its spend cap)."""
         model_id = ref.model_id
         assert signed.voucher_amount is not None and signed.voucher_signature is not None
+        if grant is not None and grant.session.spend_cap == 0:
+            raise _refuse(
+                402,
+                "session_no_spend",
+                "this session has no pay-per-use spend cap (spendCap 0): ask the holder for a"
+                " session with one, naming this relayer",
+            )
+        payer = signed.address if grant is None else grant.holder
         price = self.reader.price_per_call(model_id)
         if price == 0:
             raise _refuse(
@@ -453,20 +464,19 @@ class AccessPolicy:
             escrow=self.escrow,
         )
         try:
-            payer = eip712.recover_voucher_signer(voucher, signed.voucher_signature)
+            voucher_signer = eip712.recover_voucher_signer(voucher, signed.voucher_signature)
         except SignatureError as exc:
             raise _refuse(
                 402, "invalid_voucher", f"the voucher signature is invalid: {exc}"
             ) from None
-        if payer != signed.address:
+        if voucher_signer != signed.address:
             raise _refuse(402, "invalid_voucher", f"the voucher was not signed by {signed.address}")
-        channel = self.reader.channel_of(signed.address, model_id, self.relayer)
+        channel = self.reader.channel_of(payer, model_id, self.relayer)
         if channel.deposited == 0:
             raise _refuse(
                 402,
                 "no_credit",
-                f"{signed.address} has no credit for model {model_id} with this relayer: deposit"
-                " first",
+                f"{payer} has no credit for model {model_id} with this relayer: deposit first",
             )
 
         def amount(value: int) -> str:
@@ -490,7 +500,7 @@ class AccessPolicy:
                 f" {format_time(channel.expires_at)}), too soon to redeem: deposit again to"
                 " extend it",
             )
-        stored = self.store.get(signed.address, model_id)
+        stored = self.store.get(payer, model_id)
         spent = stored.spent if stored else 0
         if signed.voucher_amount < spent + price:
             raise _refuse(
@@ -500,7 +510,12 @@ class AccessPolicy:
                 f" spent and a call costs {amount(price)}; sign one for at least"
                 f" {amount(spent + price)} ({spent + price} in the smallest unit)",
             )
-        return Decision(ref, "voucher", price)
+        if grant is not None:
+            # Before the model runs; the charge checks again, atomically, in the state store.
+            self.store.check_session_spend(
+                payer, model_id, signed.voucher_amount, self._session_charge(grant, signed)
+            )
+        return Decision(ref, "voucher", price, session=grant)
 
     def charge(self, decision: Decision, signed: SignedHeaders) -> None:
         """Record a voucher-paid call durably (before the answer is sent).
@@ -511,6 +526,16 @@ class AccessPolicy:
         if decision.paid_by != "voucher":
             return
         assert signed.voucher_amount is not None and signed.voucher_signature is not None
+        if decision.session is not None:
+            self.store.record_session_call(
+                decision.session.holder,
+                decision.ref.model_id,
+                signed.voucher_amount,
+                signed.voucher_signature,
+                decision.price,
+                self._session_charge(decision.session, signed),
+            )
+            return
         self.store.record_call(
             signed.address,
             decision.ref.model_id,

@@ -47,9 +47,10 @@ from daimm.relayer.access import (
     parse_signed_headers,
 )
 from daimm.relayer.chain import CacheMiss, ChainReader, LogWatcher
+from daimm.relayer.claims import ClaimWorker
 from daimm.relayer.edge import parse_json_body
 from daimm.relayer.models import ModelManager
-from daimm.relayer.proofs import ProofJobs
+from daimm.relayer.proofs import CircuitPreparer, ProofJobs
 from daimm.relayer.signing import ReceiptSigner, keccak
 from daimm.relayer.vouchers import Redeemer, VoucherStore
 
@@ -93,6 +94,10 @@ class RelayerServices:
     started_at: float = field(default_factory=time.time)
     #: Proofs on demand for provable models (docs/ZK.md), if configured.
     proofs: ProofJobs | None = None
+    #: Makes published provable versions provable here on first use (docs/ZK.md), if configured.
+    preparer: CircuitPreparer | None = None
+    #: Answers on-chain challenges of this relayer's receipts by itself (docs/ZK.md), if any.
+    claims: ClaimWorker | None = None
 
 
 class _Metrics:
@@ -180,6 +185,8 @@ def create_app(services: RelayerServices) -> FastAPI:
             services.redeemer.start()
         if services.proofs is not None:
             services.proofs.start()
+        if services.claims is not None:
+            services.claims.start()
         log.info(
             "relayer started",
             extra={"relayer": policy.relayer, "chain_id": policy.chain_id},
@@ -192,6 +199,8 @@ def create_app(services: RelayerServices) -> FastAPI:
                 await asyncio.to_thread(services.watcher.stop)
             if services.redeemer is not None:
                 await asyncio.to_thread(services.redeemer.stop)
+            if services.claims is not None:
+                await asyncio.to_thread(services.claims.stop)
             if services.proofs is not None:
                 await asyncio.to_thread(services.proofs.stop)
             services.models.close()
@@ -483,6 +492,8 @@ async def _proof_claim(
 
     assert services.proofs is not None
     provable = services.proofs.provable(ref.model_id, ref.weights_cid)
+    if provable is None and services.preparer is not None:
+        services.preparer.ensure(ref)  # non-blocking: later answers carry the claim
     if provable is None or len(arrays) != 1:
         # NOTE: provable circuits take one tabular tensor (daimm.zk.check_provable).
         return b""

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 from eth_utils import keccak, to_checksum_address
 
+from daimm.eip712 import _SESSION_TYPE, _VOUCHER_TYPE
 from daimm.errors import ChainError, ChainUnavailableError, TransactionError
 from daimm.relayer.signing import checksum_address
 
@@ -51,20 +52,29 @@ LOG_PAGE_BLOCKS = 2_000
 
 
 # ---------------------------------------------------------------------------- minimal ABIs
-def _fn(name: str, inputs: list[tuple[str, str]], outputs: list[Any]) -> dict[str, Any]:
+def _fn(
+    name: str, inputs: list[tuple[str, Any]], outputs: list[Any], mutability: str = "view"
+) -> dict[str, Any]:
     def param(item: Any) -> dict[str, Any]:
         if isinstance(item, tuple) and isinstance(item[1], list):  # (name, [components])
             return {"name": item[0], "type": "tuple", "components": [param(c) for c in item[1]]}
+        if isinstance(item, tuple) and isinstance(item[1], tuple):  # (name, ("tuple[]", [...]))
+            kind, components = item[1]
+            return {"name": item[0], "type": kind, "components": [param(c) for c in components]}
         return {"name": item[0], "type": item[1]}
 
     return {
         "type": "function",
         "name": name,
-        "stateMutability": "view",
+        "stateMutability": mutability,
         "inputs": [param(i) for i in inputs],
         "outputs": [param(o) for o in outputs],
     }
 
+
+# NOTE: the EIP-712 types list the structs' fields in the contracts' order.
+_VOUCHERS = ("tuple[]", [(f["name"], f["type"]) for f in _VOUCHER_TYPE])
+_SESSIONS = ("tuple[]", [(f["name"], f["type"]) for f in _SESSION_TYPE])
 
 # NOTE: hand-written fragments of contracts/interfaces/*.sol, only what the relayer calls, so the
 # daemon needs no compiled artifacts; tests/unit/relayer/test_chain.py checks them against the
@@ -97,23 +107,11 @@ ABIS: dict[str, list[dict[str, Any]]] = {
         _fn("channelOf", [("payer", "address"), ("modelId", "uint256"), ("relayer", "address")],
             [("", [("currency", "address"), ("deposited", "uint128"), ("redeemed", "uint128"),
                    ("expiresAt", "uint64")])]),
-        {
-            "type": "function",
-            "name": "redeemBatch",
-            "stateMutability": "nonpayable",
-            "inputs": [
-                {"name": "payers", "type": "address[]"},
-                {"name": "vouchers", "type": "tuple[]", "components": [
-                    {"name": "modelId", "type": "uint256"},
-                    {"name": "relayer", "type": "address"},
-                    {"name": "cumulativeAmount", "type": "uint256"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "escrow", "type": "address"},
-                ]},
-                {"name": "signatures", "type": "bytes[]"},
-            ],
-            "outputs": [{"name": "paid", "type": "uint256"}],
-        },
+        _fn("redeemBatch", [("payers", "address[]"), ("vouchers", _VOUCHERS),
+                            ("signatures", "bytes[]")], [("paid", "uint256")], "nonpayable"),
+        _fn("redeemSessionBatch", [("sessions", _SESSIONS), ("sessionSignatures", "bytes[]"),
+                                   ("vouchers", _VOUCHERS), ("signatures", "bytes[]")],
+            [("paid", "uint256")], "nonpayable"),
     ],
 }  # fmt: skip
 
@@ -660,15 +658,38 @@ class TransactionSender:
             TransactionError: The call reverts (message names the error) or the tx failed.
             ChainUnavailableError: The chain could not be reached.
         """
+        contract = self.reader._contracts["CreditEscrow"]
+        return self.send(
+            "redeemBatch",
+            contract.functions.redeemBatch(
+                [to_checksum_address(payer) for payer, _, _ in items],
+                [voucher for _, voucher, _ in items],
+                [signature for _, _, signature in items],
+            ),
+        )
+
+    def redeem_session_batch(
+        self, items: Sequence[tuple[tuple[Any, ...], bytes, tuple[Any, ...], bytes]]
+    ) -> str:
+        """Send ``redeemSessionBatch`` for ``items`` (session, holder's signature, voucher, session
+        key's signature) and wait; return the hash. Raises as :meth:`redeem_batch`."""
+        contract = self.reader._contracts["CreditEscrow"]
+        return self.send(
+            "redeemSessionBatch",
+            contract.functions.redeemSessionBatch(
+                [item[0] for item in items],
+                [item[1] for item in items],
+                [item[2] for item in items],
+                [item[3] for item in items],
+            ),
+        )
+
+    def send(self, name: str, call: Any, contract: str = "CreditEscrow") -> str:
+        """Sign and send the web3 contract ``call`` (function ``name`` of ``contract``), wait for
+        it; return the hash. Raises as :meth:`redeem_batch`."""
         from web3.exceptions import ContractLogicError
 
-        contract = self.reader._contracts["CreditEscrow"]
         w3 = self.reader.w3
-        call = contract.functions.redeemBatch(
-            [to_checksum_address(payer) for payer, _, _ in items],
-            [voucher for _, voucher, _ in items],
-            [signature for _, _, signature in items],
-        )
         with self._lock:  # one nonce at a time
             try:
                 tx = call.build_transaction(
@@ -682,11 +703,11 @@ class TransactionSender:
                 tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
                 receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout_s)
             except ContractLogicError as exc:
-                raise TransactionError(f"CreditEscrow.redeemBatch would revert: {exc}") from None
+                raise TransactionError(f"{contract}.{name} would revert: {exc}") from None
             except Exception as exc:  # noqa: BLE001 - the chain is unreachable or garbled
                 raise ChainUnavailableError(
-                    f"cannot send redeemBatch: {_scrub(str(exc), self.reader.rpc_url)}"
+                    f"cannot send {name}: {_scrub(str(exc), self.reader.rpc_url)}"
                 ) from None
         if receipt["status"] != 1:
-            raise TransactionError(f"redeemBatch transaction {tx_hash.hex()} reverted")
+            raise TransactionError(f"{name} transaction {tx_hash.hex()} reverted")
         return "0x" + bytes(tx_hash).hex().removeprefix("0x")

@@ -15,8 +15,10 @@ proof). Finished jobs are kept ``keep_s`` seconds for their owner to fetch.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
+import sqlite3
 import threading
 import time
 from collections import OrderedDict, deque
@@ -28,7 +30,15 @@ from typing import Any
 
 from daimm.errors import DaimmError, RequestRefusedError
 
-__all__ = ["IssuedReceipt", "JobState", "ProofJob", "ProofJobs", "ProvableModel"]
+__all__ = [
+    "CircuitPreparer",
+    "IssuedReceipt",
+    "JobState",
+    "ProofJob",
+    "ProofJobs",
+    "ProvableModel",
+    "prover_with_timeout",
+]
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +96,19 @@ class ProofJob:
 Prover = Callable[[ProvableModel, Sequence[float], Path], dict[str, Any]]
 
 
-def _prove_with_ezkl(model: ProvableModel, row: Sequence[float], out: Path) -> dict[str, Any]:
-    from daimm.zk import prove
+def prover_with_timeout(timeout_s: float) -> Prover:
+    """The ezkl prover, its worker process killed after ``timeout_s`` seconds (job ``failed``)."""
 
-    proof, _ = prove(model.circuit, row, model.srs, out)
-    return proof.document
+    def _prove(model: ProvableModel, row: Sequence[float], out: Path) -> dict[str, Any]:
+        from daimm.zk import prove
+
+        proof, _ = prove(model.circuit, row, model.srs, out, timeout_s=timeout_s)
+        return proof.document
+
+    return _prove
+
+
+_prove_with_ezkl = prover_with_timeout(600)
 
 
 class ProofJobs:
@@ -104,6 +122,8 @@ class ProofJobs:
         retention_s: Seconds an issued receipt stays provable.
         max_receipts: Issued receipts kept at most.
         keep_s: Seconds a finished job stays fetchable.
+        db: SQLite file the issued receipts are also kept in, so they stay provable (and
+            challenges of them answerable) across a restart; None keeps them in memory only.
     """
 
     def __init__(
@@ -116,6 +136,7 @@ class ProofJobs:
         retention_s: float = DEFAULT_RETENTION_S,
         max_receipts: int = 100_000,
         keep_s: float = 3600,
+        db: str | Path | None = None,
     ) -> None:
         self._models = dict(models)
         self._folder = Path(folder)
@@ -131,8 +152,39 @@ class ProofJobs:
         self._wake = threading.Condition(self._lock)
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._db: sqlite3.Connection | None = None
+        if db is not None:
+            self._open_db(Path(db))
+
+    def _open_db(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS issued_receipts (digest TEXT PRIMARY KEY,"
+            " model_id TEXT, weights_cid TEXT, row TEXT, io TEXT, issued_at REAL)"
+        )
+        since = time.time() - self._retention_s
+        self._db.execute("DELETE FROM issued_receipts WHERE issued_at < ?", (since,))
+        rows = self._db.execute(
+            "SELECT digest, model_id, weights_cid, row, io, issued_at FROM issued_receipts"
+            " ORDER BY issued_at DESC LIMIT ?",
+            (self._max_receipts,),
+        ).fetchall()
+        for digest, model_id, weights_cid, row, io, issued_at in reversed(rows):
+            self._receipts[digest] = IssuedReceipt(
+                int(model_id),
+                weights_cid,
+                tuple(json.loads(row)),
+                tuple(int(i) for i in json.loads(io)),
+                issued_at,
+            )
 
     # ------------------------------------------------------------ issued receipts
+    def add(self, model_id: int, weights_cid: str, model: ProvableModel) -> None:
+        """Make a model version provable here (:class:`CircuitPreparer` calls it)."""
+        with self._lock:
+            self._models[(model_id, weights_cid)] = model
+
     def provable(self, model_id: int, weights_cid: str) -> ProvableModel | None:
         """The provable model version, or None if this relayer does not prove it."""
         return self._models.get((model_id, weights_cid))
@@ -142,6 +194,42 @@ class ProofJobs:
         with self._lock:
             self._receipts[digest.hex()] = receipt
             self._prune_receipts(time.time())
+            if self._db is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO issued_receipts VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        digest.hex(),
+                        str(receipt.model_id),
+                        receipt.weights_cid,
+                        json.dumps(receipt.row),
+                        json.dumps([str(i) for i in receipt.io_instances]),
+                        receipt.issued_at,
+                    ),
+                )
+                oldest = next(iter(self._receipts.values())).issued_at
+                self._db.execute("DELETE FROM issued_receipts WHERE issued_at < ?", (oldest,))
+
+    def receipt(self, digest_hex: str) -> IssuedReceipt | None:
+        """The issued receipt with that digest, if still kept."""
+        with self._lock:
+            self._prune_receipts(time.time())
+            return self._receipts.get(digest_hex.removeprefix("0x").lower())
+
+    def prove_receipt(self, digest_hex: str) -> dict[str, Any]:
+        """Prove an issued receipt now, in the calling thread (the claim worker's path).
+
+        Raises:
+            DaimmError: The receipt is unknown here, its model is not provable here, or the
+                prover failed.
+        """
+        receipt = self.receipt(digest_hex)
+        if receipt is None:
+            raise DaimmError(f"no issued receipt {digest_hex} kept here")
+        model = self.provable(receipt.model_id, receipt.weights_cid)
+        if model is None:
+            raise DaimmError(f"model {receipt.model_id} is not provable here (yet)")
+        self._folder.mkdir(parents=True, exist_ok=True)
+        return self._prover(model, receipt.row, self._folder / f"claim-{digest_hex[-16:]}.json")
 
     def _prune_receipts(self, now: float) -> None:
         while self._receipts:
@@ -253,3 +341,116 @@ class ProofJobs:
                 if self._stopping:
                     return
             self.run_one()
+
+
+class CircuitPreparer:
+    """Makes a model version provable here from its publication: no hand configuration.
+
+    A version is provable when its metadata names a circuit description (``daimm.circuit``,
+    written by ``daimm model publish --provable``). The first time the relayer answers for such a
+    version, :meth:`ensure` starts, in a background thread, one preparation: decrypt the model,
+    fetch the published settings and verification key, compile with those settings and regenerate
+    the proving key with the SRS (:func:`daimm.market.provable.regenerate_circuit`, about 15 s
+    for the sample), refusing a key or weights hash other than the published ones. The version
+    is then added to :class:`ProofJobs`; answers before that carry no claim. A restart reuses a
+    folder whose manifest and files still match (no regeneration).
+
+    Args:
+        jobs: Where prepared versions are added.
+        source: The relayer's model source (ciphertext, content key, card).
+        backend: Storage the circuit description is fetched from.
+        srs: The SRS file (pinned by hash unless ``allow_test_srs``).
+        folder: Where circuits are kept, one sub-folder per model version.
+    """
+
+    def __init__(
+        self,
+        jobs: ProofJobs,
+        source: Any,
+        backend: Any,
+        srs: str | Path,
+        folder: str | Path,
+        *,
+        allow_test_srs: bool = False,
+    ) -> None:
+        self._jobs = jobs
+        self._source = source
+        self._backend = backend
+        self._srs = Path(srs)
+        self._folder = Path(folder)
+        self._allow_test_srs = allow_test_srs
+        self._seen: dict[tuple[int, str], str] = {}
+        self._lock = threading.Lock()
+
+    def state(self, model_id: int, weights_cid: str) -> str | None:
+        """``preparing``, ``ready``, ``not_provable`` or ``failed: ...``; None if never seen."""
+        with self._lock:
+            return self._seen.get((model_id, weights_cid))
+
+    def ensure(self, ref: Any) -> None:
+        """Start preparing ``ref`` (a ``ModelRef``) unless it was already seen (non-blocking)."""
+        key = (ref.model_id, ref.weights_cid)
+        with self._lock:
+            if key in self._seen:
+                return
+            self._seen[key] = "preparing"
+        threading.Thread(
+            target=self._prepare_logged, args=(ref,), name="daimm-circuit", daemon=True
+        ).start()
+
+    def _prepare_logged(self, ref: Any) -> None:
+        key = (ref.model_id, ref.weights_cid)
+        try:
+            state = self.prepare(ref)
+        except DaimmError as exc:
+            state = f"failed: {exc}"
+            log.warning("circuit not prepared", extra={"model_id": ref.model_id, "error": state})
+        with self._lock:
+            self._seen[key] = state
+
+    def prepare(self, ref: Any) -> str:
+        """Prepare ``ref`` now (blocking); ``ready`` or ``not_provable``.
+
+        Raises:
+            DaimmError: The publication cannot be fetched, or the regenerated keys differ.
+        """
+        import json
+
+        from daimm.market.provable import fetch_circuit, regenerate_circuit
+        from daimm.market.publishing import fetch_bytes
+        from daimm.modelformat.graph import decrypt_model
+        from daimm.zk import load_circuit
+
+        # The metadata alone first: a model that is not provable costs one small document.
+        metadata = (
+            json.loads(fetch_bytes(ref.metadata_cid, self._backend)) if ref.metadata_cid else {}
+        )
+        circuit_cid = (metadata.get("daimm") or {}).get("circuit")
+        if not circuit_cid:
+            return "not_provable"
+        folder = self._folder / f"{ref.model_id}-{ref.weights_cid}"
+        circuit = None
+        if (folder / "circuit.json").is_file():
+            try:
+                circuit = load_circuit(folder)
+                circuit.check_frozen("settings.json", "network.ezkl", "vk.key", "pk.key")
+            except DaimmError:
+                circuit = None
+        if circuit is None:
+            description = fetch_circuit(str(circuit_cid), self._backend, folder)
+            payload = self._source.fetch(ref)
+            model = payload.data
+            if payload.content_key is not None:
+                model = decrypt_model(payload.data, payload.content_key, payload.associated_data)
+            plain = folder / "model.onnx"
+            plain.touch(mode=0o600)
+            try:
+                plain.write_bytes(model)
+                circuit = regenerate_circuit(
+                    plain, description, folder, self._srs, allow_test_srs=self._allow_test_srs
+                )
+            finally:
+                plain.unlink(missing_ok=True)
+        self._jobs.add(ref.model_id, ref.weights_cid, ProvableModel(circuit, self._srs))
+        log.info("circuit ready", extra={"model_id": ref.model_id})
+        return "ready"

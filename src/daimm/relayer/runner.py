@@ -127,7 +127,7 @@ def build_services(
     store.prune_nonces(int(time.time()))
     sessions = SessionGate(
         reader,
-        SessionStore(settings.db_path),
+        SessionStore(settings.state_location()),
         relayer=relayer,
         chain_id=chain_id,
         registry=contracts.get("SessionRegistry"),
@@ -155,11 +155,12 @@ def build_services(
         load_retry_s=settings.load_retry_s,
     )
     redeemer = None
+    sender = TransactionSender(reader, private_key)  # one nonce sequence for every transaction
     if start_redeemer:
         redeemer = Redeemer(
             store,
             reader,
-            TransactionSender(reader, private_key),
+            sender,
             relayer=relayer,
             chain_id=chain_id,
             escrow=contracts["CreditEscrow"],
@@ -167,6 +168,39 @@ def build_services(
             margin_s=settings.redeem_margin_s,
             check_s=min(30.0, settings.redeem_interval_s),
         )
+    proofs = preparer = claims = None
+    if settings.zk_srs is not None:
+        from daimm.relayer.claims import ClaimWorker
+        from daimm.relayer.proofs import CircuitPreparer, ProofJobs, prover_with_timeout
+
+        proofs = ProofJobs(
+            {},
+            settings.zk_folder / "proofs",
+            prover=prover_with_timeout(settings.zk_proof_timeout_s),
+            max_queued=settings.zk_max_queued,
+            retention_s=settings.zk_retention_s,
+            db=settings.zk_folder / "receipts.sqlite3",
+        )
+        preparer = CircuitPreparer(
+            proofs,
+            source,
+            _storage_backend(settings),
+            settings.zk_srs,
+            settings.zk_folder,
+            allow_test_srs=settings.zk_allow_test_srs,
+        )
+        if "ProofChallenges" in contracts:
+            claims = ClaimWorker(
+                proofs,
+                preparer,
+                reader,
+                private_key,
+                contracts["ProofChallenges"],
+                settings.zk_folder / "claims.json",
+                start_block=_deployment_block(settings),
+                poll_s=settings.log_poll_s,
+                sender=sender,
+            )
     return RelayerServices(
         policy=policy,
         models=models,
@@ -179,7 +213,19 @@ def build_services(
         address_limiter=RateLimiter(settings.rate_per_address, settings.burst_per_address),
         watcher=LogWatcher(reader, settings.log_poll_s),
         redeemer=redeemer,
+        proofs=proofs,
+        preparer=preparer,
+        claims=claims,
     )
+
+
+def _deployment_block(settings: RelayerSettings) -> int:
+    """The deployment's first block (where the claim worker starts), 0 when unknown."""
+    if settings.deployments_file is None:
+        return 0
+    from daimm.deployments import DeploymentsFile
+
+    return int(DeploymentsFile(settings.deployments_file).get(settings.network).block)
 
 
 def uvicorn_config(app: Any, settings: RelayerSettings, *, graceful_timeout_s: int = 30) -> Any:

@@ -15,7 +15,11 @@ this order, each refusal with its own code:
    session is not revoked (401 ``session_revoked``) and was signed under the holder's current nonce
    (401 ``session_revoked_all``); a chain that cannot be read: 503, as for licences;
 5. then the holder's own access is decided as for a plain request (licence or rental; 403
-   ``no_licence`` names the holder). Vouchers under a session: 402 ``session_no_pay_per_use``.
+   ``no_licence`` names the holder). Without a licence, a voucher signed by the session key pays
+   from the holder's credit channel (``access.py``): the session needs a spend cap (402
+   ``session_no_spend``; a cap needs one named relayer, 401 ``session_spend_needs_relayer``) and
+   the voucher must keep the session within it (402 ``session_spend_cap``), checked before the
+   model runs and again, atomically, when the call is charged (``vouchers.py``).
 
 Steps 1 to 3 are cached per header value after their first success (a dictionary lookup after
 that); step 4 is the reader's cache, which the log watcher drops on ``SessionRevoked`` and
@@ -61,7 +65,8 @@ SESSION_STATUS: dict[str, int] = {
     "session_wrong_model": 403,
     "session_wrong_relayer": 403,
     "session_call_cap": 403,
-    "session_no_pay_per_use": 402,
+    "session_no_spend": 402,
+    "session_spend_cap": 402,
 }
 
 
@@ -88,18 +93,35 @@ class SessionGrant:
 
 
 class SessionStore:
-    """Calls served per session, and the session keys seen, in the relayer's SQLite file.
+    """Calls served per session, and the session keys seen: in the relayer's SQLite file, or in
+    the PostgreSQL state store replicas share (``state_url``), so a call cap holds across them.
 
     NOTE: its own connection with ``synchronous=NORMAL``, as for nonces: a count survives a crash
     of the process (~15 us a call instead of ~200 us with FULL); a crash of the operating system
-    could forget the last counts, so a session might get a few calls past its cap there.
+    could forget the last counts, so a session might get a few calls past its cap there. On
+    PostgreSQL the count is one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE calls < cap`` on the
+    nonces' connection (``synchronous_commit = off``, the same trade-off).
+    NOTE: the session keys known (for ``session_delegation``) are those in the store when the
+    process started plus those it counted since; a key first seen by another replica meanwhile is
+    not known here until a restart. That check only names a mistake: a chained session is
+    refused anyway, as its holder (a session key) holds no access of its own.
 
     Args:
-        path: The SQLite file (the relayer's ``db_path``).
+        location: The SQLite file (the relayer's ``db_path``), or the PostgreSQL ``state_url``.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    def __init__(self, location: str | Path) -> None:
+        from daimm.relayer.vouchers import VoucherStore, is_postgres_url
+
+        self._lock = threading.Lock()
+        # session hash -> [last call number served, last number reserved]
+        self._leases: OrderedDict[bytes, list[int]] = OrderedDict()
+        self._shared: VoucherStore | None = None
+        if is_postgres_url(location):
+            self._shared = VoucherStore(location)
+            self._keys = self._shared.session_keys()
+            return
+        self.path = Path(location)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=30
@@ -112,13 +134,15 @@ class SessionStore:
             " key TEXT NOT NULL, holder TEXT NOT NULL, calls INTEGER NOT NULL);"
             "CREATE INDEX IF NOT EXISTS session_calls_key ON session_calls (key);"
         )
-        self._lock = threading.Lock()
         self._keys = {
             row[0] for row in self._conn.execute("SELECT DISTINCT key FROM session_calls")
         }
 
     def close(self) -> None:
         """Close the connection (everything is committed already)."""
+        if self._shared is not None:
+            self._shared.close()
+            return
         with self._lock:
             self._conn.close()
 
@@ -127,7 +151,8 @@ class SessionStore:
         return address in self._keys
 
     def calls(self, session_hash: bytes) -> int:
-        """Calls served on the session so far."""
+        """Calls reserved on the session so far (SQLite; tests and tools): the calls served, plus
+        any of a reservation not used yet (none while fewer than 512 calls are left)."""
         with self._lock:
             row = self._conn.execute(
                 "SELECT calls FROM session_calls WHERE session_hash = ?", (session_hash,)
@@ -135,23 +160,68 @@ class SessionStore:
         return 0 if row is None else int(row[0])
 
     def use_call(self, grant: SessionGrant) -> int | None:
-        """Count one call on the session (atomically); None when ``max_calls`` were served."""
+        """Count one call on the session, durably; None when ``max_calls`` were counted.
+
+        Calls are reserved in the store in blocks (see :func:`lease_block`) and served from the
+        reservation in memory, so a warm session pays one write every block of calls, not one
+        per call. The store's count is what was reserved: never above ``max_calls``, whatever
+        the replicas, threads or crashes (a crash forgets at most its unused reservation).
+        """
         session = grant.session
+        # NOTE: SQLite/PostgreSQL integers are signed 64-bit; maxCalls is uint64, and 2**63-1
+        # calls is as good as unbounded.
+        cap = min(session.max_calls, 2**63 - 1)
         with self._lock:
-            # NOTE: one statement in autocommit mode is one transaction: the count and the cap
-            # check cannot be split by another request, and no BEGIN/COMMIT round trips are paid.
-            row = self._conn.execute(
-                "INSERT INTO session_calls (session_hash, key, holder, calls) VALUES (?, ?, ?, 1)"
-                " ON CONFLICT (session_hash) DO UPDATE SET calls = calls + 1 WHERE calls < ?"
-                " RETURNING calls",
-                # NOTE: SQLite integers are signed 64-bit; maxCalls is uint64, and 2**63-1 calls
-                # is as good as unbounded.
-                (grant.hash, session.key, session.holder, min(session.max_calls, 2**63 - 1)),
-            ).fetchone()
-            if row is None:
+            lease = self._leases.get(grant.hash)
+            if lease is not None and lease[0] < lease[1]:
+                lease[0] += 1
+                return lease[0]
+            block = lease_block(cap - lease[1]) if lease is not None else 1
+            total = self._reserve(grant, cap, block)
+            if total is None and block > 1:
+                block, total = 1, self._reserve(grant, cap, 1)
+            if total is None:
                 return None
+            self._leases[grant.hash] = [total - block + 1, total]
+            self._leases.move_to_end(grant.hash)
+            while len(self._leases) > _MAX_LEASES:
+                self._leases.popitem(last=False)  # its unused calls are forgone, never exceeded
             self._keys.add(session.key)
-        return int(row[0])
+        return total - block + 1
+
+    def _reserve(self, grant: SessionGrant, cap: int, block: int) -> int | None:
+        """Add ``block`` calls to the store's count if that stays within ``cap``; the new count."""
+        session = grant.session
+        if self._shared is not None:
+            return self._shared.use_session_call(
+                grant.hash, session.key, session.holder, cap, block
+            )
+        # NOTE: one statement in autocommit mode is one transaction: the count and the cap
+        # check cannot be split by another request, and no BEGIN/COMMIT round trips are paid.
+        row = self._conn.execute(
+            "INSERT INTO session_calls (session_hash, key, holder, calls) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (session_hash) DO UPDATE SET calls = calls + excluded.calls"
+            " WHERE calls + excluded.calls <= ? RETURNING calls",
+            (grant.hash, session.key, session.holder, block, cap),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+
+#: The most calls one reservation takes, and the share of what is left it may take (1/256).
+LEASE_MAX, LEASE_SHARE = 64, 256
+#: Sessions whose reservations a process keeps (least recently used dropped first).
+_MAX_LEASES = 10_000
+
+
+def lease_block(remaining: int) -> int:
+    """Calls to reserve at once for a session with ``remaining`` calls not yet reserved.
+
+    One while fewer than ``2 * LEASE_SHARE`` are left, so small caps are counted call by call and
+    stay exact across replicas; at most ``LEASE_MAX``, and at most 1/``LEASE_SHARE`` of what is
+    left, so the calls another replica holds unused, or a crashed process forgot, are a small
+    share of the cap and never make it larger.
+    """
+    return max(1, min(LEASE_MAX, remaining // LEASE_SHARE))
 
 
 class _SessionReader(Protocol):

@@ -29,6 +29,7 @@ __all__ = [
     "OPTIONAL_CONTRACT_NAMES",
     "RelayerSettings",
     "load_settings",
+    "write_settings",
 ]
 
 ENV_PREFIX = "DAIMM_RELAYER_"
@@ -37,7 +38,7 @@ ENV_PREFIX = "DAIMM_RELAYER_"
 CONTRACT_NAMES = ("ModelRegistry", "LicenseNFT", "RelayerRegistry", "RentalEscrow", "CreditEscrow")
 #: Contracts read when the deployment has them (older deployments have no SessionRegistry: the
 #: relayer then refuses session-signed requests with ``sessions_unsupported``).
-OPTIONAL_CONTRACT_NAMES = ("SessionRegistry",)
+OPTIONAL_CONTRACT_NAMES = ("SessionRegistry", "ProofChallenges")
 
 
 class RelayerSettings(BaseModel):
@@ -98,6 +99,14 @@ class RelayerSettings(BaseModel):
         voucher_min_remaining_s: Refuse vouchers on channels expiring sooner than this.
         redeem_interval_s: How often unredeemed vouchers are redeemed on chain.
         redeem_margin_s: Redeem at once when a channel expires within this many seconds.
+        zk_srs: The SRS file (the public ceremony's, hash pinned): set, the relayer proves
+            every published provable model it serves (docs/ZK.md); unset, it proves none.
+        zk_allow_test_srs: Accept an SRS whose hash is not pinned. TESTS ONLY.
+        zk_folder: Where regenerated circuits and proving keys are kept.
+        zk_max_queued: Proof jobs waiting or running at most (more get 429).
+        zk_proof_timeout_s: Longest one proof may run before its worker is killed.
+        zk_retention_s: How long an issued receipt stays provable (default the escrow's default
+            dispute window, three days).
         log_level: Python logging level of the daemon.
     """
 
@@ -145,6 +154,12 @@ class RelayerSettings(BaseModel):
     voucher_min_remaining_s: int = Field(600, ge=0)
     redeem_interval_s: float = Field(300.0, gt=0)
     redeem_margin_s: int = Field(3600, ge=0)
+    zk_srs: Path | None = None
+    zk_allow_test_srs: bool = False
+    zk_folder: Path = Path("circuits")
+    zk_max_queued: int = Field(4, gt=0)
+    zk_proof_timeout_s: float = Field(600.0, gt=0)
+    zk_retention_s: float = Field(3 * 24 * 3600, gt=0)
     log_level: str = "INFO"
 
     # ------------------------------------------------------------------ derived values
@@ -301,3 +316,37 @@ def load_settings(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"invalid relayer settings: {problems}") from None
+
+
+def write_settings(path: str | os.PathLike[str], **values: Any) -> Path:
+    """Write a relayer config file (TOML, keys at the top) that :func:`load_settings` reads back.
+
+    The values are checked as the relayer checks them, so a misspelt or invalid field fails here
+    rather than when the daemon starts. Secrets do not belong in the file (see the module
+    docstring).
+
+    Args:
+        path: The ``.toml`` file to write (replaced if it exists).
+        **values: :class:`RelayerSettings` fields.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ConfigError: An unknown field or an invalid value (named).
+    """
+    load_settings(None, environ={}, **values)
+    target = Path(path)
+    target.write_text("".join(f"{k} = {_toml_value(v)}\n" for k, v in values.items()))
+    return target
+
+
+def _toml_value(value: Any) -> str:
+    """A TOML value: strings, numbers and booleans as JSON writes them (valid TOML), paths as
+    strings, a mapping (``contracts``) as an inline table."""
+    if isinstance(value, Mapping):
+        pairs = ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + pairs + " }"
+    if isinstance(value, os.PathLike):
+        return json.dumps(os.fspath(value))
+    return json.dumps(value)

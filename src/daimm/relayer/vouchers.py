@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 
 from daimm.errors import ChainError, RelayerError, RequestRefusedError, TransactionError
 
-__all__ = ["Redeemer", "StoredVoucher", "VoucherStore", "is_postgres_url"]
+__all__ = ["Redeemer", "SessionCharge", "StoredVoucher", "VoucherStore", "is_postgres_url"]
 
 _T = TypeVar("_T")
 
@@ -67,7 +67,13 @@ CREATE TABLE IF NOT EXISTS vouchers (
     updated_at REAL NOT NULL,
     PRIMARY KEY (payer, model_id)
 );
+CREATE TABLE IF NOT EXISTS session_spend (
+    session_hash BLOB PRIMARY KEY,
+    spent TEXT NOT NULL
+);
 """
+#: Columns added after the first release (a file made before gets them at open).
+_SESSION_COLUMNS = (("session_hash", "BLOB"), ("session_token", "TEXT"))
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,8 @@ class StoredVoucher:
         signature: The payer's signature over that voucher (65 bytes).
         spent: Value of the calls served so far (never above ``cumulative``).
         redeemed: Amount already redeemed on chain.
+        session_token: The ``X-Daimm-Session`` value when a session key signed the voucher (the
+            channel is then the session holder's, and it is redeemed with the session).
     """
 
     payer: str
@@ -89,6 +97,49 @@ class StoredVoucher:
     signature: bytes
     spent: int
     redeemed: int
+    session_token: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionCharge:
+    """The session a voucher-paid call comes under (its key signed the voucher).
+
+    Attributes:
+        hash: The session's EIP-712 digest.
+        cap: Its ``spendCap`` (smallest unit).
+        token: Its ``X-Daimm-Session`` value (what the redemption needs).
+    """
+
+    hash: bytes
+    cap: int
+    token: str
+
+
+def _session_spend(
+    current: StoredVoucher, current_hash: bytes | None, cumulative: int, spent: int,
+    session: SessionCharge,
+) -> int:  # fmt: skip
+    """The session's spend after this voucher becomes the channel's latest, or 402.
+
+    The chain charges a session-signed voucher's redemption, ``cumulative - redeemed``, to the
+    session (``CreditEscrow.redeemSessionBatch``). Counted here: what the voucher adds over the
+    channel's latest voucher if this session signed that one too, else over what was redeemed.
+    That is at least what the chain will charge (a part superseded by another signer's voucher is
+    counted but never charged), so a call served here is never refused at redemption.
+
+    Raises:
+        RequestRefusedError: 402 ``session_spend_cap`` past the session's ``spendCap``.
+    """
+    base = current.cumulative if current_hash == session.hash else current.redeemed
+    total = spent + cumulative - base
+    if total > session.cap:
+        raise RequestRefusedError(
+            402,
+            "session_spend_cap",
+            f"this voucher would take the session's pay-per-use spend to {total}, past its cap"
+            f" of {session.cap} ({spent} spent so far): ask the holder for a new session",
+        )
+    return total
 
 
 def is_postgres_url(location: str | Path) -> bool:
@@ -132,6 +183,17 @@ class _State(Protocol):
     def record_call(
         self, payer: str, model_id: int, cumulative: int, signature: bytes, price: int
     ) -> StoredVoucher: ...
+    def record_session_call(
+        self, payer: str, model_id: int, cumulative: int, signature: bytes, price: int,
+        session: SessionCharge,
+    ) -> StoredVoucher: ...  # fmt: skip
+    def check_session_spend(
+        self, payer: str, model_id: int, cumulative: int, session: SessionCharge
+    ) -> int: ...
+    def use_session_call(
+        self, session_hash: bytes, key: str, holder: str, cap: int, block: int
+    ) -> int | None: ...
+    def session_keys(self) -> set[str]: ...
     def unredeemed(self) -> list[StoredVoucher]: ...
     def mark_redeemed(self, payer: str, model_id: int, amount: int) -> None: ...
     def redemption_turn(self) -> Any: ...
@@ -195,6 +257,39 @@ class VoucherStore:
         """
         return self._db.record_call(payer, model_id, cumulative, signature, price)
 
+    def record_session_call(
+        self, payer: str, model_id: int, cumulative: int, signature: bytes, price: int,
+        session: SessionCharge,
+    ) -> StoredVoucher:  # fmt: skip
+        """As :meth:`record_call` for a voucher signed by ``session``'s key on ``payer``'s channel,
+        and count the session's spend in the same transaction (see :func:`_session_spend`).
+
+        Raises:
+            RequestRefusedError: As :meth:`record_call`, and 402 ``session_spend_cap``.
+        """
+        return self._db.record_session_call(payer, model_id, cumulative, signature, price, session)
+
+    def check_session_spend(
+        self, payer: str, model_id: int, cumulative: int, session: SessionCharge
+    ) -> int:
+        """The session's spend if the voucher for ``cumulative`` were recorded now (no write).
+
+        Raises:
+            RequestRefusedError: 402 ``session_spend_cap``.
+        """
+        return self._db.check_session_spend(payer, model_id, cumulative, session)
+
+    def use_session_call(
+        self, session_hash: bytes, key: str, holder: str, cap: int, block: int = 1
+    ) -> int | None:
+        """Count ``block`` calls on a session (atomic, shared by replicas) and return the new
+        total; None if that would pass ``cap`` (``block`` must be at most ``cap``)."""
+        return self._db.use_session_call(session_hash, key, holder, cap, block)
+
+    def session_keys(self) -> set[str]:
+        """Every session key a call was counted for (to refuse sessions they sign)."""
+        return self._db.session_keys()
+
     def unredeemed(self) -> list[StoredVoucher]:
         """Channels whose latest voucher holds value not yet redeemed on chain."""
         return self._db.unredeemed()
@@ -230,6 +325,10 @@ class _SqliteState:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._vouchers = _connect(self.path, "FULL")
         self._vouchers.executescript(_SCHEMA)
+        columns = {row[1] for row in self._vouchers.execute("PRAGMA table_info(vouchers)")}
+        for name, kind in _SESSION_COLUMNS:
+            if name not in columns:
+                self._vouchers.execute(f"ALTER TABLE vouchers ADD COLUMN {name} {kind}")
         self._nonces = _connect(self.path, "NORMAL")
         self._lock = threading.Lock()
 
@@ -274,8 +373,7 @@ class _SqliteState:
     def get(self, payer: str, model_id: int) -> StoredVoucher | None:
         with self._lock:
             row = self._vouchers.execute(
-                "SELECT payer, model_id, cumulative, signature, spent, redeemed FROM vouchers"
-                " WHERE payer = ? AND model_id = ?",
+                _SQLITE_SELECT + " FROM vouchers WHERE payer = ? AND model_id = ?",
                 (payer, str(model_id)),
             ).fetchone()
         return None if row is None else _row(row)
@@ -283,30 +381,76 @@ class _SqliteState:
     def record_call(
         self, payer: str, model_id: int, cumulative: int, signature: bytes, price: int
     ) -> StoredVoucher:
+        return self.record_session_call(payer, model_id, cumulative, signature, price, None)
+
+    def _current(
+        self, conn: sqlite3.Connection, payer: str, model_id: int
+    ) -> tuple[StoredVoucher, bytes | None]:
+        row = conn.execute(
+            _SQLITE_SELECT + ", session_hash FROM vouchers WHERE payer = ? AND model_id = ?",
+            (payer, str(model_id)),
+        ).fetchone()
+        if row is None:
+            return StoredVoucher(payer, model_id, 0, b"", 0, 0), None
+        return _row(row), row[-1]
+
+    def _session_spent(self, conn: sqlite3.Connection, session_hash: bytes) -> int:
+        row = conn.execute(
+            "SELECT spent FROM session_spend WHERE session_hash = ?", (session_hash,)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def check_session_spend(
+        self, payer: str, model_id: int, cumulative: int, session: SessionCharge
+    ) -> int:
+        with self._lock:
+            current, current_hash = self._current(self._vouchers, payer, model_id)
+            spent = self._session_spent(self._vouchers, session.hash)
+        return _session_spend(current, current_hash, cumulative, spent, session)
+
+    def record_session_call(
+        self, payer: str, model_id: int, cumulative: int, signature: bytes, price: int,
+        session: SessionCharge | None,
+    ) -> StoredVoucher:  # fmt: skip
         with self._tx(self._vouchers) as conn:
-            row = conn.execute(
-                "SELECT payer, model_id, cumulative, signature, spent, redeemed FROM vouchers"
-                " WHERE payer = ? AND model_id = ?",
-                (payer, str(model_id)),
-            ).fetchone()
-            current = _row(row) if row else StoredVoucher(payer, model_id, 0, b"", 0, 0)
+            current, current_hash = self._current(conn, payer, model_id)
             _check_call(current, cumulative, price)
+            if session is not None:
+                total = _session_spend(
+                    current, current_hash, cumulative,
+                    self._session_spent(conn, session.hash), session,
+                )  # fmt: skip
+                conn.execute(
+                    "INSERT INTO session_spend (session_hash, spent) VALUES (?, ?)"
+                    " ON CONFLICT (session_hash) DO UPDATE SET spent = excluded.spent",
+                    (session.hash, str(total)),
+                )
             spent = current.spent + price
             conn.execute(
                 "INSERT INTO vouchers (payer, model_id, cumulative, signature, spent, redeemed,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (payer, model_id) DO"
-                " UPDATE SET cumulative = excluded.cumulative, signature = excluded.signature,"
-                " spent = excluded.spent, updated_at = excluded.updated_at",
+                " updated_at, session_hash, session_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (payer, model_id) DO UPDATE SET cumulative = excluded.cumulative,"
+                " signature = excluded.signature, spent = excluded.spent,"
+                " updated_at = excluded.updated_at, session_hash = excluded.session_hash,"
+                " session_token = excluded.session_token",
                 (payer, str(model_id), str(cumulative), signature, str(spent),
-                 str(current.redeemed), time.time()),
+                 str(current.redeemed), time.time(), session and session.hash,
+                 session and session.token),
             )  # fmt: skip
-        return StoredVoucher(payer, model_id, cumulative, signature, spent, current.redeemed)
+        token = None if session is None else session.token
+        return StoredVoucher(payer, model_id, cumulative, signature, spent, current.redeemed, token)
+
+    def use_session_call(
+        self, session_hash: bytes, key: str, holder: str, cap: int, block: int
+    ) -> int | None:
+        raise NotImplementedError("SQLite session calls are counted by relayer.sessions")
+
+    def session_keys(self) -> set[str]:
+        raise NotImplementedError("SQLite session calls are counted by relayer.sessions")
 
     def unredeemed(self) -> list[StoredVoucher]:
         with self._lock:
-            rows = self._vouchers.execute(
-                "SELECT payer, model_id, cumulative, signature, spent, redeemed FROM vouchers"
-            ).fetchall()
+            rows = self._vouchers.execute(_SQLITE_SELECT + " FROM vouchers").fetchall()
         return [v for v in map(_row, rows) if v.cumulative > v.redeemed]
 
     def mark_redeemed(self, payer: str, model_id: int, amount: int) -> None:
@@ -324,6 +468,9 @@ class _SqliteState:
     @contextmanager
     def redemption_turn(self) -> Iterator[bool]:
         yield True
+
+
+_SQLITE_SELECT = "SELECT payer, model_id, cumulative, signature, spent, redeemed, session_token"
 
 
 # ------------------------------------------------------------------ PostgreSQL
@@ -345,6 +492,18 @@ CREATE TABLE IF NOT EXISTS relayer_vouchers (
     updated_at DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (payer, model_id)
 );
+ALTER TABLE relayer_vouchers ADD COLUMN IF NOT EXISTS session_hash BYTEA;
+ALTER TABLE relayer_vouchers ADD COLUMN IF NOT EXISTS session_token TEXT;
+CREATE TABLE IF NOT EXISTS relayer_session_spend (
+    session_hash BYTEA PRIMARY KEY,
+    spent NUMERIC(78) NOT NULL
+);
+CREATE TABLE IF NOT EXISTS relayer_session_calls (
+    session_hash BYTEA PRIMARY KEY,
+    key TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    calls BIGINT NOT NULL
+);
 """
 
 #: Advisory lock keys (any two fixed bigints): creating the tables, a redemption round.
@@ -354,16 +513,28 @@ _SCHEMA_LOCK, _REDEEM_LOCK = 0x6461696D6D01, 0x6461696D6D02
 #: row is locked by then, so the check sees every committed call) is not stale and covers it.
 _RECORD_CALL = """
 INSERT INTO relayer_vouchers AS v
-    (payer, model_id, cumulative, signature, spent, redeemed, updated_at)
-VALUES (%(payer)s, %(model_id)s, %(cumulative)s, %(signature)s, %(price)s, 0, %(now)s)
+    (payer, model_id, cumulative, signature, spent, redeemed, updated_at, session_hash,
+     session_token)
+VALUES (%(payer)s, %(model_id)s, %(cumulative)s, %(signature)s, %(price)s, 0, %(now)s, %(hash)s,
+        %(token)s)
 ON CONFLICT (payer, model_id) DO UPDATE
     SET cumulative = EXCLUDED.cumulative, signature = EXCLUDED.signature,
-        spent = v.spent + %(price)s, updated_at = EXCLUDED.updated_at
+        spent = v.spent + %(price)s, updated_at = EXCLUDED.updated_at,
+        session_hash = EXCLUDED.session_hash, session_token = EXCLUDED.session_token
     WHERE EXCLUDED.cumulative >= v.cumulative AND EXCLUDED.cumulative >= v.spent + %(price)s
 RETURNING spent, redeemed
 """
 
-_SELECT = "SELECT payer, model_id, cumulative, signature, spent, redeemed FROM relayer_vouchers"
+_SELECT = (
+    "SELECT payer, model_id, cumulative, signature, spent, redeemed, session_token"
+    " FROM relayer_vouchers"
+)
+
+_SESSION_READ = (
+    "SELECT spent FROM relayer_session_spend WHERE session_hash = %s",
+    _SELECT.replace(" FROM", ", session_hash FROM") + " WHERE payer = %s AND model_id = %s",
+)
+_SESSION_LOCKED = (_SESSION_READ[0] + " FOR UPDATE", _SESSION_READ[1] + " FOR UPDATE")
 
 
 def _redacted(url: str) -> str:
@@ -465,7 +636,7 @@ class _PostgresState:
     ) -> StoredVoucher:
         _check_call(StoredVoucher(payer, model_id, 0, b"", 0, 0), cumulative, price)
         params = {"payer": payer, "model_id": str(model_id), "cumulative": cumulative,
-                  "signature": signature, "price": price}  # fmt: skip
+                  "signature": signature, "price": price, "hash": None, "token": None}  # fmt: skip
         # NOTE: bounded: each pass that fails the statement's check but passes this one means
         # another call changed the channel in between; a channel cannot change forever.
         for _ in range(8):
@@ -480,6 +651,82 @@ class _PostgresState:
         raise RequestRefusedError(
             503, "state_busy", "this voucher's channel is changing under heavy load; retry"
         )
+
+    def _session_state(
+        self, conn: Any, payer: str, model_id: int, session: SessionCharge, lock: bool
+    ) -> tuple[StoredVoucher, bytes | None, int]:
+        spend_sql, channel_sql = _SESSION_LOCKED if lock else _SESSION_READ
+        row = conn.execute(spend_sql, (session.hash,)).fetchone()
+        spent = 0 if row is None else int(row[0])
+        row = conn.execute(channel_sql, (payer, str(model_id))).fetchone()
+        if row is None:
+            return StoredVoucher(payer, model_id, 0, b"", 0, 0), None, spent
+        return _row(row), None if row[-1] is None else bytes(row[-1]), spent
+
+    def check_session_spend(
+        self, payer: str, model_id: int, cumulative: int, session: SessionCharge
+    ) -> int:
+        current, current_hash, spent = self._vouchers.run(
+            lambda conn: self._session_state(conn, payer, model_id, session, False)
+        )
+        return _session_spend(current, current_hash, cumulative, spent, session)
+
+    def record_session_call(
+        self, payer: str, model_id: int, cumulative: int, signature: bytes, price: int,
+        session: SessionCharge,
+    ) -> StoredVoucher:  # fmt: skip
+        def work(conn: Any) -> StoredVoucher:
+            with conn.transaction():
+                # The session's row first: calls under one session, at any replica, queue here
+                # and then each sees the channel as the one before left it.
+                conn.execute(
+                    "INSERT INTO relayer_session_spend (session_hash, spent) VALUES (%s, 0)"
+                    " ON CONFLICT DO NOTHING",
+                    (session.hash,),
+                )
+                current, current_hash, spent = self._session_state(
+                    conn, payer, model_id, session, True
+                )
+                _check_call(current, cumulative, price)
+                total = _session_spend(current, current_hash, cumulative, spent, session)
+                conn.execute(
+                    "UPDATE relayer_session_spend SET spent = %s WHERE session_hash = %s",
+                    (total, session.hash),
+                )
+                row = conn.execute(
+                    _RECORD_CALL,
+                    {"payer": payer, "model_id": str(model_id), "cumulative": cumulative,
+                     "signature": signature, "price": price, "now": time.time(),
+                     "hash": session.hash, "token": session.token},
+                ).fetchone()  # fmt: skip
+                if row is None:  # a plain call changed the channel in between: roll back
+                    raise RequestRefusedError(
+                        503, "state_busy", "this voucher's channel changed meanwhile; retry"
+                    )
+            return StoredVoucher(payer, model_id, cumulative, signature, int(row[0]),
+                                 int(row[1]), session.token)  # fmt: skip
+
+        # NOTE: never retried, as record_call.
+        return self._vouchers.run(work, retry=False)
+
+    def use_session_call(
+        self, session_hash: bytes, key: str, holder: str, cap: int, block: int
+    ) -> int | None:
+        row = self._nonces.one(
+            "INSERT INTO relayer_session_calls AS s (session_hash, key, holder, calls)"
+            " VALUES (%(hash)s, %(key)s, %(holder)s, %(block)s) ON CONFLICT (session_hash)"
+            " DO UPDATE SET calls = s.calls + %(block)s WHERE s.calls + %(block)s <= %(cap)s"
+            " RETURNING calls",
+            {"hash": session_hash, "key": key, "holder": holder, "block": block, "cap": cap},
+            retry=False,
+        )
+        return None if row is None else int(row[0])
+
+    def session_keys(self) -> set[str]:
+        rows = self._nonces.run(
+            lambda conn: conn.execute("SELECT DISTINCT key FROM relayer_session_calls").fetchall()
+        )
+        return {row[0] for row in rows}
 
     def unredeemed(self) -> list[StoredVoucher]:
         rows = self._vouchers.run(
@@ -539,6 +786,8 @@ class _PgConnection:
                     if self._conn is None or self._conn.closed:
                         self._conn = self._state.connect(self._sync)
                     return work(self._conn)
+                except RequestRefusedError:  # the work's own refusal (rolled back): not the link
+                    raise
                 except (psycopg.OperationalError, psycopg.InterfaceError, RelayerError) as exc:
                     if self._conn is not None:
                         self._conn.close()
@@ -575,6 +824,7 @@ def _row(row: tuple) -> StoredVoucher:
         signature=bytes(row[3]),
         spent=int(row[4]),
         redeemed=int(row[5]),
+        session_token=row[6],
     )
 
 
@@ -636,9 +886,16 @@ class Redeemer:
 
     def _redeem(self, everything: bool) -> list[str]:
         due = [voucher for voucher in self.store.unredeemed() if self._is_due(voucher, everything)]
+        # Vouchers signed by session keys go in batches of their own (redeemSessionBatch).
+        plain = [voucher for voucher in due if voucher.session_token is None]
+        signed_under_session = [voucher for voucher in due if voucher.session_token is not None]
+        chunks = [
+            group[start : start + self.batch_size]
+            for group in (plain, signed_under_session)
+            for start in range(0, len(group), self.batch_size)
+        ]
         sent: list[str] = []
-        for start in range(0, len(due), self.batch_size):
-            chunk = due[start : start + self.batch_size]
+        for chunk in chunks:
             try:
                 sent.append(self._send(chunk))
             except TransactionError as exc:
@@ -673,13 +930,25 @@ class Redeemer:
         return everything or left <= self.margin_s
 
     def _send(self, vouchers: list[StoredVoucher]) -> str:
-        tx: str = self.sender.redeem_batch(  # type: ignore[attr-defined]
-            [
-                (v.payer, (v.model_id, self.relayer, v.cumulative, self.chain_id, self.escrow),
-                 v.signature)
-                for v in vouchers
-            ]
-        )  # fmt: skip
+        if vouchers[0].session_token is not None:
+            from daimm.sessions import decode_session_token
+
+            items = []
+            for v in vouchers:
+                assert v.session_token is not None
+                session, session_signature = decode_session_token(v.session_token)
+                items.append((session.as_tuple(), session_signature,
+                              (v.model_id, self.relayer, v.cumulative, self.chain_id, self.escrow),
+                              v.signature))  # fmt: skip
+            tx: str = self.sender.redeem_session_batch(items)  # type: ignore[attr-defined]
+        else:
+            tx = self.sender.redeem_batch(  # type: ignore[attr-defined]
+                [
+                    (v.payer, (v.model_id, self.relayer, v.cumulative, self.chain_id, self.escrow),
+                     v.signature)
+                    for v in vouchers
+                ]
+            )  # fmt: skip
         for v in vouchers:
             self.store.mark_redeemed(v.payer, v.model_id, v.cumulative)
             log.info(

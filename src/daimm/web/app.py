@@ -35,14 +35,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from daimm import eip712
 from daimm.catalog import CatalogStore, get_model
+from daimm.catalog.queries import relayer_of
 from daimm.deployments import Deployment, DeploymentsFile
-from daimm.errors import CatalogError, DaimmError, ValidationError
+from daimm.errors import CatalogError, CatalogUnavailableError, DaimmError, ValidationError
 from daimm.ipfs import LocalBlockstore
 from daimm.openapi_docs import serve_docs
 from daimm.units import format_amount
 from daimm.web import data
 from daimm.web.chart import step_chart
+from daimm.web.comments import CommentReader
 from daimm.web.config import WebConfig
+from daimm.web.creators import creators_router, upload_settings
+from daimm.web.credit import mount_credit
+from daimm.web.holder import holder_router
+from daimm.web.keys import mount_sessions
+from daimm.web.proofs import proofs_router
 from daimm.web.upload import mount_uploads
 
 __all__ = ["ABI_CONTRACTS", "READ_METHODS", "create_app"]
@@ -178,7 +185,10 @@ def create_app(config: WebConfig) -> FastAPI:
     app.state.config = config
     app.state.store = store
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    mount_uploads(app, chain_id=chain_id, registry=deployment.address("ModelRegistry"))
+    uploads = upload_settings(config)
+    mount_uploads(
+        app, chain_id=chain_id, registry=deployment.address("ModelRegistry"), settings=uploads
+    )
 
     def currencies() -> dict[str, tuple[str, int]]:
         return data.known_currencies(store, deployment.currencies)
@@ -193,6 +203,11 @@ def create_app(config: WebConfig) -> FastAPI:
             except Exception:  # noqa: BLE001 - an error page must render even without the catalog
                 context["last_block"] = None
         return templates.TemplateResponse(request, name, context, status_code=status)
+
+    app.include_router(creators_router(store, render, uploads))
+    app.include_router(holder_router(store, render))
+    comments = CommentReader(uploads.backend)
+    mount_sessions(app, deployment=deployment, render=render)
 
     def is_api(request: Request) -> bool:
         return request.url.path.startswith("/api/")
@@ -252,10 +267,12 @@ def create_app(config: WebConfig) -> FastAPI:
         if not 0 < model_id < 2**256:
             raise _ApiError(404, "unknown_model", f"model ids are 1, 2, ...; not {model_id}")
         try:
-            get_model(store, model_id)
+            detail = data.model_detail(store, model_id)
+        except CatalogUnavailableError:
+            raise
         except CatalogError as exc:
             raise _ApiError(404, "unknown_model", str(exc)) from None
-        detail = data.model_detail(store, model_id)
+        comments.attach(detail["reviews"])
         detail["unservable"] = data.unservable_reason(detail, blocks)
         return detail
 
@@ -432,16 +449,7 @@ def create_app(config: WebConfig) -> FastAPI:
 
     def relayer_endpoint(address: str, model_id: int | None) -> str:
         relayer = data.parse_address(address)
-        with store.connect() as conn:
-            from sqlalchemy import select
-
-            from daimm.catalog import store as t
-
-            row = conn.execute(
-                select(t.relayers.c.endpoint, t.relayers.c.active).where(
-                    t.relayers.c.address == relayer
-                )
-            ).first()
+        row = relayer_of(store, relayer)
         if row is None or not row.active:
             raise _ApiError(
                 404, "unknown_relayer", f"{relayer} is not a registered, active relayer"
@@ -487,4 +495,6 @@ def create_app(config: WebConfig) -> FastAPI:
         url = f"{endpoint}/v1/models/{model_id}/predict"
         return await forward("POST", url, address, content=body, headers=headers)
 
+    mount_credit(app, deployment=deployment, relayer_endpoint=relayer_endpoint, forward=forward)
+    app.include_router(proofs_router(relayer_endpoint, forward, _ApiError))
     return app

@@ -7,17 +7,14 @@ transaction. Amounts stay integers in the currency's smallest unit and are forma
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-
-from daimm.catalog import ModelHit, PriceKind, SearchQuery, SortKey, get_model, search
-from daimm.catalog import store as t
+from daimm.catalog import ModelHit, PriceKind, SearchQuery, SortKey, search
+from daimm.catalog.queries import HeldBucket, held_payments, model_page, token_currencies
 from daimm.catalog.stats import ModelStats, model_stats
 from daimm.catalog.store import CatalogStore
 from daimm.errors import ValidationError
@@ -69,9 +66,7 @@ def known_currencies(
     store: CatalogStore, deployment_currencies: Mapping[str, str]
 ) -> dict[str, tuple[str, int]]:
     """Upper-case symbol -> (address, decimals) of every currency a price can be typed in."""
-    with store.connect() as conn:
-        rows = conn.execute(select(t.tokens.c.address, t.tokens.c.symbol, t.tokens.c.decimals))
-        known = {str(s).upper(): (str(a), int(d)) for a, s, d in rows}
+    known = token_currencies(store)
     by_address = {a.lower(): (s, d) for s, (a, d) in known.items()}
     for symbol, address in deployment_currencies.items():
         if int(address, 16) == 0:
@@ -229,64 +224,30 @@ def hit_json(hit: ModelHit) -> dict[str, Any]:
 
 def model_detail(store: CatalogStore, model_id: int) -> dict[str, Any]:
     """Everything the model page shows: the model, its metadata document, versions with their
-    CIDs, reviews, relayers with their endpoints, and sales counts.
+    CIDs, reviews, relayers with their endpoints, and sales counts (the model is read once).
 
     Raises:
         CatalogError: No such model in the catalog.
     """
-    hit = get_model(store, model_id)
-    with store.connect() as conn:
-        document = conn.execute(
-            select(t.metadata_docs.c.document).where(t.metadata_docs.c.cid == hit.metadata_cid)
-        ).scalar_one_or_none()
-        versions = []
-        for name, args, ts, block, tx in conn.execute(
-            select(t.events.c.event, t.events.c.args, t.events.c.timestamp,
-                   t.events.c.block_number, t.events.c.tx_hash)
-            .where(t.events.c.model_id == model_id,
-                   t.events.c.event.in_(("ModelPublished", "VersionPublished")))
-            .order_by(t.events.c.block_number, t.events.c.log_index)
-        ):  # fmt: skip
-            a = json.loads(args)
-            versions.append(
-                {
-                    "version": 0 if name == "ModelPublished" else int(a["version"]),
-                    "weights_cid": a["weightsCid"],
-                    "metadata_cid": a["metadataCid"],
-                    "block": int(block),
-                    "timestamp": int(ts),
-                    "tx_hash": tx,
-                }
-            )
-        reviews = [
-            {"reviewer": r.reviewer, "rating": int(r.rating), "comment_cid": r.comment_cid,
-             "timestamp": int(r.timestamp)}
-            for r in conn.execute(
-                select(t.reviews).where(t.reviews.c.model_id == model_id)
-                .order_by(t.reviews.c.timestamp.desc())
-            )
-        ]  # fmt: skip
-        endpoints = dict(
-            conn.execute(
-                select(t.relayers.c.address, t.relayers.c.endpoint).where(
-                    t.relayers.c.address.in_(hit.relayers)
-                )
-            ).all()
-        )
-    stats = model_stats(store, model_id)
-    metadata = None
-    if document:
-        try:
-            metadata = json.loads(document)
-        except ValueError:
-            metadata = None
+    page = model_page(store, model_id)
+    stats = page.stats
     return {
-        **hit_json(hit),
+        **hit_json(page.model),
         "royalty_bps": None,
-        "metadata": metadata,
-        "versions": versions,
-        "reviews": reviews,
-        "relayers": [{"address": a, "endpoint": endpoints.get(a, "")} for a in hit.relayers],
+        "metadata": page.document,
+        "versions": [
+            {"version": v.version, "weights_cid": v.weights_cid, "metadata_cid": v.metadata_cid,
+             "block": v.block, "timestamp": v.timestamp, "tx_hash": v.tx_hash}
+            for v in page.versions
+        ],
+        "reviews": [
+            {"licence_id": r.licence_id, "reviewer": r.reviewer, "rating": r.rating,
+             "comment_cid": r.comment_cid, "timestamp": r.timestamp}
+            for r in page.reviews
+        ],
+        "relayers": [
+            {"address": a, "endpoint": page.endpoints.get(a, "")} for a in page.model.relayers
+        ],
         "sales": {
             "rentals": stats.rentals,
             "rental_extensions": stats.rental_extensions,
@@ -295,7 +256,7 @@ def model_detail(store: CatalogStore, model_id: int) -> dict[str, Any]:
             "calls": stats.calls,
             "refunds": stats.refunds,
         },
-    }
+    }  # fmt: skip
 
 
 def unservable_reason(detail: Mapping[str, Any], blocks: Any | None) -> str | None:
@@ -333,17 +294,6 @@ def unservable_reason(detail: Mapping[str, Any], blocks: Any | None) -> str | No
 
 
 @dataclass(frozen=True)
-class HeldBucket:
-    """Payments held in escrow for a payee set, released together (``settle`` takes the key)."""
-
-    payee_set: int
-    currency: str
-    release_at: int
-    amount: int
-    fee: int
-
-
-@dataclass(frozen=True)
 class Dashboard:
     """A creator's dashboard, from the catalog: their models, earnings, rentals over time, and
     the held payments the browser checks on chain before offering to withdraw.
@@ -369,7 +319,7 @@ def dashboard(store: CatalogStore, address: str) -> Dashboard:
         store,
         SearchQuery(creator=address, include_inactive=True, sort=SortKey.NEWEST, limit=MAX_RESULTS),
     )
-    stats = [model_stats(store, h.model_id) for h in hits]
+    stats = [model_stats(store, h.model_id, model=h) for h in hits]
     money: dict[str, dict[str, Any]] = {}
     rentals: list[int] = []
     points: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
@@ -409,23 +359,5 @@ def dashboard(store: CatalogStore, address: str) -> Dashboard:
         earnings=earnings,
         rentals=[(ts, i + 1) for i, ts in enumerate(sorted(rentals))],
         revenue=revenue,
-        held=_held(store, [h.model_id for h in hits]),
+        held=held_payments(store, [h.model_id for h in hits]),
     )
-
-
-def _held(store: CatalogStore, model_ids: list[int]) -> list[HeldBucket]:
-    if not model_ids:
-        return []
-    buckets: dict[tuple[int, str, int], list[int]] = {}
-    with store.connect() as conn:
-        for (args,) in conn.execute(
-            select(t.events.c.args).where(
-                t.events.c.model_id.in_(model_ids), t.events.c.event == "PaymentHeld"
-            )
-        ):
-            a = json.loads(args)
-            key = (int(a["payeeSet"]), str(a["currency"]), int(a["releaseAt"]))
-            total = buckets.setdefault(key, [0, 0])
-            total[0] += int(a["amount"])
-            total[1] += int(a["fee"])
-    return [HeldBucket(k[0], k[1], k[2], v[0], v[1]) for k, v in sorted(buckets.items())]

@@ -21,9 +21,10 @@ stored unless every check passed:
    refused upload is retried with a new signature);
 6. the CAR is well formed and every block hashes to its CID (422 ``bad_car`` /
    ``block_mismatch``, naming the CID);
-7. every root is a daimm ciphertext whose size fits its segment framing, a daimm key envelope, or a
-   model card (``daimm.modelformat.card.parse_card``), and every block belongs to a root's DAG (422
-   ``not_daimm_content``).
+7. every root is a daimm ciphertext whose size fits its segment framing, a daimm key envelope, a
+   model card (``daimm.modelformat.card.parse_card``), or a review comment (plain UTF-8 text of at
+   most 4 KiB, not JSON, the model page's "write a review"), and every block belongs to a root's
+   DAG (422 ``not_daimm_content``).
 
 NOTE: the signature covers the body's hash, so it can only be checked once the body is in; until
 then an unauthenticated client can make the server read (and discard) at most the size limit.
@@ -46,7 +47,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -57,16 +58,28 @@ from daimm.crypto.aead import HEADER_SIZE, MAGIC, Header
 from daimm.crypto.envelope import KeyEnvelope
 from daimm.errors import CryptoError, DaimmError, IntegrityError, SignatureError, ValidationError
 from daimm.ipfs.backends import Backend, LocalBlockstore
-from daimm.ipfs.car import CarReader
+from daimm.ipfs.car import CarReader, read_blocks
 from daimm.ipfs.multiformats import CID
 from daimm.ipfs.unixfs import iter_dag, iter_file
 from daimm.modelformat.card import parse_card
 
-__all__ = ["UploadLedger", "UploadSettings", "mount_uploads", "validate_content"]
+__all__ = [
+    "UploadLedger",
+    "UploadSettings",
+    "admit",
+    "check_size",
+    "mount_uploads",
+    "stage_car",
+    "store_staged",
+    "validate_content",
+]
 
 DEFAULT_MAX_BYTES = 2 << 30
 DEFAULT_QUOTA_BYTES = 20 << 30
+DEFAULT_PIECE_BYTES = 32 << 20
 MAX_CARD_BYTES = 1 << 20
+#: The largest review comment accepted (as `daimm review --comment`).
+MAX_COMMENT_BYTES = 4096
 _MAX_DEADLINE_AHEAD_S = 3600
 _READ = 1 << 20
 
@@ -79,20 +92,30 @@ class UploadSettings:
         backend: A factory of the backend blocks are stored in (called once per upload, closed
             after it): the local block store, a Kubo node, or a pinning service in front of one.
         ledger: The SQLite file recording spent nonces and each address's bytes.
-        max_bytes: The largest CAR accepted in one upload.
+        max_bytes: The largest CAR accepted in one upload (whole, or all its pieces together).
         quota_bytes: The bytes one address may upload in total.
+        piece_bytes: The largest piece of an upload in pieces (``/api/uploads/sessions``).
+        staging: Where uploads in pieces are staged until committed (default: a folder
+            ``upload-staging`` beside the ledger).
     """
 
     backend: Callable[[], contextlib.AbstractContextManager[Backend]]
     ledger: Path
     max_bytes: int = DEFAULT_MAX_BYTES
     quota_bytes: int = DEFAULT_QUOTA_BYTES
+    piece_bytes: int = DEFAULT_PIECE_BYTES
+    staging: Path | None = None
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.staging or self.ledger.parent / "upload-staging"
 
     @classmethod
     def from_env(cls) -> UploadSettings:
         """``DAIMM_STORE`` (default ``~/.daimm/blocks``) or ``DAIMM_KUBO_URL``, optionally pinned
         by ``DAIMM_PINNING_URL`` with ``DAIMM_PINNING_TOKEN``; ``DAIMM_UPLOAD_LEDGER`` (default
-        ``~/.daimm/uploads.sqlite``), ``DAIMM_UPLOAD_MAX_BYTES``, ``DAIMM_UPLOAD_QUOTA_BYTES``."""
+        ``~/.daimm/uploads.sqlite``), ``DAIMM_UPLOAD_MAX_BYTES``, ``DAIMM_UPLOAD_QUOTA_BYTES``,
+        ``DAIMM_UPLOAD_PIECE_BYTES``."""
         env = os.environ
         store = Path(env.get("DAIMM_STORE", "~/.daimm/blocks")).expanduser()
         kubo, pinning = env.get("DAIMM_KUBO_URL"), env.get("DAIMM_PINNING_URL")
@@ -114,16 +137,25 @@ class UploadSettings:
         try:
             max_bytes = int(env.get("DAIMM_UPLOAD_MAX_BYTES", DEFAULT_MAX_BYTES))
             quota = int(env.get("DAIMM_UPLOAD_QUOTA_BYTES", DEFAULT_QUOTA_BYTES))
+            piece = int(env.get("DAIMM_UPLOAD_PIECE_BYTES", DEFAULT_PIECE_BYTES))
         except ValueError:
             raise ValidationError(
-                "DAIMM_UPLOAD_MAX_BYTES and DAIMM_UPLOAD_QUOTA_BYTES must be whole numbers of bytes"
+                "DAIMM_UPLOAD_MAX_BYTES, DAIMM_UPLOAD_QUOTA_BYTES and DAIMM_UPLOAD_PIECE_BYTES must"
+                " be whole numbers of bytes"
             ) from None
         ledger = Path(env.get("DAIMM_UPLOAD_LEDGER", "~/.daimm/uploads.sqlite")).expanduser()
-        return cls(backend, ledger, max_bytes, quota)
+        return cls(backend, ledger, max_bytes, quota, piece)
 
 
 class UploadLedger:
-    """Spent nonces and bytes uploaded per address, in SQLite (survives restarts)."""
+    """Spent nonces, bytes uploaded per address and open reservations, in SQLite (survives
+    restarts).
+
+    An upload reserves its size against the uploader's quota before it is stored (one
+    transaction: bytes used plus bytes reserved plus this upload within the quota), so concurrent
+    uploads by one address cannot together pass the quota; a stored upload turns its reservation
+    into usage, a refused or abandoned one releases it.
+    """
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,13 +169,23 @@ class UploadLedger:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS usage (uploader TEXT PRIMARY KEY, bytes INTEGER)"
             )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS reservations (id TEXT PRIMARY KEY, uploader TEXT,"
+                " bytes INTEGER, expires INTEGER, state TEXT)"
+            )
 
     def used(self, uploader: str) -> int:
+        """Bytes stored for ``uploader`` plus bytes reserved by its uploads in progress."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT bytes FROM usage WHERE uploader = ?", (uploader,)
-            ).fetchone()
-        return int(row[0]) if row else 0
+            return self._used(uploader)
+
+    def _used(self, uploader: str) -> int:
+        row = self._db.execute(
+            "SELECT (SELECT COALESCE(SUM(bytes), 0) FROM usage WHERE uploader = ?)"
+            " + (SELECT COALESCE(SUM(bytes), 0) FROM reservations WHERE uploader = ?)",
+            (uploader, uploader),
+        ).fetchone()
+        return int(row[0])
 
     def spend_nonce(self, uploader: str, nonce: int, deadline: int) -> bool:
         """Record the nonce; False if that uploader already used it. Expired entries are dropped
@@ -158,29 +200,107 @@ class UploadLedger:
                 return False
         return True
 
-    def add_usage(self, uploader: str, size: int) -> None:
+    def reserve(
+        self, key: str, uploader: str, size: int, quota: int, expires: int, state: str = ""
+    ) -> int | None:
+        """Reserve ``size`` bytes of ``uploader``'s quota under ``key`` until ``expires``; None
+        if that would pass ``quota``, else the bytes left after it."""
         with self._lock:
-            self._db.execute(
-                "INSERT INTO usage VALUES (?, ?) ON CONFLICT(uploader) "
-                "DO UPDATE SET bytes = bytes + excluded.bytes",
-                (uploader, size),
-            )
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                left = quota - self._used(uploader) - size
+                if left < 0:
+                    return None
+                self._db.execute(
+                    "INSERT INTO reservations VALUES (?, ?, ?, ?, ?)",
+                    (key, uploader, size, expires, state),
+                )
+                return left
+            finally:
+                self._db.execute("COMMIT")
+
+    def state(self, key: str) -> tuple[str, int, int, str] | None:
+        """A reservation's (uploader, bytes, expires, state), or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT uploader, bytes, expires, state FROM reservations WHERE id = ?", (key,)
+            ).fetchone()
+        return (str(row[0]), int(row[1]), int(row[2]), str(row[3])) if row else None
+
+    def set_state(self, key: str, state: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE reservations SET state = ? WHERE id = ?", (state, key))
+
+    def settle(self, key: str) -> None:
+        """The upload under ``key`` was stored: its reservation becomes usage."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    "SELECT uploader, bytes FROM reservations WHERE id = ?", (key,)
+                ).fetchone()
+                if row is not None:
+                    self._db.execute("DELETE FROM reservations WHERE id = ?", (key,))
+                    self._db.execute(
+                        "INSERT INTO usage VALUES (?, ?) ON CONFLICT(uploader) "
+                        "DO UPDATE SET bytes = bytes + excluded.bytes",
+                        row,
+                    )
+            finally:
+                self._db.execute("COMMIT")
+
+    def release(self, key: str) -> None:
+        """The upload under ``key`` was refused or abandoned: its bytes are free again."""
+        with self._lock:
+            self._db.execute("DELETE FROM reservations WHERE id = ?", (key,))
+
+    def expired(self, now: int) -> list[str]:
+        """Keys of reservations past their expiry (abandoned uploads)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id FROM reservations WHERE expires < ?", (now,)
+            ).fetchall()
+        return [str(r[0]) for r in rows]
 
     def close(self) -> None:
         self._db.close()
 
 
-class _Refused(Exception):
+class Refused(Exception):
+    """An upload refused: ``{"error": code, "detail": detail}`` with HTTP ``status``."""
+
     def __init__(self, status: int, code: str, detail: str) -> None:
         super().__init__(detail)
         self.status, self.code, self.detail = status, code, detail
 
 
-def _header(request: Request, name: str) -> str:
+#: The refusals every signed upload request may answer (OpenAPI ``responses``).
+SIGNED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Expired or wrong signature"},
+    403: {"description": "Over the address's quota"},
+    409: {"description": "Nonce already used (replay)"},
+}
+
+
+def request_header(request: Request, name: str) -> str:
+    """The header ``name``; refused (400) when missing."""
     value = request.headers.get(name)
     if not value:
-        raise _Refused(400, "bad_upload_request", f"the {name} header is missing")
+        raise Refused(400, "bad_upload_request", f"the {name} header is missing")
     return value
+
+
+def check_deadline(deadline: int) -> None:
+    """Refuses a signature whose deadline has passed or lies more than an hour ahead."""
+    now = int(time.time())
+    if deadline < now:
+        raise Refused(
+            401, "upload_expired", "the upload signature's deadline has passed; sign again"
+        )
+    if deadline > now + _MAX_DEADLINE_AHEAD_S:
+        raise Refused(
+            400, "bad_upload_request", "the deadline is more than an hour ahead; sign again"
+        )
 
 
 def _parse_request(
@@ -188,22 +308,23 @@ def _parse_request(
 ) -> tuple[eip712.UploadRequest, str]:
     try:
         signed = eip712.UploadRequest(
-            uploader=_header(request, "x-daimm-uploader"),
+            uploader=request_header(request, "x-daimm-uploader"),
             body_hash=body_hash,
             size=size,
-            nonce=int(_header(request, "x-daimm-nonce")),
-            deadline=int(_header(request, "x-daimm-deadline")),
+            nonce=int(request_header(request, "x-daimm-nonce")),
+            deadline=int(request_header(request, "x-daimm-deadline")),
         )
     except (ValueError, ValidationError) as exc:
-        raise _Refused(400, "bad_upload_request", f"malformed upload headers: {exc}") from None
-    return signed, _header(request, "x-daimm-signature")
+        raise Refused(400, "bad_upload_request", f"malformed upload headers: {exc}") from None
+    return signed, request_header(request, "x-daimm-signature")
 
 
 def validate_content(root: CID, get_block: Callable[[CID], bytes]) -> str:
-    """What the file ``root`` is (``ciphertext``, ``envelope`` or ``card``); refuses anything else.
+    """What the file ``root`` is (``ciphertext``, ``envelope``, ``card`` or ``comment``, a review's
+    plain text); refuses anything else.
 
     Raises:
-        ValidationError: not a whole daimm ciphertext, key envelope or model card.
+        ValidationError: not a whole daimm ciphertext, key envelope, model card or review comment.
     """
     head = bytearray()
     total = 0
@@ -238,69 +359,134 @@ def validate_content(root: CID, get_block: Callable[[CID], bytes]) -> str:
         except ValidationError as exc:
             raise ValidationError(f"{root} is not a valid model card: {exc}") from None
         return "card"
+    if total <= MAX_COMMENT_BYTES and not isinstance(doc, dict | list) and _is_text(bytes(head)):
+        return "comment"
     raise ValidationError(
-        f"{root} is neither a daimm ciphertext, a key envelope nor a model card"
-        " (docs/MODEL-CARD.md); only those are accepted"
+        f"{root} is neither a daimm ciphertext, a key envelope, a model card"
+        " (docs/MODEL-CARD.md) nor a review comment (plain UTF-8 text of at most"
+        f" {MAX_COMMENT_BYTES} bytes); only those are accepted"
     )
 
 
-def _stage(car_path: Path, staging: LocalBlockstore) -> tuple[tuple[CID, ...], set[bytes], int]:
-    """Read the CAR into ``staging``, every block verified; roots, block multihashes, bytes."""
-    seen: set[bytes] = set()
+def _is_text(data: bytes) -> bool:
+    """UTF-8 with no control characters but tab and line breaks (a review comment)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(ch in "\t\n\r" or ch.isprintable() for ch in text)
+
+
+def stage_car(
+    src: BinaryIO, staging: LocalBlockstore, seen: set[bytes], *, header: bool = True
+) -> tuple[CID, ...]:
+    """Read a CAR (or, with ``header=False``, a run of its sections: a later piece) into
+    ``staging``, every block verified, adding their multihashes to ``seen``; the header's roots."""
+    roots: tuple[CID, ...] = ()
+    try:
+        if header:
+            reader = CarReader(src)
+            if not reader.roots:
+                raise Refused(422, "bad_car", "the CAR names no root; add the files' roots")
+            roots = reader.roots
+        for cid, data in read_blocks(src):
+            seen.add(cid.digest)
+            staging.put_block(cid, data)
+    except IntegrityError as exc:
+        raise Refused(422, "block_mismatch", f"refused, nothing stored: {exc}") from None
+    except ValidationError as exc:
+        raise Refused(422, "bad_car", f"not a CAR v1 file: {exc}") from None
+    return roots
+
+
+def store_staged(
+    roots: tuple[CID, ...], seen: set[bytes], staging: LocalBlockstore, settings: UploadSettings
+) -> dict[str, Any]:
+    """Check what ``staging`` holds (every root daimm content, every block in a root's DAG),
+    then copy it to the configured backend and pin the roots; the answer's roots, blocks, bytes."""
+    kinds: list[str] = []
+    reachable: set[bytes] = set()
+    order: list[CID] = []
     stored = 0
     try:
-        with car_path.open("rb") as fh:
-            reader = CarReader(fh)
-            if not reader.roots:
-                raise _Refused(422, "bad_car", "the CAR names no root; add the files' roots")
-            for cid, data in reader.blocks():
-                if cid.digest not in seen:
-                    seen.add(cid.digest)
+        for root in roots:
+            kinds.append(validate_content(root, staging.get_block))
+            for cid, data in iter_dag(root, staging.get_block):
+                if cid.digest not in reachable:
+                    reachable.add(cid.digest)
+                    order.append(cid)
                     stored += len(data)
-                staging.put_block(cid, data)
-    except IntegrityError as exc:
-        raise _Refused(422, "block_mismatch", f"refused, nothing stored: {exc}") from None
-    except ValidationError as exc:
-        raise _Refused(422, "bad_car", f"not a CAR v1 file: {exc}") from None
-    return reader.roots, seen, stored
-
-
-def _process(
-    car_path: Path, signed: eip712.UploadRequest, settings: UploadSettings, ledger: UploadLedger
-) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="daimm-upload-") as tmp:
-        staging = LocalBlockstore(tmp)
-        roots, seen, stored = _stage(car_path, staging)
-        kinds: list[str] = []
-        reachable: set[bytes] = set()
-        order: list[CID] = []
-        try:
-            for root in roots:
-                kinds.append(validate_content(root, staging.get_block))
-                for cid, _data in iter_dag(root, staging.get_block):
-                    if cid.digest not in reachable:
-                        reachable.add(cid.digest)
-                        order.append(cid)
-        except DaimmError as exc:  # a missing block, malformed UnixFS, or the content checks
-            raise _Refused(422, "not_daimm_content", f"refused, nothing stored: {exc}") from None
-        if seen - reachable:
-            raise _Refused(
-                422, "not_daimm_content",
-                f"refused, nothing stored: {len(seen - reachable)} block(s) belong to no root's"
-                " file; upload only the DAGs of the ciphertext, envelope and card",
-            )  # fmt: skip
-        with settings.backend() as backend:
-            for cid in order:
-                backend.put_block(cid, staging.get_block(cid))
-            for root in roots:
-                backend.pin(root)
-    ledger.add_usage(signed.uploader, signed.size)
+    except DaimmError as exc:  # a missing block, malformed UnixFS, or the content checks
+        raise Refused(422, "not_daimm_content", f"refused, nothing stored: {exc}") from None
+    if seen - reachable:
+        raise Refused(
+            422, "not_daimm_content",
+            f"refused, nothing stored: {len(seen - reachable)} block(s) belong to no root's"
+            " file; upload only the DAGs of the ciphertext, envelope and card",
+        )  # fmt: skip
+    with settings.backend() as backend:
+        for cid in order:
+            backend.put_block(cid, staging.get_block(cid))
+        for root in roots:
+            backend.pin(root)
     return {
         "roots": [{"cid": str(r), "kind": k} for r, k in zip(roots, kinds, strict=True)],
         "blocks": len(order),
         "bytes": stored,
-        "quota_left": max(0, settings.quota_bytes - ledger.used(signed.uploader)),
     }
+
+
+def _process(
+    car_path: Path, signed: eip712.UploadRequest, settings: UploadSettings, ledger: UploadLedger,
+    key: str,
+) -> dict[str, Any]:  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="daimm-upload-") as tmp:
+        staging = LocalBlockstore(tmp)
+        seen: set[bytes] = set()
+        with car_path.open("rb") as fh:
+            roots = stage_car(fh, staging, seen)
+        answer = store_staged(roots, seen, staging, settings)
+    ledger.settle(key)
+    answer["quota_left"] = max(0, settings.quota_bytes - ledger.used(signed.uploader))
+    return answer
+
+
+def check_size(size: int, settings: UploadSettings) -> None:
+    """Refuses an upload over the size limit (413)."""
+    if size > settings.max_bytes:
+        raise Refused(
+            413, "upload_too_large",
+            f"the upload is {size} bytes; this server accepts at most {settings.max_bytes}"
+            " bytes per upload",
+        )  # fmt: skip
+
+
+def admit(
+    ledger: UploadLedger, key: str, uploader: str, nonce: int, size: int,
+    settings: UploadSettings, expires: int,
+) -> None:  # fmt: skip
+    """Spend the nonce (409 if replayed), then reserve ``size`` of the uploader's quota under
+    ``key`` until ``expires`` (403 if it does not fit).
+
+    NOTE: the quota is reserved in one transaction (used + reserved + this upload), so concurrent
+    uploads by one address cannot together pass it.
+    """
+    if not ledger.spend_nonce(uploader, nonce, expires):
+        raise Refused(
+            409, "replayed_upload",
+            f"nonce {nonce} was already used by {uploader}: this upload was replayed; sign a new"
+            " one",
+        )  # fmt: skip
+    if ledger.reserve(key, uploader, size, settings.quota_bytes, expires) is None:
+        raise refuse_over_quota(uploader, size, settings, ledger.used(uploader))
+
+
+def refuse_over_quota(uploader: str, size: int, settings: UploadSettings, used: int) -> Refused:
+    return Refused(
+        403, "over_quota",
+        f"{uploader} has uploaded or is uploading {used} of its {settings.quota_bytes} bytes;"
+        f" this upload of {size} bytes does not fit",
+    )  # fmt: skip
 
 
 def mount_uploads(
@@ -321,9 +507,7 @@ def mount_uploads(
         "/api/uploads",
         summary="Upload a signed CAR: a model's ciphertext, key envelope and card",
         responses={
-            401: {"description": "Expired or wrong signature"},
-            403: {"description": "Over the address's quota"},
-            409: {"description": "Nonce already used (replay)"},
+            **SIGNED_RESPONSES,
             413: {"description": "Over the size limit"},
             422: {"description": "A block does not match its CID, or not daimm content"},
         },
@@ -333,41 +517,24 @@ def mount_uploads(
         docs/WEB.md for the headers and the ``Upload`` EIP-712 message."""
         try:
             return JSONResponse(await _upload(request))
-        except _Refused as exc:
+        except Refused as exc:
             return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status)
 
     def check_quota(uploader: str, size: int) -> None:
         used = the_ledger().used(uploader)
         if used + size > settings.quota_bytes:
-            raise _Refused(
-                403, "over_quota",
-                f"{uploader} has uploaded {used} of its {settings.quota_bytes} bytes; this upload"
-                f" of {size} bytes does not fit",
-            )  # fmt: skip
+            raise refuse_over_quota(uploader, size, settings, used)
 
     async def _upload(request: Request) -> dict[str, Any]:
         try:
             size = int(request.headers["content-length"])
         except (KeyError, ValueError):
-            raise _Refused(
+            raise Refused(
                 411, "length_required", "send the CAR with a Content-Length header"
             ) from None
         placeholder, signature = _parse_request(request, b"\x00" * 32, size)
-        now = int(time.time())
-        if placeholder.deadline < now:
-            raise _Refused(
-                401, "upload_expired", "the upload signature's deadline has passed; sign again"
-            )
-        if placeholder.deadline > now + _MAX_DEADLINE_AHEAD_S:
-            raise _Refused(
-                400, "bad_upload_request", "the deadline is more than an hour ahead; sign again"
-            )
-        if size > settings.max_bytes:
-            raise _Refused(
-                413, "upload_too_large",
-                f"the upload is {size} bytes; this server accepts at most {settings.max_bytes}"
-                " bytes per upload",
-            )  # fmt: skip
+        check_deadline(placeholder.deadline)
+        check_size(size, settings)
         await run_in_threadpool(check_quota, placeholder.uploader, size)
         with tempfile.TemporaryDirectory(prefix="daimm-car-") as tmp:
             car_path = Path(tmp) / "upload.car"
@@ -377,14 +544,14 @@ def mount_uploads(
                 async for chunk in request.stream():
                     received += len(chunk)
                     if received > size:
-                        raise _Refused(
+                        raise Refused(
                             413, "upload_too_large",
                             "the body is longer than its signed size; nothing was stored",
                         )  # fmt: skip
                     digest.update(chunk)
                     fh.write(chunk)
             if received != size:
-                raise _Refused(
+                raise Refused(
                     400,
                     "body_mismatch",
                     "the body is shorter than its Content-Length; send it again",
@@ -393,20 +560,23 @@ def mount_uploads(
             try:
                 eip712.verify_upload(signed, chain_id, registry, signature)
             except SignatureError as exc:
-                raise _Refused(
+                raise Refused(
                     401, "bad_signature",
                     f"the upload is not signed by {placeholder.uploader} for these bytes ({exc});"
                     " the body may have been altered, or sign again",
                 ) from None  # fmt: skip
-            await run_in_threadpool(check_quota, signed.uploader, size)
             ledger = await run_in_threadpool(the_ledger)
-            fresh = await run_in_threadpool(
-                ledger.spend_nonce, signed.uploader, signed.nonce, signed.deadline
+            key = f"single:{signed.uploader}:{signed.nonce}"
+            expires = signed.deadline + _MAX_DEADLINE_AHEAD_S
+            await run_in_threadpool(
+                admit, ledger, key, signed.uploader, signed.nonce, size, settings, expires
             )
-            if not fresh:
-                raise _Refused(
-                    409, "replayed_upload",
-                    f"nonce {signed.nonce} was already used by {signed.uploader}: this upload"
-                    " was replayed; sign a new one",
-                )  # fmt: skip
-            return await run_in_threadpool(_process, car_path, signed, settings, ledger)
+            try:
+                return await run_in_threadpool(_process, car_path, signed, settings, ledger, key)
+            finally:
+                await run_in_threadpool(ledger.release, key)  # a no-op once settled
+
+    from daimm.web.upload_sessions import mount_upload_sessions
+
+    mount_upload_sessions(app, chain_id=chain_id, registry=registry, settings=settings,
+                          ledger=the_ledger)  # fmt: skip

@@ -39,6 +39,7 @@ __all__ = [
     "claim_instances",
     "compile_variant",
     "compile_verifier",
+    "freeze_circuit",
     "generate_test_srs",
     "load_circuit",
     "prove",
@@ -117,12 +118,14 @@ class Circuit:
 
 @dataclass(frozen=True)
 class EvmVerifier:
-    """A compiled Solidity verifier: its source, ABI, creation code and runtime size (bytes)."""
+    """A compiled Solidity verifier: its source, ABI, creation code, runtime size (bytes) and
+    runtime code (what a deployed copy's code hash is compared with, to reuse it)."""
 
     source: str
     abi: list[dict[str, Any]]
     bytecode: bytes
     runtime_bytes: int
+    runtime_code: bytes = b""
 
 
 def _run(step: str, job: dict[str, Any], timeout_s: float) -> StepResult:
@@ -216,19 +219,34 @@ def build_circuit(
         raise ProofError(f"the circuit needs 2**{logrows} rows; at most 2**{max_logrows} here")
     srs_sha256 = check_srs(srs, logrows, allow_test_srs=allow_test_srs)
     weights_hash = felt_to_int(_run("setup", paths, timeout_s).answer["weights_hash"])
+    return freeze_circuit(
+        out, logrows, scale, shape.features, shape.outputs, weights_hash, srs_sha256
+    )
+
+
+def freeze_circuit(
+    folder: Path,
+    logrows: int,
+    scale: int,
+    features: int,
+    outputs: int,
+    weights_hash: int,
+    srs_sha256: str,
+) -> Circuit:
+    """Hash the folder's settings, compiled circuit and keys, and write the manifest."""
     names = ("settings.json", "network.ezkl", "vk.key", "pk.key")
     circuit = Circuit(
-        out,
+        folder,
         logrows,
         scale,
-        shape.features,
-        shape.outputs,
+        features,
+        outputs,
         weights_hash,
         srs_sha256,
-        {name: sha256_file(out / name) for name in names},
+        {name: sha256_file(folder / name) for name in names},
     )
     manifest = {**asdict(circuit), "folder": None, "weights_hash": hex(weights_hash)}
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return circuit
 
 
@@ -436,7 +454,11 @@ def compile_verifier(source: str, *, timeout_s: float = 600) -> EvmVerifier:
             " limit: the circuit is too large for one verifier contract"
         )
     return EvmVerifier(
-        source, contract["abi"], bytes.fromhex(contract["evm"]["bytecode"]["object"]), runtime
+        source,
+        contract["abi"],
+        bytes.fromhex(contract["evm"]["bytecode"]["object"]),
+        runtime,
+        bytes.fromhex(contract["evm"]["deployedBytecode"]["object"]),
     )
 
 

@@ -16,13 +16,34 @@ from pathlib import Path
 
 from daimm.errors import SrsError
 
-__all__ = ["PINNED_SRS_SHA256", "check_srs", "sha256_file"]
+__all__ = [
+    "CEREMONY_LOGROWS",
+    "CEREMONY_SRS_SHA256",
+    "CEREMONY_SRS_SOURCE",
+    "PINNED_SRS_SHA256",
+    "check_srs",
+    "sha256_file",
+]
 
-#: SHA-256 of the public ceremony's SRS file, per logrows (``kzg<logrows>.srs``).
-#: NOTE: empty in this build: the machine it was written on had no network to fetch the ceremony
-#: files, and a hash must never be written down without hashing the real file. Fill it on a
-#: networked machine (``sha256sum kzg15.srs``); until then only ``allow_test_srs`` proofs exist.
-PINNED_SRS_SHA256: Mapping[int, str] = {}
+#: The circuit size the pinned SRS is for: the provable sample's circuit has 2**13 rows.
+CEREMONY_LOGROWS = 13
+#: Where the public ceremony's SRS for :data:`CEREMONY_LOGROWS` comes from: the Halo2-KZG
+#: conversion of the Perpetual Powers of Tau ceremony, as ezkl's ``get_srs`` downloads it for
+#: logrows 13 (file ``perpetual-powers-of-tau-raw-13``; confirm the address ezkl prints, on a
+#: networked machine).
+CEREMONY_SRS_SOURCE = "ezkl get_srs, logrows 13 (perpetual-powers-of-tau-raw-13)"
+#: SHA-256 of that file: THE one value to fill in to accept real proofs.
+#: NOTE: None in this build. It was written offline, no authoritative hash of the ceremony file
+#: was available here, and a hash must never be written down without hashing the real file. On a
+#: networked machine: fetch it with ezkl's ``get_srs`` for logrows 13, ``sha256sum`` the file,
+#: then set this constant (and say where and when in the commit). Until then only
+#: ``allow_test_srs`` proofs can be made (tests, `daimm up`'s local chain).
+CEREMONY_SRS_SHA256: str | None = None
+
+#: SHA-256 of the accepted SRS file, per logrows: built from the one constant above.
+PINNED_SRS_SHA256: Mapping[int, str] = (
+    {CEREMONY_LOGROWS: CEREMONY_SRS_SHA256} if CEREMONY_SRS_SHA256 else {}
+)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -57,8 +78,8 @@ def check_srs(
     if expected is None:
         raise SrsError(
             f"no pinned SRS hash for logrows {logrows}: pin the public ceremony's kzg{logrows}.srs"
-            " in daimm.zk.srs.PINNED_SRS_SHA256 (docs/ZK.md); a locally generated SRS is for tests"
-            " only (allow_test_srs)"
+            " in daimm.zk.srs.PINNED_SRS_SHA256 (CEREMONY_SRS_SHA256, docs/ZK.md); a locally"
+            " generated SRS is for tests only (allow_test_srs)"
         )
     if digest != expected:
         raise SrsError(

@@ -7,13 +7,13 @@ The catalog fixtures (contracts, block store, publish, offers) come from tests/u
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.utils import load_by_path
 
 from daimm.cli import main
 
@@ -21,17 +21,7 @@ AIMT = 10**18
 Run = Callable[..., tuple[int, str, str]]
 
 
-def _catalog_fixtures() -> Any:
-    # NOTE: loaded by path (no tests/__init__.py; a site-packages `tests` package shadows ours).
-    path = Path(__file__).resolve().parents[1] / "catalog" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("daimm_catalog_fixtures", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_fixtures = _catalog_fixtures()
+_fixtures = load_by_path("tests/unit/catalog/conftest.py", "daimm_catalog_fixtures")
 rival = _fixtures.rival
 relayer = _fixtures.relayer
 market = _fixtures.market

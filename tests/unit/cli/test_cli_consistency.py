@@ -119,3 +119,24 @@ def test_connected__ape_logs_a_line__it_goes_to_stderr_not_stdout(capsys):
     captured = capsys.readouterr()
     assert "Connecting" not in captured.out
     assert "Connecting" in captured.err
+
+
+def test_infer__api_key_mangled__one_error_line_with_its_reason(capsys, tmp_path):
+    sample = tmp_path / "input.json"
+    sample.write_text('{"input": [[1.0]]}')
+
+    code, err = _run(capsys, "infer", "1", "--input", str(sample), "--api-key", "daimm_sk_AAAA")
+
+    assert code == 1
+    assert err.startswith("Error: the API key is 3 bytes, not 286") and err.count("\n") == 1, err
+
+
+def test_infer__api_key_and_account__one_error_line(capsys, tmp_path):
+    sample = tmp_path / "input.json"
+    sample.write_text('{"input": [[1.0]]}')
+
+    code, err = _run(capsys, "infer", "1", "--input", str(sample), "--api-key", "daimm_sk_A",
+                     "--account", "TEST::1")  # fmt: skip
+
+    assert code == 1
+    assert err == "Error: give --api-key or an account (--account, --key-file), not both\n"

@@ -20,6 +20,7 @@ from daimm.cli.relayer_admin import authorise as relayer_authorise
 from daimm.cli.relayer_admin import register as relayer_register
 from daimm.crypto import public_key_of
 from daimm.deployments import DeploymentsFile
+from daimm.ipfs import LocalBlockstore
 from daimm.units import format_time
 
 CREATOR, RENTER, BUYER, ARBITER, TREASURY, OPERATOR, STRANGER = (
@@ -169,6 +170,74 @@ def test_modelPublish__notAnOnnxFile__saysItDoesNotLoad(publish, iris, tmp_path)
     line = _error(publish(bogus, iris[1]))
 
     assert line.startswith("Error: not an ONNX model")
+
+
+def test_model_publish__rent_buy_per_call_and_authorise__offered_and_authorised_in_one_go(
+    publish, iris, market, cli_relayer, relayer_key
+):
+    path, document = iris
+
+    out = _ok(
+        publish(
+            path, document, "--rent", "2 AIMT", "--period", "1h", "--max-periods", "720",
+            "--buy", "100 AIMT", "--per-call", "0.1 AIMT", "--authorise", cli_relayer.address,
+        )
+    )  # fmt: skip
+
+    model_id = int(out.split("Published model ")[1].split()[0])
+    assert "About to send 3 transactions:" in out
+    assert f"authorise relayer {cli_relayer.address} for model {model_id}" in out
+    assert "2 AIMT per 1 h (1-720), 100 AIMT perpetual, 0.1 AIMT a call" in out
+    offer = market.escrow.offer(model_id)
+    assert (offer.price_per_period, offer.period_seconds, offer.max_periods) == (
+        2 * AIMT, 3600, 720,
+    )  # fmt: skip
+    assert (offer.perpetual_price, offer.price_per_call, offer.active) == (
+        100 * AIMT, AIMT // 10, True,
+    )  # fmt: skip
+    assert market.relayers.is_authorised(model_id, cli_relayer)
+
+
+def test_model_publish__json__names_the_model_its_cids_and_its_relayers(
+    publish, iris, cli_relayer, market
+):
+    path, document = iris
+
+    result = _json(_ok(publish(path, document, "--authorise", cli_relayer.address, "--json")))
+
+    assert result["weights_cid"] == market.models.model(result["model_id"]).latest.weights_cid
+    assert result["offer"] is None
+    assert [a["relayer"] for a in result["authorisations"]] == [cli_relayer.address]
+
+
+@pytest.mark.parametrize(
+    ("relayer", "message"),
+    [
+        ("0x1234", "Error: relayer '0x1234' is not an Ethereum address"),
+        (
+            "0x000000000000000000000000000000000000dEaD",
+            "Error: relayer 0x000000000000000000000000000000000000dEaD is not registered",
+        ),
+    ],
+)
+def test_model_publish__bad_or_unregistered_relayer__one_error_line_nothing_stored_or_minted(
+    publish, iris, market, tmp_path, relayer, message
+):
+    path, document = iris
+    count = market.models.count()
+
+    line = _error(publish(path, document, "--rent", "1 AIMT", "--authorise", relayer))
+
+    assert line.startswith(message)
+    assert market.models.count() == count
+    blocks = tmp_path / "blocks"
+    assert not blocks.exists() or LocalBlockstore(blocks).count() == 0
+
+
+def test_offer_set__buy_is_another_name_for_perpetual(run, published, market):
+    _ok(run("offer", "set", str(published), "--buy", "7 AIMT", "--yes", account=CREATOR))
+
+    assert market.escrow.offer(published).perpetual_price == 7 * AIMT
 
 
 def test_modelVersion_thenShow(run, published, iris, write_meta, creator_key):
@@ -628,3 +697,44 @@ def test_session_revoke__mangled_api_key__one_error_line(run):
     line = _error(run("session", "revoke", "daimm_sk_AAAA", "--yes", account=RENTER))
 
     assert "API key" in line
+
+
+# ------------------------------------------------------------------ resales
+def test_resale_list_then_buy__the_licence_changes_hands_at_the_listed_price(
+    run, offered, market, buyer, renter
+):
+    bought = market.escrow.buy(offered, sender=buyer)
+    licence = str(bought.licence_id)
+
+    listed = _ok(
+        run("resale", "list", licence, "--price", "40 AIMT", "--approve", "--yes", account=BUYER)
+    )
+    shown = _json(_ok(run("resale", "show", licence, "--json")))
+    resold = _json(_ok(run("resale", "buy", licence, "--max-price", "40 AIMT", "--yes", "--json",
+                           account=RENTER)))  # fmt: skip
+
+    assert f"Listed licence {licence} for 40 AIMT" in listed
+    assert (shown["seller"], shown["price"]) == (buyer.address, 40 * AIMT)
+    assert resold["buyer"] == renter.address
+    assert (resold["price"], resold["royalty"]) == (40 * AIMT, 0)  # published without royalty
+    assert market.licences.holder(bought.licence_id) == renter.address
+    assert market.escrow.listing(bought.licence_id) is None
+
+
+def test_resale_list__escrow_not_approved__says_to_pass_approve(run, offered, market, buyer):
+    bought = market.escrow.buy(offered, sender=buyer)
+
+    line = _error(run("resale", "list", str(bought.licence_id), "--price", "40 AIMT", "--yes",
+                      account=BUYER))  # fmt: skip
+
+    assert "approve it first (--approve" in line
+    assert market.escrow.listing(bought.licence_id) is None
+
+
+def test_resale_buy__not_listed__one_error_line(run, offered, market, buyer):
+    bought = market.escrow.buy(offered, sender=buyer)
+
+    line = _error(run("resale", "buy", str(bought.licence_id), "--yes", account=RENTER))
+
+    licence = bought.licence_id
+    assert line == f"Error: licence {licence} is not for sale (`daimm resale show {licence}`)"

@@ -90,9 +90,13 @@ def session_registry(ext: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def other_credit_escrow(project: Any, deployer: Any, escrow: Any, relayer_registry: Any) -> Any:
+def other_credit_escrow(
+    project: Any, deployer: Any, escrow: Any, relayer_registry: Any, session_registry: Any
+) -> Any:
     """A second, real CreditEscrow on the same chain (for cross-escrow replay tests)."""
-    return project.CreditEscrow.deploy(escrow, relayer_registry, CREDIT_TIMEOUT, sender=deployer)
+    return project.CreditEscrow.deploy(
+        escrow, relayer_registry, session_registry, CREDIT_TIMEOUT, sender=deployer
+    )
 
 
 # ------------------------------------------------------------------ state

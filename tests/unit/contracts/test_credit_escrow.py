@@ -600,17 +600,28 @@ def test_channel_of__unknown_channel__is_all_zero(credit_escrow, renter, relayer
     assert credit_escrow.channelOf(renter, 1, relayer) == (ZERO_ADDRESS, 0, 0, 0)
 
 
-def test_constructor__zero_timeout__reverts(project, deployer, escrow, relayer_registry):
+def test_constructor__zero_timeout__reverts(
+    project, deployer, escrow, relayer_registry, session_registry
+):
     with ape.reverts(project.CreditEscrow.InvalidTimeout, timeout=0):
-        project.CreditEscrow.deploy(escrow, relayer_registry, 0, sender=deployer)
+        project.CreditEscrow.deploy(escrow, relayer_registry, session_registry, 0, sender=deployer)
 
 
-@pytest.mark.parametrize("which", ["escrow", "relayers"])
-def test_constructor__zero_address__reverts(project, deployer, escrow, relayer_registry, which):
-    args = {"escrow": escrow.address, "relayers": relayer_registry.address, which: ZERO_ADDRESS}
+@pytest.mark.parametrize("which", ["escrow", "relayers", "sessions"])
+def test_constructor__zero_address__reverts(
+    project, deployer, escrow, relayer_registry, session_registry, which
+):
+    args = {
+        "escrow": escrow.address,
+        "relayers": relayer_registry.address,
+        "sessions": session_registry.address,
+        which: ZERO_ADDRESS,
+    }
 
     with ape.reverts(project.CreditEscrow.ZeroAddress):
-        project.CreditEscrow.deploy(args["escrow"], args["relayers"], 60, sender=deployer)
+        project.CreditEscrow.deploy(
+            args["escrow"], args["relayers"], args["sessions"], 60, sender=deployer
+        )
 
 
 def test_redeem__without_the_revenue_source_role__reverts_and_the_payer_can_reclaim(
@@ -618,12 +629,15 @@ def test_redeem__without_the_revenue_source_role__reverts_and_the_payer_can_recl
     deployer,
     escrow,
     relayer_registry,
+    session_registry,
     eth_ppu_model,
     authorised_relayer,
     renter,
     chain,
 ):
-    unwired = project.CreditEscrow.deploy(escrow, relayer_registry, 60, sender=deployer)
+    unwired = project.CreditEscrow.deploy(
+        escrow, relayer_registry, session_registry, 60, sender=deployer
+    )
     unwired.deposit(eth_ppu_model, authorised_relayer, DEPOSIT, value=DEPOSIT, sender=renter)
     voucher = make_voucher(unwired, chain, eth_ppu_model, authorised_relayer, PRICE_PER_CALL)
     signature = eip712.sign_voucher(voucher, renter.private_key)
@@ -807,11 +821,14 @@ def test_deploy_extensions__deployer_without_escrow_admin__raises_config_error(
 
 
 # ------------------------------------------------------------------ storage limits and views
-def test_constructor__timeout_above_uint32__reverts(project, deployer, escrow, relayer_registry):
-    project.CreditEscrow.deploy(escrow, relayer_registry, 2**32 - 1, sender=deployer)  # the most
+def test_constructor__timeout_above_uint32__reverts(
+    project, deployer, escrow, relayer_registry, session_registry
+):
+    sessions = session_registry
+    project.CreditEscrow.deploy(escrow, relayer_registry, sessions, 2**32 - 1, sender=deployer)
 
     with ape.reverts(project.CreditEscrow.InvalidTimeout, timeout=2**32):
-        project.CreditEscrow.deploy(escrow, relayer_registry, 2**32, sender=deployer)
+        project.CreditEscrow.deploy(escrow, relayer_registry, sessions, 2**32, sender=deployer)
 
 
 def test_deploy_extensions__timeout_above_uint32__raises_config_error(project, deployer, contracts):

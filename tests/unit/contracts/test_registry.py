@@ -145,8 +145,9 @@ def test_royalty_info__receiver_is_the_current_owner(registry, creator, buyer):
 
 
 def test_royalty_info__unknown_model__reverts(registry):
-    with ape.reverts(registry.UnknownModel, modelId=3):
-        registry.royaltyInfo(3, 1_000)
+    unknown = registry.modelCount() + 1
+    with ape.reverts(registry.UnknownModel, modelId=unknown):
+        registry.royaltyInfo(unknown, 1_000)
 
 
 # ------------------------------------------------------------------ views

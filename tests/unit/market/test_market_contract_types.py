@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from tests.utils import load_by_path
 
 from daimm import contracts
 
@@ -14,12 +14,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def _exporter():
-    spec = importlib.util.spec_from_file_location(
-        "export_contract_types", ROOT / "scripts" / "export_contract_types.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_by_path("scripts/export_contract_types.py", "export_contract_types")
 
 
 @pytest.mark.parametrize("name", contracts.SHIPPED)

@@ -5,12 +5,12 @@ Runs `scripts/deploy.py` as `ape run deploy` does (its click command), and the l
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from tests.utils import load_by_path
 
 from daimm.deployments import DeploymentsFile, provider_key
 from daimm.errors import ConfigError
@@ -21,12 +21,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def _deploy_script():
-    spec = importlib.util.spec_from_file_location(
-        "daimm_deploy_script", ROOT / "scripts" / "deploy.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.cli
+    return load_by_path("scripts/deploy.py", "daimm_deploy_script").cli
 
 
 @pytest.fixture
@@ -75,6 +70,7 @@ def test_deployScript_deploysVerifiesAndRecords(chain, config_file, tmp_path, ar
         "CreditEscrow",
         "ReviewRegistry",
         "SessionRegistry",
+        "ProofChallenges",
     }
     market = Marketplace(recorded)
     assert market.escrow.fee_bps() == 400  # the ethereum:local override
@@ -82,6 +78,7 @@ def test_deployScript_deploysVerifiesAndRecords(chain, config_file, tmp_path, ar
     assert market.escrow.dispute_window() == 2 * 86400
     assert market.credit.timeout() == 3600
     assert market.escrow.has_role("ARBITER_ROLE", arbiter)
+    assert market.escrow.has_role("ARBITER_ROLE", recorded.contracts["ProofChallenges"])
     assert recorded.block >= 1
     assert recorded.currencies["AIMT"] == market.token.address
 

@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
-from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.utils import load_by_path
 
-
-def _load(name: str) -> Any:
-    # NOTE: by path, as tests/unit/relayer/conftest.py does (a site-packages `tests` package can
-    # shadow this repository's).
-    path = Path(__file__).resolve().parents[2] / "utils" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"daimm_test_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-task_models = _load("task_models")
+task_models = load_by_path("tests/utils/task_models.py", "daimm_test_task_models")
 _BUILT: dict[str, tuple[bytes, dict[str, Any]]] = {}
 
 

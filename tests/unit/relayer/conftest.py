@@ -9,7 +9,6 @@ real chain reader is tested against a local HTTP stand-in (test_chain.py) and ag
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
+from tests.utils import load_by_path
 
 from daimm.errors import ChainUnavailableError
 from daimm.relayer.access import AccessPolicy, RateLimiter
@@ -32,18 +32,7 @@ ESCROW = "0x" + "34" * 20
 SESSION_REGISTRY = "0x" + "56" * 20
 
 
-def _load_helper() -> Any:
-    # NOTE: loaded by path: a `tests` package installed in site-packages (by pymultihash) shadows
-    # this repository's `tests/` namespace package, so `import tests.utils...` is unreliable.
-    path = Path(__file__).resolve().parents[2] / "utils" / "onnx_models.py"
-    spec = importlib.util.spec_from_file_location("daimm_test_onnx_models", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-onnx_models = _load_helper()
+onnx_models = load_by_path("tests/utils/onnx_models.py", "daimm_test_onnx_models")
 
 
 class ChainDouble:

@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from tests.utils import load_by_path
 
 from daimm.errors import ModelUnavailableError, ValidationError
 from daimm.relayer.models import (
@@ -24,20 +25,7 @@ from daimm.relayer.models import (
     validate_onnx_bytes,
 )
 
-
-def _load_onnx_helpers() -> Any:
-    import importlib.util
-
-    # NOTE: by path; see conftest.py for why `tests.utils` cannot be imported by name here.
-    path = Path(__file__).resolve().parents[2] / "utils" / "onnx_models.py"
-    spec = importlib.util.spec_from_file_location("daimm_test_onnx_models", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-onnx_models = _load_onnx_helpers()
+onnx_models = load_by_path("tests/utils/onnx_models.py", "daimm_test_onnx_models")
 
 
 def _ref(model_id: int, version: int = 0) -> ModelRef:

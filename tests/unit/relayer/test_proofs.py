@@ -125,6 +125,22 @@ def test_record__beyond_max_receipts__oldest_dropped(zk_sample, tmp_path):
     assert jobs.submit((b"\x01" * 32).hex()).state is JobState.QUEUED
 
 
+def test_record__with_a_database__receipts_survive_a_restart_until_the_retention(
+    zk_sample, tmp_path
+):
+    db = tmp_path / "receipts.sqlite3"
+    jobs = _jobs(zk_sample, tmp_path, retention_s=60, db=db)
+    jobs.record(DIGEST, _issued(zk_sample))
+    jobs.record(b"\x01" * 32, _issued(zk_sample, issued_at=time.time() - 61))
+
+    restarted = _jobs(zk_sample, tmp_path, retention_s=60, db=db)
+
+    kept = restarted.receipt("0x" + DIGEST.hex())
+    assert kept == _issued(zk_sample, issued_at=kept.issued_at)
+    assert restarted.receipt((b"\x01" * 32).hex()) is None  # older than the retention
+    assert restarted.prove_receipt(DIGEST.hex()) == zk_sample.honest.document
+
+
 def test_get__finished_longer_than_keep__404(zk_sample, tmp_path):
     jobs = _jobs(zk_sample, tmp_path, keep_s=0)
     jobs.record(DIGEST, _issued(zk_sample))

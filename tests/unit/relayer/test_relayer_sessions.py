@@ -20,6 +20,7 @@ from daimm.client import SessionClient, SessionRelayerClient
 from daimm.eip712 import ZERO_ADDRESS, Session
 from daimm.errors import ApiKeyError, RelayerError, RequestRefusedError
 from daimm.relayer.app import create_app
+from daimm.relayer.chain import Channel
 from daimm.sessions import ApiKey, session_hash
 
 # The same values as conftest.py (test modules here are not a package, so they are repeated).
@@ -258,17 +259,106 @@ def test_session__malformed_header__401_session_malformed(
     assert (answer.status_code, answer.json()["error"]) == (401, "session_malformed")
 
 
-def test_session__voucher_attached__402_session_no_pay_per_use(
-    relayer: Any, chain: Any, user: Any
-) -> None:
-    _services, client_for, _http = relayer
+PRICE = 100
+
+
+@pytest.fixture
+def credit(relayer: Any, chain: Any, user: Any) -> Any:
+    """The holder has no licence but credit of 10 calls on model 1 with this relayer."""
     chain.access.discard((1, user.address))
-    chain.prices[1] = 100
+    chain.prices[1] = PRICE
+    chain.channels[(user.address, 1)] = Channel(ZERO_ADDRESS, 10 * PRICE, 0, chain.now + 86_400)
+    return relayer
+
+
+def spending_key(user: Any, chain: Any, relayer_account: Any, **changes: Any) -> ApiKey:
+    fields = dict(relayer=relayer_account.address, spend_cap=3 * PRICE)
+    fields.update(changes)
+    return make_key(user, chain.now, **fields)
+
+
+def test_session_voucher__key_signs_within_the_cap__served_and_paid_from_the_holders_channel(
+    credit: Any, chain: Any, user: Any, relayer_account: Any
+) -> None:
+    services, client_for, _http = credit
+    api_key = spending_key(user, chain, relayer_account)
+    client = client_for(api_key)
+
+    first = client.predict(1, INPUTS, pay_per_use=True)
+    second = client.predict(1, INPUTS, pay_per_use=True)
+
+    assert (first.charged, second.charged) == (PRICE, PRICE)
+    stored = services.store.get(user.address, 1)
+    assert (stored.cumulative, stored.spent) == (2 * PRICE, 2 * PRICE)
+    assert stored.session_token == api_key.token
+    assert services.store.get(api_key.session.key, 1) is None
+
+
+def test_session_voucher__past_the_spend_cap__402_session_spend_cap(
+    credit: Any, chain: Any, user: Any, relayer_account: Any
+) -> None:
+    services, client_for, _http = credit
+    client = client_for(spending_key(user, chain, relayer_account))
+    for _ in range(3):
+        client.predict(1, INPUTS, pay_per_use=True)
+
+    with pytest.raises(RequestRefusedError) as refused:
+        client.predict(1, INPUTS, pay_per_use=True)
+
+    assert (refused.value.status, refused.value.code) == (402, "session_spend_cap")
+    assert services.store.get(user.address, 1).spent == 3 * PRICE
+
+
+def test_session_voucher__session_without_spend_cap__402_session_no_spend(
+    credit: Any, chain: Any, user: Any
+) -> None:
+    _services, client_for, _http = credit
 
     with pytest.raises(RequestRefusedError) as refused:
         client_for(make_key(user, chain.now)).predict(1, INPUTS, pay_per_use=True)
 
-    assert (refused.value.status, refused.value.code) == (402, "session_no_pay_per_use")
+    assert (refused.value.status, refused.value.code) == (402, "session_no_spend")
+
+
+def test_session_voucher__spend_cap_with_any_relayer__401_session_spend_needs_relayer(
+    credit: Any, chain: Any, user: Any
+) -> None:
+    _services, client_for, _http = credit
+    api_key = make_key(user, chain.now, spend_cap=3 * PRICE)  # relayer: any
+
+    with pytest.raises(RequestRefusedError) as refused:
+        client_for(api_key).predict(1, INPUTS, pay_per_use=True)
+
+    assert (refused.value.status, refused.value.code) == (401, "session_spend_needs_relayer")
+
+
+def test_session_voucher__signed_by_the_holder_not_the_key__402_invalid_voucher(
+    credit: Any, chain: Any, user: Any, relayer_account: Any
+) -> None:
+    _services, client_for, http = credit
+    client = client_for(spending_key(user, chain, relayer_account))
+    body = b'{"inputs":{"input":[[5.1,3.5,1.4,0.2]]}}'
+    headers = client.signed_headers(1, body)
+    info = client.info()
+    voucher = eip712.Voucher(model_id=1, relayer=info.relayer, cumulative_amount=PRICE,
+                             chain_id=info.chain_id, escrow=info.escrow)  # fmt: skip
+    headers["x-daimm-voucher"] = f"{PRICE}:0x{eip712.sign_voucher(voucher, user.key).hex()}"
+
+    answer = http.post("/v1/models/1/predict", content=body, headers=headers)
+
+    assert (answer.status_code, answer.json()["error"]) == (402, "invalid_voucher")
+
+
+def test_session_voucher__holder_without_credit__402_no_credit(
+    credit: Any, chain: Any, user: Any, relayer_account: Any
+) -> None:
+    _services, client_for, _http = credit
+    del chain.channels[(user.address, 1)]
+
+    with pytest.raises(RequestRefusedError) as refused:
+        client_for(spending_key(user, chain, relayer_account)).predict(1, INPUTS, pay_per_use=True)
+
+    assert (refused.value.status, refused.value.code) == (402, "no_credit")
 
 
 def test_session__chain_down__503_never_a_session_refusal(

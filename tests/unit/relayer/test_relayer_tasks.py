@@ -4,33 +4,21 @@ double)."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import struct
 import zlib
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 import pytest
+from tests.utils import load_by_path
 
 from daimm.client import verify_receipt_document
 from daimm.errors import RequestRefusedError
 
-
-def _load(name: str) -> Any:
-    # NOTE: by path, as conftest.py does (a site-packages `tests` package shadows ours).
-    path = Path(__file__).resolve().parents[2] / "utils" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"daimm_test_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-task_models = _load("task_models")
+task_models = load_by_path("tests/utils/task_models.py", "daimm_test_task_models")
 IMAGE, TEXT, TABLE = 1, 2, 3
 MODELS = {IMAGE: task_models.image_model(), TEXT: task_models.text_model(),
           TABLE: task_models.tabular_model()}  # fmt: skip

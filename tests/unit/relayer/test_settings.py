@@ -8,7 +8,7 @@ import pytest
 from eth_account import Account
 
 from daimm.errors import ConfigError
-from daimm.relayer.settings import load_settings
+from daimm.relayer.settings import load_settings, write_settings
 
 CONTRACTS = {
     name: "0x" + f"{i:02x}" * 20
@@ -99,3 +99,39 @@ def test_a_keystore_is_opened_with_the_passphrase_from_the_environment(
         settings.private_key()
     monkeypatch.setenv("DAIMM_RELAYER_ACCOUNT_PASSWORD", "s3cret")
     assert settings.private_key() == bytes(account.key)
+
+
+def test_write_settings__the_file_reads_back_as_written(tmp_path: Path) -> None:
+    path = write_settings(
+        tmp_path / "relayer.toml",
+        rpc_url="http://127.0.0.1:8545",
+        chain_id=1337,
+        x25519_key_file=tmp_path / "relayer.x25519",
+        storage_path=tmp_path / "blocks",
+        port=8701,
+        redeem_interval_s=2.0,
+        contracts={"ModelRegistry": "0x" + "12" * 20},
+    )
+
+    settings = load_settings(path, environ={})
+
+    assert (settings.rpc_url, settings.chain_id, settings.port) == (
+        "http://127.0.0.1:8545",
+        1337,
+        8701,
+    )
+    assert settings.x25519_key_file == tmp_path / "relayer.x25519"
+    assert settings.storage_path == tmp_path / "blocks"
+    assert settings.redeem_interval_s == 2.0
+    assert settings.contracts == {"ModelRegistry": "0x" + "12" * 20}
+
+
+def test_write_settings__unknown_or_invalid_field__refused_and_nothing_written(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigError, match="redeem_every"):
+        write_settings(tmp_path / "a.toml", redeem_every=2)
+    with pytest.raises(ConfigError, match="port"):
+        write_settings(tmp_path / "b.toml", port=-1)
+
+    assert list(tmp_path.iterdir()) == []

@@ -20,17 +20,11 @@ from daimm.relayer.app import create_app
 def test_stopping_the_server_finishes_the_request_in_flight_then_closes_everything(
     create_services: Any, chain: Any, user: Any, relayer_account: Any, iris: Any
 ) -> None:
-    import importlib.util
-    from pathlib import Path
+    from tests.utils import load_by_path
 
     from daimm.client import KeySigner, RelayerClient
 
-    # NOTE: by path, like conftest.py does (a site-packages `tests` package can shadow ours).
-    path = Path(__file__).resolve().parents[2] / "utils" / "onnx_models.py"
-    spec = importlib.util.spec_from_file_location("daimm_test_onnx_models", path)
-    assert spec is not None and spec.loader is not None
-    onnx_models = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(onnx_models)
+    onnx_models = load_by_path("tests/utils/onnx_models.py", "daimm_test_onnx_models")
     chain.authorised.add(1)
     chain.access.add((1, user.address))
     services = create_services(

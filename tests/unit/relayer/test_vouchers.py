@@ -24,7 +24,7 @@ from daimm.errors import (
     RequestRefusedError,
     TransactionError,
 )
-from daimm.relayer.vouchers import Redeemer, VoucherStore
+from daimm.relayer.vouchers import Redeemer, SessionCharge, VoucherStore
 
 PAYER = "0x" + "aa" * 20
 SIG = b"\x01" * 65
@@ -364,3 +364,135 @@ def test_an_unreachable_postgres_url__is_one_relayer_error_without_the_password(
         VoucherStore("postgresql://relayer:hunter2@127.0.0.1:9/relayer")
 
     assert "hunter2" not in str(failed.value)
+
+
+# ------------------------------------------------------------------ vouchers under a session
+def _charge(n: int, cap: int) -> SessionCharge:
+    return SessionCharge(bytes([n]) * 32, cap, f"token-{n}")
+
+
+def test_session_calls_are_counted_and_refused_past_the_spend_cap(location: str) -> None:
+    store = VoucherStore(location)
+    session = _charge(1, 250)
+    store.record_session_call(PAYER, 1, 100, SIG, 100, session)
+    store.record_session_call(PAYER, 1, 200, SIG, 100, session)
+
+    with pytest.raises(RequestRefusedError) as refused:
+        store.check_session_spend(PAYER, 1, 300, session)
+    assert (refused.value.status, refused.value.code) == (402, "session_spend_cap")
+    with pytest.raises(RequestRefusedError) as refused:
+        store.record_session_call(PAYER, 1, 300, SIG, 100, session)
+
+    assert refused.value.code == "session_spend_cap"
+    stored = store.get(PAYER, 1)
+    assert stored is not None
+    assert (stored.cumulative, stored.spent, stored.session_token) == (200, 200, "token-1")
+
+
+def test_a_plain_voucher_after_a_session_one_clears_the_session_on_the_channel(
+    location: str,
+) -> None:
+    store = VoucherStore(location)
+    store.record_session_call(PAYER, 1, 100, SIG, 100, _charge(1, 1000))
+
+    store.record_call(PAYER, 1, 200, SIG, 100)
+
+    stored = store.get(PAYER, 1)
+    assert stored is not None and stored.session_token is None
+
+
+def test_session_spend_holds_under_concurrency(location: str) -> None:
+    store = VoucherStore(location)
+    session = _charge(2, 500)
+    results: list[str] = []
+
+    def call(i: int) -> None:
+        try:
+            # Every caller signs the next voucher it believes in: only 5 calls fit the cap.
+            current = store.get(PAYER, 1)
+            cumulative = (current.cumulative if current else 0) + 100
+            store.record_session_call(PAYER, 1, cumulative, SIG, 100, session)
+            results.append("ok")
+        except RequestRefusedError as exc:
+            results.append(exc.code)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    stored = store.get(PAYER, 1)
+    assert stored is not None and stored.spent <= 500
+    assert results.count("ok") * 100 == stored.spent
+
+
+class _SessionSender(_Sender):
+    def __init__(self) -> None:
+        super().__init__()
+        self.session_batches: list[list[tuple[Any, ...]]] = []
+
+    def redeem_session_batch(self, items: list[tuple[Any, ...]]) -> str:
+        self.session_batches.append(list(items))
+        return "0x" + f"{100 + len(self.session_batches):064x}"
+
+
+def test_redeemer_sends_session_vouchers_with_their_session(location: str) -> None:
+    from eth_account import Account
+
+    from daimm.eip712 import Session
+    from daimm.sessions import encode_session_token
+
+    holder, key = Account.from_key(b"\x61" * 32), Account.from_key(b"\x62" * 32)
+    relayer, escrow = "0x" + "bb" * 20, "0x" + "cc" * 20
+    session = Session(holder=holder.address, key=key.address, model_id=1, relayer=relayer,
+                      expires_at=10**10, max_calls=10, spend_cap=1000, nonce=0, chain_id=5,
+                      registry="0x" + "dd" * 20)  # fmt: skip
+    holder_sig = b"\x02" * 65
+    token = encode_session_token(session, holder_sig)
+    store = VoucherStore(location)
+    store.record_call(PAYER, 1, 300, SIG, 100)
+    store.record_session_call(holder.address, 1, 200, SIG, 100,
+                              SessionCharge(b"\x07" * 32, 1000, token))  # fmt: skip
+    sender = _SessionSender()
+    redeemer = Redeemer(store, _Reader(0, 0), sender, relayer=relayer, chain_id=5, escrow=escrow)
+
+    assert len(redeemer.redeem_due(everything=True)) == 2
+
+    assert sender.sent == [(PAYER, (1, relayer, 300, 5, escrow), SIG)]
+    assert sender.session_batches == [
+        [(session.as_tuple(), holder_sig, (1, relayer, 200, 5, escrow), SIG)]
+    ]
+    assert store.unredeemed() == []
+
+
+def test_session_call_cap_holds_across_two_stores_sharing_the_state(location: str) -> None:
+    """Two SessionStores on one location: two replicas on one PostgreSQL store (or two
+    processes on one SQLite file); the cap counts their calls together."""
+    from daimm.eip712 import Session
+    from daimm.relayer.sessions import SessionGrant, SessionStore
+
+    session = Session(holder="0x" + "61" * 20, key="0x" + "62" * 20, model_id=1,
+                      relayer="0x" + "bb" * 20, expires_at=10**10, max_calls=5, spend_cap=0,
+                      nonce=0, chain_id=5, registry="0x" + "dd" * 20)  # fmt: skip
+    grant = SessionGrant(session, b"\x09" * 32)
+    replica_a, replica_b = SessionStore(location), SessionStore(location)
+    served: list[int | None] = []
+
+    def call(store: SessionStore) -> None:
+        served.append(store.use_call(grant))
+
+    threads = [
+        threading.Thread(target=call, args=(replica_a if i % 2 else replica_b,)) for i in range(12)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(n for n in served if n is not None) == [1, 2, 3, 4, 5]
+    assert served.count(None) == 7
+    assert replica_a.is_session_key(session.key) or replica_b.is_session_key(session.key)
+    assert SessionStore(location).is_session_key(session.key)  # a replica started later knows it
+    replica_a.close()
+    replica_b.close()

@@ -1,8 +1,8 @@
 // The daimm encrypted file format (version 1), byte for byte as src/daimm/crypto/aead.py and
 // docs/STORAGE.md: an 83-byte header, then AES-256-GCM segments of S plaintext bytes + 16-byte tag.
-// WebCrypto does the AES-GCM and the HKDF; files are read as Blob slices, one segment at a time,
-// and handed to `sink` one sealed segment at a time, so page memory stays at a few segments
-// whatever the file size (collect the pieces in a Blob: its bytes live outside the JS heap).
+// WebCrypto does the AES-GCM and the HKDF; files are streamed (Blob.stream()), up to a window of
+// segments sealed concurrently and handed to `sink` in order, so page memory stays at a few
+// segments whatever the file size (collect the pieces in a Blob: its bytes live outside the JS heap).
 
 const MAGIC = new TextEncoder().encode("DAIMMAE");
 const VERSION = 1;
@@ -14,7 +14,8 @@ export const DEFAULT_SEGMENT_SIZE = 1 << 20;
 export const MIN_SEGMENT_SIZE = 16;
 export const MAX_SEGMENT_SIZE = 64 << 20;
 const MAX_SEGMENTS = 2 ** 32;
-const BATCH_SIZE = 4 << 20;
+const WINDOW = 4;
+const BLOB_PART_BYTES = 16 << 20;
 
 export class IntegrityError extends Error {
   constructor(message) {
@@ -128,46 +129,22 @@ export async function deriveFileKey(contentKey, prefix, associatedData) {
   return { key, commitment: okm.slice(32) };
 }
 
-/** `blob`'s bytes in pieces of exactly `size` bytes (the last shorter; one empty piece if empty). */
-async function* batches(blob, size) {
-  const reader = blob.stream().getReader();
-  let buffer = new Uint8Array(size);
-  let filled = 0;
-  let yielded = false;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    let offset = 0;
-    while (offset < value.length) {
-      const n = Math.min(size - filled, value.length - offset);
-      buffer.set(value.subarray(offset, offset + n), filled);
-      filled += n;
-      offset += n;
-      if (filled === size) {
-        yield buffer;
-        yielded = true;
-        buffer = new Uint8Array(size);
-        filled = 0;
-      }
-    }
-  }
-  if (filled > 0 || !yielded) yield buffer.subarray(0, filled);
-}
-
 async function readSlice(blob, start, end) {
   return new Uint8Array(await blob.slice(start, end).arrayBuffer());
 }
 
 /**
  * Encrypt `blob` (a File or Blob), calling `await sink(bytes)` with the header, then each sealed
- * segment. Returns the number of plaintext bytes. `onProgress(doneBytes, totalBytes)` after each
- * segment. Memory: one plaintext segment and one sealed segment at a time (plus one read ahead).
+ * segment in order. Returns the number of plaintext bytes. `onProgress(doneBytes, totalBytes)`
+ * after each segment handed to `sink`. `window` (default 8): segments sealed concurrently.
+ * Memory: one segment being assembled plus `window` sealed segments, whatever the file size.
  */
 export async function encryptBlob(blob, sink, contentKey, associatedData, options = {}) {
   const segmentSize = options.segmentSize ?? DEFAULT_SEGMENT_SIZE;
   if (!(segmentSize >= MIN_SEGMENT_SIZE && segmentSize <= MAX_SEGMENT_SIZE)) {
     throw new RangeError(`segment size must be between ${MIN_SEGMENT_SIZE} and ${MAX_SEGMENT_SIZE} bytes`);
   }
+  const inFlight = Math.max(1, options.window ?? WINDOW);
   const total = blob.size;
   const count = Math.max(1, Math.ceil(total / segmentSize));
   if (count > MAX_SEGMENTS) throw new RangeError("the file needs more than 2**32 segments; use a larger segment size");
@@ -177,24 +154,86 @@ export async function encryptBlob(blob, sink, contentKey, associatedData, option
   const { key, commitment } = await deriveFileKey(contentKey, prefix, associatedData);
   const header = concatBytes(prefix, commitment);
   await sink(header);
-  // NOTE: the file is streamed (Blob.stream() is several times faster than Blob.slice() reads)
-  // into batches of whole segments (about 4 MiB); a batch's segments are sealed concurrently
-  // (WebCrypto works off the main thread) and handed to `sink` as one piece, in order. Memory: one
-  // batch, its ciphertext and the stream's small chunks, whatever the file size.
-  const perBatch = Math.max(1, Math.floor(BATCH_SIZE / segmentSize));
+  // NOTE: WebCrypto copies its input when encrypt() is called (WebCrypto spec: "a copy of the
+  // bytes held by data"), so a segment is sealed straight from the stream's chunk when it lies
+  // inside one (a subarray view, no copy) and otherwise assembled in one reused buffer; up to
+  // `inFlight` segments are sealed concurrently off the main thread and handed to `sink` in order.
+  const pending = [];
   let index = 0;
-  for await (const batch of batches(blob, perBatch * segmentSize)) {
-    const sealed = [];
-    for (let at = 0; at < batch.length || (total === 0 && at === 0); at += segmentSize) {
-      const iv = segmentNonce(noncePrefix, index, index === count - 1);
-      const params = { name: "AES-GCM", iv, additionalData: header, tagLength: 128 };
-      sealed.push(crypto.subtle.encrypt(params, key, batch.subarray(at, at + segmentSize)));
-      index++;
+  let done = 0;
+  const seal = (view) => {
+    const iv = segmentNonce(noncePrefix, index, index === count - 1);
+    index++;
+    pending.push(crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: header, tagLength: 128 }, key, view));
+  };
+  const drain = async (keep) => {
+    while (pending.length > keep) {
+      const sealed = new Uint8Array(await pending.shift());
+      await sink(sealed);
+      done += sealed.length - TAG_SIZE;
+      options.onProgress?.(done, total);
     }
-    await sink(concatBytes(...(await Promise.all(sealed)).map((b) => new Uint8Array(b))));
-    options.onProgress?.(Math.min(index * segmentSize, total), total);
+  };
+  const assembly = new Uint8Array(Math.min(segmentSize, Math.max(total, 1)));
+  let filled = 0;
+  let read = 0;
+  const reader = blob.stream().getReader();
+  for (;;) {
+    const { done: end, value } = await reader.read();
+    if (end) break;
+    read += value.length;
+    if (read > total) throw new RangeError("the file grew while it was read; pick it again");
+    let offset = 0;
+    while (offset < value.length) {
+      const want = Math.min(segmentSize, total - (index * segmentSize));
+      if (filled === 0 && value.length - offset >= want) {
+        seal(value.subarray(offset, offset + want));
+        offset += want;
+      } else {
+        const n = Math.min(want - filled, value.length - offset);
+        assembly.set(value.subarray(offset, offset + n), filled);
+        filled += n;
+        offset += n;
+        if (filled === want) {
+          seal(assembly.subarray(0, want));
+          filled = 0;
+        }
+      }
+      await drain(inFlight - 1);
+    }
   }
+  if (read !== total) throw new RangeError("the file changed while it was read; pick it again");
+  if (total === 0) seal(assembly.subarray(0, 0));
+  await drain(0);
   return total;
+}
+
+/**
+ * A sink for `encryptBlob` / `decryptBlob` that gathers the pieces into one Blob: `{ sink,
+ * blob() }`. Pieces are joined into Blob parts of about `partBytes` (default 16 MiB): Chromium
+ * copies each new Blob into its blob store with a fixed cost per Blob, so a few large parts are
+ * several times cheaper than one per segment. Memory: at most `partBytes` of pieces in the page.
+ */
+export function blobSink(partBytes = BLOB_PART_BYTES) {
+  const parts = [];
+  let pending = [];
+  let size = 0;
+  const flush = () => {
+    if (pending.length) parts.push(new Blob(pending));
+    pending = [];
+    size = 0;
+  };
+  return {
+    async sink(bytes) {
+      pending.push(bytes);
+      size += bytes.length;
+      if (size >= partBytes) flush();
+    },
+    blob(type = "") {
+      flush();
+      return new Blob(parts, { type });
+    },
+  };
 }
 
 /**

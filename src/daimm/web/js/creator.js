@@ -5,5 +5,6 @@ import * as aead from "./aead.js";
 import * as creatorkey from "./creatorkey.js";
 import * as envelope from "./envelope.js";
 import * as ipfs from "./ipfs.js";
+import { setupCreatorPage } from "./publish.js";
 
-window.daimmCreator = { aead, creatorkey, envelope, ipfs };
+window.daimmCreator = { aead, creatorkey, envelope, ipfs, setupCreatorPage };

@@ -70,7 +70,7 @@ async function send(config, request, label) {
 }
 
 /** Pay for ``method`` ("rent" or "buy"): pre-flight, approval, simulation, transaction. */
-async function pay(config, data, method, periods) {
+export async function pay(config, data, method, periods) {
   const modelId = BigInt(data.model_id);
   const client = config.publicClient;
   const escrow = { address: config.contracts.RentalEscrow, abi: config.abi("RentalEscrow") };

@@ -1,22 +1,40 @@
-// "Try it": sign the relayer request with the wallet (eth_signTypedData_v4, the same EIP-712
-// PredictRequest `daimm infer` signs: src/daimm/client.py), send it through the server to the
-// relayer, and verify the relayer's signed receipt here, as `daimm verify-receipt` does. The body
-// comes from the card's widget (widgets.js: a picture, a sentence, a form) or the raw JSON box.
-import { getAddress, hexToBigInt, keccak256, recoverTypedDataAddress, toBytes, toHex } from "viem";
-import { walletClient } from "./chain.js";
+// "Try it": the wallet signs one session (EIP-712 `Session`, docs/RELAYER.md "Session keys") for a
+// key made in this tab, and every run is then signed by that key with no prompt, until the session
+// ends (expiry, its call cap, "End session", or a revocation). The request goes through the server's
+// pass-through to the relayer (failing over to the model's other relayers, as `SessionClient` does),
+// and the relayer's signed receipt is checked here before anything is shown. The body comes from the
+// card's widget (widgets.js: a picture, a sentence, a form) or the raw JSON box.
+//
+// NOTE: the session key lives in sessionStorage (this tab only, gone when it closes): see
+// docs/SECURITY.md, "Session keys in the page". Two places matter to other features:
+// `sendRequest` (the one place a request is sent) and `showVerified` (the one place a verified
+// receipt is handled).
+import { getAddress } from "viem";
+import { payPerCall } from "./credit.js";
 import { explain, say } from "./errors.js";
-import { wallet } from "./wallet.js";
+import { offerProof } from "./proofs.js";
+import { saveReceipt } from "./receipts.js";
+import { SessionClient, parseApiKey } from "./session.js";
+import { revokeSession, signSession } from "./sessionbook.js";
+import { onWalletChange, wallet } from "./wallet.js";
 import { setupWidget, showPredictions } from "./widgets.js";
 
 const MSG = "tryit-message";
-const HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
 const REFUSALS = {
   no_licence: "you hold no live licence for this model: rent or buy it first",
   no_access: "you hold no live licence for this model: rent or buy it first",
   chain_unavailable: "the relayer cannot read the chain right now; try again in a moment",
   rate_limited: "too many requests; wait a moment",
   invalid_input: "the relayer cannot read these inputs",
+  session_revoked: "this session was revoked on chain. Run again to sign a new session",
+  session_revoked_all: "all your sessions were revoked on chain. Run again to sign a new session",
+  session_expired: "this session has expired. Run again to sign a new session",
+  session_call_cap: "this session has used all its calls at this relayer. Run again to sign a new session",
+  sessions_unsupported: "this relayer does not accept session keys",
 };
+// Refusals that end the page's session: the next run asks the wallet for a new one.
+const SESSION_ENDED = new Set(["session_revoked", "session_revoked_all", "session_expired", "session_call_cap",
+  "session_wrong_model", "session_wrong_relayer", "session_wrong_domain", "session_bad_signature"]);
 // Refusals of the inputs themselves: the relayer's own detail names the input and what is wrong.
 const INPUT_ERRORS = new Set([
   "invalid_input",
@@ -28,54 +46,129 @@ const INPUT_ERRORS = new Set([
   "invalid_feature",
 ]);
 
-function randomNonce() {
-  const bytes = new Uint8Array(16);
-  crypto.getRandomValues(bytes);
-  return hexToBigInt(toHex(bytes));
+// ------------------------------------------------------------------ the tab's session
+const storageKey = (config, data) => `daimm.tryit.${config.chain_id}.${wallet.account}.${data.model_id}`;
+
+function stored(config, data) {
+  try {
+    return JSON.parse(sessionStorage.getItem(storageKey(config, data)) || "null");
+  } catch (_) {
+    return null;
+  }
 }
+
+function store(config, data, value) {
+  if (value) sessionStorage.setItem(storageKey(config, data), JSON.stringify(value));
+  else sessionStorage.removeItem(storageKey(config, data));
+}
+
+/** The tab's live session for this model and wallet, or a new one (the one wallet prompt). */
+async function currentSession(config, data, relayer) {
+  const saved = stored(config, data);
+  if (saved) {
+    const key = await parseApiKey(saved.apiKey);
+    const used = BigInt(saved.calls[relayer] || 0);
+    const soon = BigInt(Math.floor(Date.now() / 1000) + 30);
+    if (key.session.holder === wallet.account && key.session.expiresAt > soon && used < key.session.maxCalls) {
+      return { key, saved };
+    }
+  }
+  say(MSG, "Sign the session in your wallet (once: this model, 24 hours; no prompt after that)…");
+  const key = await signSession(config, { modelId: BigInt(data.model_id) }, "try-it");
+  const fresh = { apiKey: key.text, calls: {} };
+  store(config, data, fresh);
+  return { key, saved: fresh };
+}
+
+function when(seconds) {
+  return new Date(Number(seconds) * 1000).toISOString().replace("T", " ").slice(0, 16) + " UTC";
+}
+
+/** The session line: calls left at the chosen relayer, expiry, spend; and the "End session" button. */
+async function showSession(config, data) {
+  const state = document.getElementById("session-state");
+  const end = document.getElementById("session-end");
+  if (!state) return;
+  state.dataset.idle ??= state.textContent; // the template's "no session yet" sentence
+  const saved = wallet.account ? stored(config, data) : null;
+  if (!saved) {
+    end.hidden = true;
+    state.textContent = state.dataset.idle;
+    state.className = "muted small";
+    delete state.dataset.callsLeft;
+    return;
+  }
+  const { session } = await parseApiKey(saved.apiKey);
+  const relayer = document.getElementById("tryit-relayer")?.value;
+  const used = BigInt((relayer && saved.calls[getAddress(relayer)]) || 0);
+  const minutes = Math.max(0, Math.floor((Number(session.expiresAt) - Date.now() / 1000) / 60));
+  state.dataset.callsLeft = String(session.maxCalls - used);
+  state.textContent =
+    `Session key ${session.key.slice(0, 8)}… for model ${session.modelId}: ` +
+    `${session.maxCalls - used} of ${session.maxCalls} calls left at this relayer (counted in this tab), ` +
+    `expires ${when(session.expiresAt)} (in ${Math.floor(minutes / 60)} h ${minutes % 60} min), ` +
+    (session.spendCap > 0n ? `spend cap ${session.spendCap}.` : "no pay-per-use spend.");
+  state.className = "small";
+  end.hidden = false;
+}
+
+async function endSession(config, data) {
+  const saved = stored(config, data);
+  if (!saved) return;
+  const key = await parseApiKey(saved.apiKey);
+  say(MSG, "End session: confirm the revocation in your wallet (one transaction)…");
+  const receipt = await revokeSession(config, key.hash);
+  store(config, data, null);
+  await showSession(config, data);
+  document.getElementById("session-state").textContent =
+    `Session ended: revoked on chain in block ${receipt.blockNumber}; its key is forgotten. The next run signs a new session.`;
+  say(MSG, "Session ended.", "ok");
+}
+
+// ------------------------------------------------------------------ sending and showing
+/** The relayers to try: the chosen one first, then the model's others (as `SessionClient`). */
+function relayersInOrder(data) {
+  const chosen = getAddress(document.getElementById("tryit-relayer").value);
+  const others = (data.relayers || []).map((r) => getAddress(r.address)).filter((a) => a !== chosen);
+  return [chosen, ...others].map((address) => ({ address }));
+}
+
+// The page reaches relayers through the server's pass-through (`/api/relayers/{address}/...`).
+const throughServer = (relayer, path) => `/api/relayers/${relayer.address}${path.replace(/^\/v1/, "")}`;
 
 /**
- * The bytes of the relayer's answer its receipt hashes: ``{"outputs":...,"predictions":...}`` when
- * the answer has predictions, else the raw JSON text of ``outputs`` (docs/RELAYER.md).
+ * Send `document_` for this model, signed by the session key, to the first relayer that answers;
+ * the receipt is verified before this returns (`session.js`). The one place a request is sent.
  */
-function hashedOutputs(text, answer) {
-  const start = text.indexOf('{"outputs":');
-  const end = text.lastIndexOf(',"receipt":');
-  if (start !== 0 || end < 0) throw new Error("the relayer's answer is not {\"outputs\": ..., \"receipt\": ...}");
-  if (answer.predictions != null) return `${text.slice(0, end)}}`;
-  return text.slice('{"outputs":'.length, end);
+export async function sendRequest(config, data, key, document_) {
+  const client = new SessionClient(key, relayersInOrder(data), { route: throughServer });
+  return client.predict(data.model_id, document_);
 }
 
-/** Check the receipt: signed by ``relayer`` over ``body`` and the outputs received. */
-export async function verifyReceipt(config, text, body, relayer, modelId) {
-  const answer = JSON.parse(text);
-  const r = answer.receipt;
-  if (!r) throw new Error("the answer carries no receipt");
-  if (r.inputsHash !== keccak256(toBytes(body))) throw new Error("receipt inputsHash does not match the request body sent");
-  if (r.outputsHash !== keccak256(toBytes(hashedOutputs(text, answer)))) throw new Error("receipt outputsHash does not match the outputs received");
-  if (BigInt(r.modelId) !== BigInt(modelId)) throw new Error(`receipt is for model ${r.modelId}, not ${modelId}`);
-  if (Number(r.chainId) !== config.chain_id || getAddress(r.verifyingContract) !== getAddress(config.contracts.RelayerRegistry)) {
-    throw new Error("receipt is for another chain or registry");
-  }
-  const signature = r.signature;
-  const s = hexToBigInt(`0x${signature.slice(66, 130)}`);
-  const v = Number.parseInt(signature.slice(130, 132), 16);
-  if (signature.length !== 132 || s > HALF_N || (v !== 27 && v !== 28)) throw new Error("receipt signature is malformed");
-  const signer = await recoverTypedDataAddress({
-    domain: { ...config.eip712.domain, chainId: Number(r.chainId), verifyingContract: r.verifyingContract },
-    types: { Receipt: config.eip712.types.Receipt },
-    primaryType: "Receipt",
-    message: {
-      modelId: BigInt(r.modelId),
-      weightsCid: r.weightsCid,
-      inputsHash: r.inputsHash,
-      outputsHash: r.outputsHash,
-      timestamp: BigInt(r.timestamp),
-    },
-    signature,
-  });
-  if (getAddress(signer) !== getAddress(relayer)) throw new Error(`receipt was signed by ${signer}, not by relayer ${relayer}`);
-  return { answer, receipt: r };
+/** Show a verified answer. The one place a verified receipt is handled. */
+export function showVerified(prediction) {
+  const { answer, receipt, text, body, relayer } = prediction;
+  saveReceipt({ text, body, relayer, modelId: receipt.modelId, chainId: receipt.chainId });
+  document.getElementById("tryit-outputs").textContent = JSON.stringify(answer.outputs, null, 2);
+  showPredictions(document.getElementById("tryit-predictions"), answer.predictions);
+  // Without labels, the outputs are the answer: show them open.
+  document.getElementById("tryit-outputs-box").open = !answer.predictions;
+  document.getElementById("tryit-answer").textContent = text;
+  document.getElementById("tryit-body").textContent = body;
+  const verified = document.getElementById("tryit-verified");
+  verified.textContent =
+    `✓ Receipt verified: signed by relayer ${relayer} over this request and these outputs ` +
+    `(weights ${receipt.weightsCid}, at ${new Date(receipt.timestamp * 1000).toISOString()}).`;
+  verified.className = "verified-ok";
+  offerProof(prediction);
+  document.getElementById("tryit-result").hidden = false;
+}
+
+/** One sentence for a relayer's refusal. */
+function refusal(error) {
+  if (error.code === "relayer_unavailable") return `The relayer is down: ${error.detail}`;
+  const why = (INPUT_ERRORS.has(error.code) && error.detail) || REFUSALS[error.code] || error.detail || `status ${error.status}`;
+  return `The relayer refused (${error.code}): ${why}.`;
 }
 
 /** The request document: the widget's, or ``{"inputs": ...}`` from the raw JSON box. */
@@ -92,76 +185,31 @@ function requestDocument(widget) {
 }
 
 async function tryIt(config, data, widget) {
-  const relayer = getAddress(document.getElementById("tryit-relayer").value);
-  if (!wallet.account) throw new Error("Connect a wallet first: the request is signed by your account.");
+  if (!wallet.account) throw new Error("Connect a wallet first: it signs the session the requests run under.");
   if (!wallet.onRightChain) throw new Error(`Switch your wallet to chain ${config.chain_id} first.`);
   const document_ = requestDocument(widget);
-  // 1. The relayer must answer, as the registered address, on this chain.
-  say(MSG, "Asking the relayer…");
-  const health = await fetch(`/api/relayers/${relayer}/health`);
-  const info = await health.json().catch(() => ({}));
-  if (!health.ok) throw new Error(`The relayer is down: ${info.detail || health.status}. The rest of the page still works.`);
-  if (getAddress(info.relayer) !== relayer) throw new Error(`The relayer at this endpoint is ${info.relayer}, not ${relayer}.`);
-  // 2. Sign the request.
-  const body = JSON.stringify(document_);
-  const request = {
-    modelId: BigInt(data.model_id),
-    bodyHash: keccak256(toBytes(body)),
-    nonce: randomNonce(),
-    deadline: BigInt(Math.floor(Date.now() / 1000) + 300),
-    chainId: BigInt(config.chain_id),
-    relayer,
-  };
-  say(MSG, "Sign the request in your wallet…");
-  const signature = await walletClient(config).signTypedData({
-    account: wallet.account,
-    domain: { ...config.eip712.domain, chainId: config.chain_id, verifyingContract: config.contracts.RelayerRegistry },
-    types: { PredictRequest: config.eip712.types.PredictRequest },
-    primaryType: "PredictRequest",
-    message: request,
-  });
-  // 3. Send it; the answer comes back byte for byte.
-  say(MSG, "Running the model…");
-  const response = await fetch(`/api/relayers/${relayer}/models/${data.model_id}/predict`, {
-    method: "POST",
-    body,
-    headers: {
-      "content-type": "application/json",
-      "x-daimm-address": wallet.account,
-      "x-daimm-signature": signature,
-      "x-daimm-nonce": request.nonce.toString(),
-      "x-daimm-deadline": request.deadline.toString(),
-      "x-daimm-chain-id": String(config.chain_id),
-      "x-daimm-relayer": relayer,
-    },
-  });
-  const text = await response.text();
-  if (!response.ok) {
-    let refusal = {};
-    try {
-      refusal = JSON.parse(text);
-    } catch (_) {
-      // not JSON
-    }
-    if (refusal.error === "relayer_unavailable") throw new Error(`The relayer is down: ${refusal.detail}`);
-    const why =
-      (INPUT_ERRORS.has(refusal.error) && refusal.detail) || REFUSALS[refusal.error] || refusal.detail || `status ${response.status}`;
-    throw new Error(`The relayer refused (${refusal.error || response.status}): ${why}.`);
+  if (document.getElementById("access-status")?.dataset.access === "no" && BigInt(document.getElementById("credit-balance")?.dataset.balance || "0") > 0n) {
+    showVerified(await payPerCall(config, data, document_)); // no licence: pay from credit (credit.js)
+    return say(MSG, "Done: paid from your credit.", "ok");
   }
-  // 4. Verify the receipt before showing anything.
-  const { answer, receipt } = await verifyReceipt(config, text, body, relayer, data.model_id);
-  document.getElementById("tryit-outputs").textContent = JSON.stringify(answer.outputs, null, 2);
-  showPredictions(document.getElementById("tryit-predictions"), answer.predictions);
-  // Without labels, the outputs are the answer: show them open.
-  document.getElementById("tryit-outputs-box").open = !answer.predictions;
-  document.getElementById("tryit-answer").textContent = text;
-  document.getElementById("tryit-body").textContent = body;
-  const verified = document.getElementById("tryit-verified");
-  verified.textContent =
-    `✓ Receipt verified: signed by relayer ${relayer} over this request and these outputs ` +
-    `(weights ${receipt.weightsCid}, at ${new Date(receipt.timestamp * 1000).toISOString()}).`;
-  verified.className = "verified-ok";
-  document.getElementById("tryit-result").hidden = false;
+  const relayer = getAddress(document.getElementById("tryit-relayer").value);
+  const { key, saved } = await currentSession(config, data, relayer);
+  say(MSG, "Running the model…");
+  let prediction;
+  try {
+    prediction = await sendRequest(config, data, key, document_);
+  } catch (error) {
+    if (error.name === "RelayerError") throw new Error(`The relayer is down: ${error.message}. The rest of the page still works.`);
+    if (error.name !== "RequestRefusedError") throw error;
+    if (SESSION_ENDED.has(error.code)) store(config, data, null);
+    throw new Error(refusal(error));
+  } finally {
+    await showSession(config, data).catch(() => {});
+  }
+  saved.calls[prediction.relayer] = (saved.calls[prediction.relayer] || 0) + 1;
+  store(config, data, saved);
+  await showSession(config, data);
+  showVerified(prediction);
   say(MSG, "Done.", "ok");
 }
 
@@ -169,8 +217,22 @@ export function setupTryIt(config, data) {
   const button = document.getElementById("tryit-run");
   if (!button) return;
   const widget = setupWidget(document);
+  const end = document.getElementById("session-end");
+  end.addEventListener("click", async () => {
+    end.disabled = true;
+    try {
+      await endSession(config, data);
+    } catch (error) {
+      say(MSG, explain(error), "err");
+    } finally {
+      end.disabled = false;
+    }
+  });
+  onWalletChange(() => showSession(config, data).catch(() => {}));
+  document.getElementById("tryit-relayer").addEventListener("change", () => showSession(config, data).catch(() => {}));
   button.addEventListener("click", async () => {
     button.disabled = true;
+    say(MSG, "Preparing the request…");
     document.getElementById("tryit-result").hidden = true;
     try {
       await tryIt(config, data, widget);
