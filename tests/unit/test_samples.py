@@ -57,14 +57,73 @@ def _answer(key: str, body: Any) -> list[dict[str, Any]]:
     return list(rows[0])
 
 
+def _bundled_rows(key: str) -> np.ndarray:
+    """Every row of the data a sample was trained and tested on, as its model's input."""
+    if key == "sentiment":
+        from daimm.samples.build import read_corpus
+
+        texts, _labels = read_corpus()
+        return np.array(texts, dtype=object).reshape(-1, 1)
+    from sklearn.datasets import load_breast_cancer, load_digits
+
+    if key == "digits":
+        return load_digits().images.astype(np.float32).reshape(-1, 1, 8, 8)
+    return load_breast_cancer().data.astype(np.float32)
+
+
+def _without_learned_floats(model: Any) -> tuple[Any, list[np.ndarray]]:
+    """The model with its float weights (initializers and float-list attributes) emptied, and
+    those weights in graph order."""
+    import onnx
+    from onnx import numpy_helper
+
+    stripped = onnx.ModelProto()
+    stripped.CopyFrom(model)
+    weights = []
+    for tensor in stripped.graph.initializer:
+        array = numpy_helper.to_array(tensor)
+        if array.dtype.kind == "f":
+            weights.append(array)
+            tensor.ClearField("raw_data")
+            tensor.ClearField("float_data")
+    for node in stripped.graph.node:
+        for attribute in node.attribute:
+            if attribute.floats:
+                weights.append(np.array(attribute.floats, dtype=np.float32))
+                del attribute.floats[:]
+    return stripped, weights
+
+
 @pytest.mark.parametrize("key", SAMPLE_KEYS)
-def test_build__from_the_bundled_data__writes_the_shipped_files_byte_for_byte(
-    rebuilt: Path, key: str
-) -> None:
-    for name in (f"{key}.onnx", f"{key}{CARD_SUFFIX}"):
-        shipped = (SAMPLES_DIR / name).read_bytes()
-        built = (rebuilt / name).read_bytes()
-        assert built == shipped, f"{name} differs: run `python scripts/build_samples.py`"
+def test_build__from_the_bundled_data__rebuilds_the_shipped_files(rebuilt: Path, key: str) -> None:
+    # NOTE: not byte for byte: training runs through BLAS, whose kernels differ by CPU (on an
+    # AMD EPYC, the shipped files, built on another machine, rebuilt with the breast-cancer weights
+    # within 1e-6 and the digits network's within 0.04). The cards, the graphs and every non-float
+    # field must be identical, and the rebuilt model must answer every row of its data as the
+    # shipped one does.
+    import onnx
+
+    card = f"{key}{CARD_SUFFIX}"
+    assert (rebuilt / card).read_bytes() == (SAMPLES_DIR / card).read_bytes(), (
+        f"{card} differs: run `python scripts/build_samples.py`"
+    )
+    shipped_model = onnx.load(SAMPLES_DIR / f"{key}.onnx")
+    built_model = onnx.load(rebuilt / f"{key}.onnx")
+    shipped, shipped_weights = _without_learned_floats(shipped_model)
+    built, built_weights = _without_learned_floats(built_model)
+    assert built == shipped, f"{key}.onnx's graph differs: run `python scripts/build_samples.py`"
+    assert [w.shape for w in built_weights] == [w.shape for w in shipped_weights]
+
+    rows = _bundled_rows(key)
+    answers = []
+    for model in (shipped_model, built_model):
+        session = load_session(model.SerializeToString())
+        name = session.get_inputs()[0].name
+        answers.append(session.run(["label", "probabilities"], {name: rows}))
+    (shipped_labels, shipped_probabilities), (built_labels, built_probabilities) = answers
+    assert len(shipped_labels) == len(rows)
+    assert np.array_equal(built_labels, shipped_labels)
+    np.testing.assert_allclose(built_probabilities, shipped_probabilities, atol=0.05)
 
 
 @pytest.mark.parametrize("key", SAMPLE_KEYS)
