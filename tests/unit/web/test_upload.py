@@ -497,7 +497,7 @@ def test_upload_in_pieces__piece_not_the_signed_one__refused_then_resent(
 ) -> None:
     pieces = _split(_model_car()[0])
     sid = _open(pieces_server, wallet, pieces).json()["session"]
-    answer = _put(pieces_server, sid, 0, pieces[0][:-1] + b"\x00")
+    answer = _put(pieces_server, sid, 0, pieces[0][:-1] + bytes([pieces[0][-1] ^ 0xFF]))
     assert answer.status_code == 422
     assert answer.json()["error"] == "piece_mismatch"
     assert _put(pieces_server, sid, 0, pieces[0]).status_code == 200  # sent again, intact
