@@ -148,7 +148,7 @@ def up(
         # ignored so the orderly stop finishes.
         if not stopping.is_set():
             stopping.set()
-            raise KeyboardInterrupt
+            raise _Interrupted
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, on_signal)
@@ -179,6 +179,16 @@ def up(
     finally:
         stopping.set()
         stack.stop()
+
+
+class _Interrupted(KeyboardInterrupt):
+    """What the first SIGINT/SIGTERM raises in `daimm up`.
+
+    NOTE: a subclass, not KeyboardInterrupt itself: when a plain KeyboardInterrupt unwinds code run
+    from a string (``exec``/``eval`` of source, as dataclasses and namedtuple do while a module is
+    imported), CPython records it as unhandled, and after a clean stop the interpreter then kills
+    itself with SIGINT (exit status -2/130 instead of 0). It records only the exact type.
+    """
 
 
 _line_open = threading.Event()  # a step's line awaits its outcome
