@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
-import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -53,6 +50,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.types import TypeDecorator
 
 from daimm.errors import CatalogError, CatalogUnavailableError
+from daimm.sqlitefile import BUSY_S, switch_to_wal
 
 __all__ = [
     "PG_TEXT_CONFIG",
@@ -314,8 +312,6 @@ _PG_SEARCH_DDL = (
     "CREATE INDEX IF NOT EXISTS ix_metadata_search ON metadata USING gin (search)",
 )
 _CONNECT_TIMEOUT_S = 10
-#: How long a SQLite connection waits for another process's lock (busy_timeout, and the WAL switch).
-_SQLITE_BUSY_S = 30
 
 
 def default_db_url(network: str | None = None) -> str:
@@ -570,29 +566,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # busy_timeout waits for a lock, first. WAL: `daimm search` can read while `daimm catalog
     # sync` writes.
-    cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_S * 1000}")
-    _switch_to_wal(cursor)
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_S * 1000}")
+    switch_to_wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-
-
-def _switch_to_wal(cursor: Any) -> None:
-    """``PRAGMA journal_mode=WAL``, retried while another process holds the file.
-
-    NOTE: switching a new file to WAL reads it under a shared lock and then needs an exclusive
-    one. When several processes open one new catalog at once (as `daimm up` and its catalog child
-    do), two can hold the shared lock and each wait for the other's: SQLite breaks that deadlock by
-    answering one "database is locked" at once, without calling the busy handler, so busy_timeout
-    alone does not cover it (seen in fresh-clone CI). The loser backs off a random few
-    milliseconds and tries again, up to busy_timeout; by then the file is usually WAL already and
-    the pragma takes no lock at all.
-    """
-    deadline = time.monotonic() + _SQLITE_BUSY_S
-    while True:
-        try:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() >= deadline:
-                raise
-            time.sleep(random.uniform(0.005, 0.05))  # noqa: S311 - a back-off, not a secret

@@ -31,7 +31,6 @@ that); step 4 is the reader's cache, which the log watcher drops on ``SessionRev
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -39,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from daimm import eip712
+from daimm import eip712, sqlitefile
 from daimm.errors import RequestRefusedError, SessionError, SignatureError
 from daimm.sessions import check_session, decode_session_token
 
@@ -123,12 +122,7 @@ class SessionStore:
             return
         self.path = Path(location)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=30
-        )
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA busy_timeout=30000")
+        self._conn = sqlitefile.connect(self.path, "NORMAL")
         self._conn.executescript(
             "CREATE TABLE IF NOT EXISTS session_calls (session_hash BLOB PRIMARY KEY,"
             " key TEXT NOT NULL, holder TEXT NOT NULL, calls INTEGER NOT NULL);"

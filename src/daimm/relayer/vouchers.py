@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
+from daimm import sqlitefile
 from daimm.errors import ChainError, RelayerError, RequestRefusedError, TransactionError
 
 __all__ = ["Redeemer", "SessionCharge", "StoredVoucher", "VoucherStore", "is_postgres_url"]
@@ -309,27 +310,22 @@ class VoucherStore:
 
 
 # ------------------------------------------------------------------ SQLite
-def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
-
-
 class _SqliteState:
     """The state in one SQLite file (WAL): one connection for nonces, one for vouchers."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._vouchers = _connect(self.path, "FULL")
-        self._vouchers.executescript(_SCHEMA)
-        columns = {row[1] for row in self._vouchers.execute("PRAGMA table_info(vouchers)")}
-        for name, kind in _SESSION_COLUMNS:
-            if name not in columns:
-                self._vouchers.execute(f"ALTER TABLE vouchers ADD COLUMN {name} {kind}")
-        self._nonces = _connect(self.path, "NORMAL")
+        self._vouchers = sqlitefile.connect(self.path, "FULL")
+        # Replicas opening one new file at once each see a column missing: one transaction.
+        with sqlitefile.schema_change(self._vouchers) as conn:
+            for statement in _SCHEMA.split(";"):
+                conn.execute(statement)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(vouchers)")}
+            for name, kind in _SESSION_COLUMNS:
+                if name not in columns:
+                    conn.execute(f"ALTER TABLE vouchers ADD COLUMN {name} {kind}")
+        self._nonces = sqlitefile.connect(self.path, "NORMAL")
         self._lock = threading.Lock()
 
     @contextmanager

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import multiprocessing
+import multiprocessing.synchronize
 import subprocess
 import sys
 import textwrap
@@ -24,6 +26,7 @@ from daimm.errors import (
     RequestRefusedError,
     TransactionError,
 )
+from daimm.relayer.sessions import SessionStore
 from daimm.relayer.vouchers import Redeemer, SessionCharge, VoucherStore
 
 PAYER = "0x" + "aa" * 20
@@ -31,12 +34,18 @@ SIG = b"\x01" * 65
 _numbers = itertools.count(1)
 
 
+def _new_location(backend: str, tmp_path: Path, catalog_databases: Any) -> str:
+    """Where a new store lives: a new SQLite file, or a new PostgreSQL database (by URL)."""
+    number = next(_numbers)
+    if backend == "sqlite":
+        return str(tmp_path / f"relayer-{number}.sqlite3")
+    return str(catalog_databases.server.create_database(f"relayer_{number}"))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def location(request: pytest.FixtureRequest, tmp_path: Path, catalog_databases: Any) -> str:
     """Where a fresh store lives: a SQLite file, or a new PostgreSQL database (by URL)."""
-    if request.param == "sqlite":
-        return str(tmp_path / "relayer.sqlite3")
-    return str(catalog_databases.server.create_database(f"relayer_{next(_numbers)}"))
+    return _new_location(request.param, tmp_path, catalog_databases)
 
 
 def test_a_recorded_call_survives_a_crash_right_after_commit(location: str) -> None:
@@ -151,6 +160,41 @@ def test_racing_processes_on_one_store__spend_each_nonce_and_each_voucher_once(
     recorded = VoucherStore(location).get(PAYER, 1)
     assert recorded is not None
     assert recorded.spent == 10 * len(charged) <= recorded.cumulative
+
+
+def _open_state(
+    location: str, start: multiprocessing.synchronize.Event, errors: multiprocessing.Queue
+) -> None:
+    start.wait()
+    try:
+        VoucherStore(location).close()
+        SessionStore(location).close()
+    except Exception as exc:  # noqa: BLE001 - reported to the parent
+        errors.put(f"{type(exc).__name__}: {exc}")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_several_processes_open_one_new_store_at_once__none_fails(
+    backend: str, tmp_path: Path, catalog_databases: Any
+) -> None:
+    # Replicas starting together open one new file: each used to see the session columns missing
+    # and add them, and the slower one failed "duplicate column name" (seen in fresh-clone CI).
+    ctx = multiprocessing.get_context("fork")
+    errors: multiprocessing.Queue = ctx.Queue()
+    for _attempt in range(8):
+        location = _new_location(backend, tmp_path, catalog_databases)
+        start = ctx.Event()
+        procs = [ctx.Process(target=_open_state, args=(location, start, errors)) for _ in range(4)]
+        for proc in procs:
+            proc.start()
+        start.set()
+        for proc in procs:
+            proc.join(60)
+        assert [proc.exitcode for proc in procs] == [0] * 4
+    found = []
+    while not errors.empty():
+        found.append(errors.get())
+    assert found == []
 
 
 def test_one_voucher_offered_by_many_threads__is_charged_once(location: str) -> None:
