@@ -7,8 +7,9 @@ Two things that a single process never meets, and that fresh-clone CI met:
   answering one "database is locked" at once, without calling the busy handler, so
   ``busy_timeout`` alone does not cover it. :func:`switch_to_wal` retries.
 - A schema change that first looks at the schema (is this column there?) and then alters it is a
-  check-then-act race between processes. :func:`schema_change` runs it under ``BEGIN IMMEDIATE``:
-  the second process waits for the first one's commit and then finds nothing left to do.
+  check-then-act race between processes. :func:`write_transaction` runs it under
+  ``BEGIN IMMEDIATE``: the second process waits for the first one's commit and then finds nothing
+  left to do.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BUSY_S", "connect", "schema_change", "switch_to_wal"]
+__all__ = ["BUSY_S", "connect", "switch_to_wal", "write_transaction"]
 
 #: How long a connection waits for another process's lock (busy_timeout, and the WAL switch).
 BUSY_S = 30
@@ -57,10 +58,11 @@ def switch_to_wal(cursor: Any) -> None:
 
 
 @contextmanager
-def schema_change(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """Run the block's schema reads and changes as one write transaction on an autocommit
-    ``conn`` (committed at the end, rolled back on an error), so processes opening one new file
-    at once do not race (see the module's note)."""
+def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Run the block as one write transaction on an autocommit ``conn``: ``BEGIN IMMEDIATE``
+    takes the write lock first (waiting up to the busy timeout), so reads in the block see what
+    the writes act on, across processes; committed at the end, rolled back on an error. Schema
+    changes at open use it (see the module's note), and so do the relayer state's changes."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn

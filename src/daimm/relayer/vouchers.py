@@ -318,7 +318,7 @@ class _SqliteState:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._vouchers = sqlitefile.connect(self.path, "FULL")
         # Replicas opening one new file at once each see a column missing: one transaction.
-        with sqlitefile.schema_change(self._vouchers) as conn:
+        with sqlitefile.write_transaction(self._vouchers) as conn:
             for statement in _SCHEMA.split(";"):
                 conn.execute(statement)
             columns = {row[1] for row in conn.execute("PRAGMA table_info(vouchers)")}
@@ -330,14 +330,8 @@ class _SqliteState:
 
     @contextmanager
     def _tx(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._lock, sqlitefile.write_transaction(conn):
+            yield conn
 
     def close(self) -> None:
         with self._lock:

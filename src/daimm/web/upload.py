@@ -53,7 +53,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from daimm import eip712
+from daimm import eip712, sqlitefile
 from daimm.crypto.aead import HEADER_SIZE, MAGIC, Header
 from daimm.crypto.envelope import KeyEnvelope
 from daimm.errors import CryptoError, DaimmError, IntegrityError, SignatureError, ValidationError
@@ -205,19 +205,15 @@ class UploadLedger:
     ) -> int | None:
         """Reserve ``size`` bytes of ``uploader``'s quota under ``key`` until ``expires``; None
         if that would pass ``quota``, else the bytes left after it."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                left = quota - self._used(uploader) - size
-                if left < 0:
-                    return None
-                self._db.execute(
-                    "INSERT INTO reservations VALUES (?, ?, ?, ?, ?)",
-                    (key, uploader, size, expires, state),
-                )
-                return left
-            finally:
-                self._db.execute("COMMIT")
+        with self._lock, sqlitefile.write_transaction(self._db):
+            left = quota - self._used(uploader) - size
+            if left < 0:
+                return None
+            self._db.execute(
+                "INSERT INTO reservations VALUES (?, ?, ?, ?, ?)",
+                (key, uploader, size, expires, state),
+            )
+            return left
 
     def state(self, key: str) -> tuple[str, int, int, str] | None:
         """A reservation's (uploader, bytes, expires, state), or None."""
@@ -233,21 +229,18 @@ class UploadLedger:
 
     def settle(self, key: str) -> None:
         """The upload under ``key`` was stored: its reservation becomes usage."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute(
-                    "SELECT uploader, bytes FROM reservations WHERE id = ?", (key,)
-                ).fetchone()
-                if row is not None:
-                    self._db.execute("DELETE FROM reservations WHERE id = ?", (key,))
-                    self._db.execute(
-                        "INSERT INTO usage VALUES (?, ?) ON CONFLICT(uploader) "
-                        "DO UPDATE SET bytes = bytes + excluded.bytes",
-                        row,
-                    )
-            finally:
-                self._db.execute("COMMIT")
+        # One transaction: a failure between the two writes leaves the reservation in place.
+        with self._lock, sqlitefile.write_transaction(self._db):
+            row = self._db.execute(
+                "SELECT uploader, bytes FROM reservations WHERE id = ?", (key,)
+            ).fetchone()
+            if row is not None:
+                self._db.execute("DELETE FROM reservations WHERE id = ?", (key,))
+                self._db.execute(
+                    "INSERT INTO usage VALUES (?, ?) ON CONFLICT(uploader) "
+                    "DO UPDATE SET bytes = bytes + excluded.bytes",
+                    row,
+                )
 
     def release(self, key: str) -> None:
         """The upload under ``key`` was refused or abandoned: its bytes are free again."""

@@ -600,6 +600,30 @@ def test_upload_ledger__concurrent_reservations__never_past_the_quota(tmp_path: 
     assert ledger.used(address) == 300
 
 
+def test_upload_ledger__settle_fails_half_way__the_reservation_stays(tmp_path: Path) -> None:
+    import sqlite3
+
+    from daimm.web.upload import UploadLedger
+
+    ledger = UploadLedger(tmp_path / "ledger.sqlite")
+    address = Account.create().address
+    ledger.reserve("k", address, 100, 1000, int(time.time()) + 60)
+    # The second write of a settlement fails (as a full disk would), after the first one.
+    ledger._db.execute(
+        "CREATE TRIGGER fail BEFORE INSERT ON usage BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    )
+    with pytest.raises(sqlite3.IntegrityError, match="disk full"):
+        ledger.settle("k")
+
+    # Nothing of it was kept: the bytes still count (the reservation was not dropped unpaid).
+    assert ledger.state("k") is not None
+    assert ledger.used(address) == 100
+    ledger._db.execute("DROP TRIGGER fail")
+    ledger.settle("k")
+    assert ledger.state("k") is None
+    assert ledger.used(address) == 100
+
+
 def test_upload_in_pieces__abandoned_session__staging_deleted_quota_released(
     pieces_server, wallet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
