@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import multiprocessing
-import multiprocessing.synchronize
 import subprocess
 import sys
 import textwrap
@@ -19,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.utils.at_once import errors_at_once
 
 from daimm.errors import (
     ChainUnavailableError,
@@ -162,15 +161,9 @@ def test_racing_processes_on_one_store__spend_each_nonce_and_each_voucher_once(
     assert recorded.spent == 10 * len(charged) <= recorded.cumulative
 
 
-def _open_state(
-    location: str, start: multiprocessing.synchronize.Event, errors: multiprocessing.Queue
-) -> None:
-    start.wait()
-    try:
-        VoucherStore(location).close()
-        SessionStore(location).close()
-    except Exception as exc:  # noqa: BLE001 - reported to the parent
-        errors.put(f"{type(exc).__name__}: {exc}")
+def _open_state(location: str) -> None:
+    VoucherStore(location).close()
+    SessionStore(location).close()
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -179,21 +172,9 @@ def test_several_processes_open_one_new_store_at_once__none_fails(
 ) -> None:
     # Replicas starting together open one new file: each used to see the session columns missing
     # and add them, and the slower one failed "duplicate column name" (seen in fresh-clone CI).
-    ctx = multiprocessing.get_context("fork")
-    errors: multiprocessing.Queue = ctx.Queue()
-    for _attempt in range(8):
-        location = _new_location(backend, tmp_path, catalog_databases)
-        start = ctx.Event()
-        procs = [ctx.Process(target=_open_state, args=(location, start, errors)) for _ in range(4)]
-        for proc in procs:
-            proc.start()
-        start.set()
-        for proc in procs:
-            proc.join(60)
-        assert [proc.exitcode for proc in procs] == [0] * 4
     found = []
-    while not errors.empty():
-        found.append(errors.get())
+    for _attempt in range(8):
+        found += errors_at_once(_open_state, (_new_location(backend, tmp_path, catalog_databases),))
     assert found == []
 
 
