@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BUSY_S", "connect", "switch_to_wal", "write_transaction"]
+__all__ = ["BUSY_S", "configure", "connect", "switch_to_wal", "write_transaction"]
 
 #: How long a connection waits for another process's lock (busy_timeout, and the WAL switch).
 BUSY_S = 30
@@ -35,10 +35,17 @@ def connect(path: Path, synchronous: str) -> sqlite3.Connection:
     crash).
     """
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_S)
-    conn.execute(f"PRAGMA busy_timeout={BUSY_S * 1000}")
-    switch_to_wal(conn.cursor())
-    conn.execute(f"PRAGMA synchronous={synchronous}")
+    configure(conn.cursor(), synchronous)
     return conn
+
+
+def configure(cursor: Any, synchronous: str) -> None:
+    """Set up a new connection through its DB-API ``cursor`` (also one SQLAlchemy opens): wait
+    up to :data:`BUSY_S` for another process's lock (first, so the rest waits too), WAL (readers
+    do not block the writer), then ``synchronous``."""
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_S * 1000}")
+    switch_to_wal(cursor)
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
 
 
 def switch_to_wal(cursor: Any) -> None:

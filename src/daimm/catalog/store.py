@@ -49,8 +49,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.types import TypeDecorator
 
+from daimm import sqlitefile
 from daimm.errors import CatalogError, CatalogUnavailableError
-from daimm.sqlitefile import BUSY_S, switch_to_wal
 
 __all__ = [
     "PG_TEXT_CONFIG",
@@ -564,9 +564,6 @@ class CatalogStore:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # busy_timeout waits for a lock, first. WAL: `daimm search` can read while `daimm catalog
-    # sync` writes.
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_S * 1000}")
-    switch_to_wal(cursor)
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # WAL: `daimm search` can read while `daimm catalog sync` writes.
+    sqlitefile.configure(cursor, "NORMAL")
     cursor.close()
