@@ -245,7 +245,7 @@ def test_pay_per_use_deposit_calls_redeem_and_reclaim(stack: Any, buyer: Any, ch
     assert charged == [PRICE_PER_CALL] * 3
     # The daemon's redeemer (every second in this config) redeems the latest voucher on chain.
     # A liveness bound, not a timing: redemption rounds run every second, but a loaded
-    # machine delays each round\'s transaction (once past 30 s in a full anvil run).
+    # machine delays each round's transaction (once past 30 s in a full anvil run).
     deadline = time.monotonic() + 120
     while credit.channelOf(buyer, model_id, relayer).redeemed < 3 * PRICE_PER_CALL:
         assert time.monotonic() < deadline, "voucher was not redeemed"

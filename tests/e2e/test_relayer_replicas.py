@@ -204,7 +204,7 @@ def test_one_voucher_used_on_both_replicas__is_charged_once_and_redeemed_once(
         assert int(spent["spent"]) == 5 * PRICE_PER_CALL
     # Both replicas run a redeemer; the chain ends with the latest voucher redeemed, once.
     # A liveness bound, not a timing: redemption rounds run every second, but a loaded
-    # machine delays each round\'s transaction (once past 30 s in a full anvil run).
+    # machine delays each round's transaction (once past 30 s in a full anvil run).
     deadline = time.monotonic() + 120
     while credit.channelOf(buyer, model_id, relayer).redeemed < 5 * PRICE_PER_CALL:
         assert time.monotonic() < deadline, "the voucher was not redeemed"
@@ -260,7 +260,7 @@ def test_pay_per_call_under_a_session__at_both_replicas__redeemed_within_the_cap
     assert charged == [PRICE_PER_CALL] * 3
     assert (refused.value.status, refused.value.code) == (402, "session_spend_cap")
     # A liveness bound, not a timing: redemption rounds run every second, but a loaded
-    # machine delays each round\'s transaction (once past 30 s in a full anvil run).
+    # machine delays each round's transaction (once past 30 s in a full anvil run).
     deadline = time.monotonic() + 120
     while credit.channelOf(holder, model_id, relayer).redeemed < 3 * PRICE_PER_CALL:
         assert time.monotonic() < deadline, "the session's vouchers were not redeemed"
